@@ -1,0 +1,1091 @@
+/*
+ * test_bad_input.c: every function in backprop.h, given bad input, returns the documented
+ * status, leaves a message in bp_last_error(), changes nothing, and does not crash.
+ *
+ * "Changes nothing" is checked where it can be seen from outside: out-pointers keep the value
+ * they had, the graph keeps its node count and stays usable, buffers the library would fill stay
+ * as they were, and a network's weights and gradients are the same before and after.
+ */
+#include "check.h"
+
+#include <stdint.h>
+
+/* A node id that a failed call must not overwrite. */
+#define UNTOUCHED_NODE ((bp_node)-77)
+
+/* ---- helpers ---------------------------------------------------------------------------- */
+
+static bp_graph *new_graph(bp_dtype dtype) {
+    bp_graph *graph = NULL;
+    CHECK_OK(bp_graph_create(dtype, &graph));
+    return graph;
+}
+
+static size_t node_count(const bp_graph *graph) {
+    size_t count = 0;
+    CHECK_OK(bp_graph_node_count(graph, &count));
+    return count;
+}
+
+static bp_node leaf(bp_graph *graph, int kind, const size_t *shape, size_t rank) {
+    bp_node node = UNTOUCHED_NODE;
+    if (kind == 0) {
+        CHECK_OK(bp_graph_input(graph, shape, rank, &node));
+    } else if (kind == 1) {
+        CHECK_OK(bp_graph_parameter(graph, shape, rank, &node));
+    } else {
+        CHECK_OK(bp_graph_constant(graph, shape, rank, &node));
+    }
+    return node;
+}
+
+/* A small graph with one node of each kind that the tests below poke at. */
+typedef struct fixture {
+    bp_graph *graph;
+    bp_node m23;     /* input [2, 3] */
+    bp_node row3;    /* input [3] */
+    bp_node c23;     /* constant [2, 3] */
+    bp_node scalar;  /* input [] */
+    bp_node p32;     /* parameter [3, 2] */
+    bp_node sum_op;  /* m23 + row3, an op [2, 3] */
+} fixture;
+
+static fixture make_fixture(void) {
+    static const size_t s23[] = {2, 3}, s3[] = {3}, s32[] = {3, 2};
+    fixture f;
+    f.graph = new_graph(BP_FLOAT32);
+    f.m23 = leaf(f.graph, 0, s23, 2);
+    f.row3 = leaf(f.graph, 0, s3, 1);
+    f.c23 = leaf(f.graph, 2, s23, 2);
+    f.scalar = leaf(f.graph, 0, NULL, 0);
+    f.p32 = leaf(f.graph, 1, s32, 2);
+    f.sum_op = UNTOUCHED_NODE;
+    CHECK_OK(bp_graph_add(f.graph, f.m23, f.row3, &f.sum_op));
+    return f;
+}
+
+/* The graph still builds, runs and differentiates correctly: (m23 + row3) summed. */
+static void check_graph_still_works(const fixture *f) {
+    static const float m[6] = {1, 2, 3, 4, 5, 6}, r[3] = {10, 20, 30};
+    bp_node total = UNTOUCHED_NODE;
+    float value = 0, grad[3] = {0, 0, 0};
+    CHECK_OK(bp_graph_set_value(f->graph, f->m23, m, 6));
+    CHECK_OK(bp_graph_set_value(f->graph, f->row3, r, 3));
+    CHECK_OK(bp_graph_sum(f->graph, f->sum_op, &total));
+    CHECK_OK(bp_graph_forward(f->graph));
+    CHECK_OK(bp_graph_value(f->graph, total, &value, 1));
+    CHECK_NEAR(value, 21 + 120, 1e-4);
+    CHECK_OK(bp_graph_zero_grad(f->graph));
+    CHECK_OK(bp_graph_backward(f->graph, total));
+    CHECK_OK(bp_graph_grad(f->graph, f->row3, grad, 3));
+    CHECK_NEAR(grad[0], 2, 0);
+    CHECK_NEAR(grad[2], 2, 0);
+}
+
+/* A 2-3-2 network (tanh hidden layer) with the given loss. */
+static bp_net *new_net(bp_loss loss) {
+    bp_net *net = NULL;
+    CHECK_OK(bp_net_create(2, 7, &net));
+    CHECK_OK(bp_net_add_dense(net, 3, BP_ACTIVATION_TANH));
+    CHECK_OK(bp_net_add_dense(net, 2, BP_ACTIVATION_NONE));
+    CHECK_OK(bp_net_set_loss(net, loss));
+    return net;
+}
+
+enum { NET_PARAMETERS = 2 * 3 + 3 + 3 * 2 + 2 };
+
+/* Copies every parameter (grads = 0) or every parameter gradient (grads = 1) of the network,
+ * layer by layer, weight then bias, into out[NET_PARAMETERS]. Returns the number copied. */
+static size_t read_parameters(bp_net *net, int grads, float *out) {
+    bp_graph *graph = NULL;
+    size_t layers = 0, copied = 0;
+    CHECK_OK(bp_net_graph(net, &graph));
+    CHECK_OK(bp_net_layer_count(net, &layers));
+    for (size_t layer = 0; layer < layers; layer++) {
+        bp_node nodes[2] = {UNTOUCHED_NODE, UNTOUCHED_NODE};
+        CHECK_OK(bp_net_layer_nodes(net, layer, &nodes[0], &nodes[1]));
+        for (int i = 0; i < 2; i++) {
+            size_t size = 0;
+            CHECK_OK(bp_graph_size(graph, nodes[i], &size));
+            if (copied + size > NET_PARAMETERS) {
+                CHECK(copied + size <= NET_PARAMETERS);
+                return copied;
+            }
+            if (grads) {
+                CHECK_OK(bp_graph_grad(graph, nodes[i], out + copied, size));
+            } else {
+                CHECK_OK(bp_graph_value(graph, nodes[i], out + copied, size));
+            }
+            copied += size;
+        }
+    }
+    return copied;
+}
+
+static int same_floats(const float *a, const float *b, size_t n) {
+    return memcmp(a, b, n * sizeof *a) == 0;
+}
+
+static const float XOR_INPUTS[8] = {0, 0, 0, 1, 1, 0, 1, 1};
+static const float XOR_TARGETS[8] = {1, 0, 0, 1, 0, 1, 1, 0};
+static const int32_t XOR_LABELS[4] = {0, 1, 1, 0};
+
+/* ---- status strings, version, last error ------------------------------------------------ */
+
+static void test_last_error_is_empty_before_any_failure(void) {
+    const char *message = bp_last_error();
+    CHECK(message != NULL);
+    if (message != NULL) {
+        CHECK(strcmp(message, "") == 0);
+    }
+}
+
+static void test_version_matches_header(void) {
+    const char *version = bp_version();
+    CHECK(version != NULL);
+    if (version != NULL) {
+        CHECK(strcmp(version, BP_VERSION_STRING) == 0);
+    }
+    CHECK_EQ(bp_version_number(), BP_VERSION_NUMBER);
+}
+
+static void test_status_strings_name_every_status(void) {
+    static const struct {
+        bp_status status;
+        const char *name;
+    } statuses[] = {
+        {BP_OK, "BP_OK"},
+        {BP_ERR_INVALID_ARGUMENT, "BP_ERR_INVALID_ARGUMENT"},
+        {BP_ERR_INVALID_HANDLE, "BP_ERR_INVALID_HANDLE"},
+        {BP_ERR_SHAPE, "BP_ERR_SHAPE"},
+        {BP_ERR_STATE, "BP_ERR_STATE"},
+        {BP_ERR_BUSY, "BP_ERR_BUSY"},
+        {BP_ERR_OUT_OF_MEMORY, "BP_ERR_OUT_OF_MEMORY"},
+        {BP_ERR_NONFINITE, "BP_ERR_NONFINITE"},
+        {BP_ERR_IO, "BP_ERR_IO"},
+        {BP_ERR_FORMAT, "BP_ERR_FORMAT"},
+        {BP_ERR_INTERNAL, "BP_ERR_INTERNAL"},
+    };
+    const size_t n = sizeof statuses / sizeof statuses[0];
+    for (size_t i = 0; i < n; i++) {
+        const char *text = bp_status_string(statuses[i].status);
+        if (!CHECK(text != NULL)) {
+            continue;
+        }
+        /* Each string starts with the status's own name, then (optionally) a description. */
+        size_t len = strlen(statuses[i].name);
+        CHECK(strncmp(text, statuses[i].name, len) == 0);
+        CHECK(text[len] == '\0' || text[len] == ':');
+        for (size_t j = 0; j < i; j++) {
+            CHECK(strcmp(text, bp_status_string(statuses[j].status)) != 0);
+        }
+    }
+    static const int unknown[] = {11, 99, -1, 1000000};
+    for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
+        const char *text = bp_status_string((bp_status)unknown[i]);
+        if (CHECK(text != NULL)) {
+            CHECK(strcmp(text, "unknown status") == 0);
+        }
+    }
+}
+
+/* ---- graph creation and handles --------------------------------------------------------- */
+
+static void test_graph_create_rejects_null_out_and_unknown_dtype(void) {
+    bp_graph *graph = NULL;
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_create(BP_FLOAT32, NULL));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_create((bp_dtype)7, &graph));
+    CHECK(graph == NULL);
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_create((bp_dtype)-1, &graph));
+    CHECK(graph == NULL);
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_create((bp_dtype)2, &graph));
+    CHECK(graph == NULL);
+}
+
+/* Calls every function that takes a graph with `bad` in its place: each one must report
+ * BP_ERR_INVALID_HANDLE and leave its out-pointers alone. Node ids 0 and 1 would be valid in a
+ * real graph of two nodes, so only the handle is wrong. */
+static void check_graph_functions_reject(bp_graph *bad) {
+    static const size_t shape2[] = {2};
+    static const float values[2] = {1, 2};
+    static const double values64[2] = {1, 2};
+    bp_node out = UNTOUCHED_NODE;
+    bp_dtype dtype = (bp_dtype)42;
+    float buffer[2] = {-9, -9};
+    double buffer64[2] = {-9, -9};
+    size_t shape[BP_MAX_RANK] = {0}, rank = 99, size = 99;
+
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_dtype(bad, &dtype));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_input(bad, shape2, 1, &out));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_parameter(bad, shape2, 1, &out));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_constant(bad, shape2, 1, &out));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_add(bad, 0, 1, &out));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_sub(bad, 0, 1, &out));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_mul(bad, 0, 1, &out));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_div(bad, 0, 1, &out));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_maximum(bad, 0, 1, &out));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_minimum(bad, 0, 1, &out));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_neg(bad, 0, &out));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_exp(bad, 0, &out));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_log(bad, 0, &out));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_relu(bad, 0, &out));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_sigmoid(bad, 0, &out));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_tanh(bad, 0, &out));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_matmul(bad, 0, 1, &out));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_sum(bad, 0, &out));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_mean(bad, 0, &out));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE,
+                 bp_graph_mse_loss(bad, 0, 1, BP_REDUCTION_MEAN, &out));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE,
+                 bp_graph_cross_entropy(bad, 0, 1, BP_REDUCTION_MEAN, &out));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_set_value(bad, 0, values, 2));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_set_value_f64(bad, 0, values64, 2));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_forward(bad));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_backward(bad, 0));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_zero_grad(bad));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_value(bad, 0, buffer, 2));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_value_f64(bad, 0, buffer64, 2));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_grad(bad, 0, buffer, 2));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_grad_f64(bad, 0, buffer64, 2));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_shape(bad, 0, shape, BP_MAX_RANK, &rank));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_size(bad, 0, &size));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_node_count(bad, &size));
+
+    CHECK_EQ(out, UNTOUCHED_NODE);
+    CHECK_EQ(dtype, 42);
+    CHECK(buffer[0] == -9 && buffer[1] == -9);
+    CHECK(buffer64[0] == -9 && buffer64[1] == -9);
+    CHECK_EQ(rank, 99);
+    CHECK_EQ(size, 99);
+}
+
+static void test_null_graph_is_rejected_by_every_graph_function(void) {
+    check_graph_functions_reject(NULL);
+    /* ... except free, where NULL is a no-op. */
+    CHECK_OK(bp_graph_free(NULL));
+}
+
+static void test_freed_graph_is_rejected(void) {
+    static const size_t shape2[] = {2};
+    bp_graph *graph = new_graph(BP_FLOAT32);
+    bp_node a = UNTOUCHED_NODE, b = UNTOUCHED_NODE;
+    CHECK_OK(bp_graph_input(graph, shape2, 1, &a));
+    CHECK_OK(bp_graph_input(graph, shape2, 1, &b));
+    CHECK_OK(bp_graph_free(graph));
+
+    /* No other handle is created in between, so the address cannot have been reused. */
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_forward(graph));
+    check_graph_functions_reject(graph);
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_free(graph)); /* double free */
+}
+
+static void test_foreign_pointer_is_not_a_graph(void) {
+    /* Plausible-looking memory: zeros, then a pattern. Neither may be dereferenced as a graph. */
+    uint64_t local[64];
+    memset(local, 0, sizeof local);
+    check_graph_functions_reject((bp_graph *)(void *)local);
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_free((bp_graph *)(void *)local));
+    memset(local, 0xA5, sizeof local);
+    check_graph_functions_reject((bp_graph *)(void *)local);
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_free((bp_graph *)(void *)local));
+
+    int scalar = 0;
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_forward((bp_graph *)(void *)&scalar));
+}
+
+static void test_net_handle_is_not_a_graph(void) {
+    bp_net *net = new_net(BP_LOSS_MSE);
+    check_graph_functions_reject((bp_graph *)(void *)net);
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_free((bp_graph *)(void *)net));
+
+    /* The network survived all of that. */
+    float outputs[8];
+    CHECK_OK(bp_net_forward(net, XOR_INPUTS, 4, outputs, 8));
+    CHECK_OK(bp_net_free(net));
+}
+
+static void test_graph_owned_by_net_cannot_be_freed(void) {
+    bp_net *net = new_net(BP_LOSS_MSE);
+    bp_graph *graph = NULL;
+    CHECK_OK(bp_net_graph(net, &graph));
+    CHECK(graph != NULL);
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_free(graph));
+
+    /* Both still work. */
+    size_t count = 0;
+    CHECK_OK(bp_graph_node_count(graph, &count));
+    CHECK(count > 0);
+    float loss = -1;
+    CHECK_OK(bp_net_train_step(net, XOR_INPUTS, 4, XOR_TARGETS, 8, 0.1f, &loss));
+    CHECK_OK(bp_net_free(net));
+}
+
+/* ---- graph arguments -------------------------------------------------------------------- */
+
+static void test_null_out_pointers_are_rejected(void) {
+    fixture f = make_fixture();
+    bp_graph *g = f.graph;
+    static const size_t s2[] = {2};
+    size_t before = node_count(g);
+    size_t rank = 99;
+
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_dtype(g, NULL));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_input(g, s2, 1, NULL));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_parameter(g, s2, 1, NULL));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_constant(g, s2, 1, NULL));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_add(g, f.m23, f.c23, NULL));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_sub(g, f.m23, f.c23, NULL));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_mul(g, f.m23, f.c23, NULL));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_div(g, f.m23, f.c23, NULL));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_maximum(g, f.m23, f.c23, NULL));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_minimum(g, f.m23, f.c23, NULL));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_neg(g, f.m23, NULL));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_exp(g, f.m23, NULL));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_log(g, f.m23, NULL));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_relu(g, f.m23, NULL));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_sigmoid(g, f.m23, NULL));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_tanh(g, f.m23, NULL));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_matmul(g, f.m23, f.p32, NULL));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_sum(g, f.m23, NULL));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_mean(g, f.m23, NULL));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT,
+                 bp_graph_mse_loss(g, f.m23, f.c23, BP_REDUCTION_MEAN, NULL));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT,
+                 bp_graph_cross_entropy(g, f.m23, f.row3, BP_REDUCTION_MEAN, NULL));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_set_value(g, f.m23, NULL, 6));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_set_value_f64(g, f.m23, NULL, 6));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_value(g, f.m23, NULL, 6));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_value_f64(g, f.m23, NULL, 6));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_grad(g, f.m23, NULL, 6));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_grad_f64(g, f.m23, NULL, 6));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_shape(g, f.m23, NULL, 0, NULL));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_size(g, f.m23, NULL));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_node_count(g, NULL));
+    /* A NULL shape buffer is allowed only with capacity 0 (to ask for the rank). */
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_shape(g, f.m23, NULL, 2, &rank));
+    CHECK_EQ(rank, 99);
+
+    CHECK_EQ(node_count(g), before);
+    check_graph_still_works(&f);
+    CHECK_OK(bp_graph_free(g));
+}
+
+static void test_leaf_shapes_are_validated(void) {
+    bp_graph *g = new_graph(BP_FLOAT32);
+    bp_node out = UNTOUCHED_NODE;
+    size_t shape[BP_MAX_RANK + 1];
+    for (size_t i = 0; i <= BP_MAX_RANK; i++) {
+        shape[i] = 1;
+    }
+    static const size_t zero_dim[] = {2, 0, 3};
+    static const size_t overflow[] = {SIZE_MAX / 2, 4};
+    static const size_t overflow3[] = {(size_t)1 << 22, (size_t)1 << 22, (size_t)1 << 22};
+    /* 2^50 elements: representable, but no machine has the memory. */
+    static const size_t enormous[] = {(size_t)1 << 25, (size_t)1 << 25};
+
+    typedef bp_status (*leaf_fn)(bp_graph *, const size_t *, size_t, bp_node *);
+    static const leaf_fn makers[] = {bp_graph_input, bp_graph_parameter, bp_graph_constant};
+    for (size_t k = 0; k < 3; k++) {
+        CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, makers[k](g, NULL, 2, &out));
+        CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, makers[k](g, shape, BP_MAX_RANK + 1, &out));
+        CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, makers[k](g, shape, SIZE_MAX, &out));
+        CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, makers[k](g, zero_dim, 3, &out));
+        CHECK_STATUS(BP_ERR_OUT_OF_MEMORY, makers[k](g, overflow, 2, &out));
+        CHECK_STATUS(BP_ERR_OUT_OF_MEMORY, makers[k](g, overflow3, 3, &out));
+        CHECK_STATUS(BP_ERR_OUT_OF_MEMORY, makers[k](g, enormous, 2, &out));
+        CHECK_EQ(out, UNTOUCHED_NODE);
+        CHECK_EQ(node_count(g), 0);
+    }
+
+    /* The largest rank is fine. */
+    CHECK_OK(bp_graph_input(g, shape, BP_MAX_RANK, &out));
+    CHECK_EQ(node_count(g), 1);
+    CHECK_OK(bp_graph_free(g));
+}
+
+/* Calls every function that takes a node id with `id` in each node position. */
+static void check_node_id_rejected(bp_graph *g, bp_node valid, bp_node id) {
+    bp_node out = UNTOUCHED_NODE;
+    float buffer[6] = {-9, -9, -9, -9, -9, -9};
+    double buffer64[6] = {-9, -9, -9, -9, -9, -9};
+    static const float values[6] = {1, 2, 3, 4, 5, 6};
+    static const double values64[6] = {1, 2, 3, 4, 5, 6};
+    size_t shape[BP_MAX_RANK], rank = 99, size = 99;
+
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_add(g, id, valid, &out));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_add(g, valid, id, &out));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_sub(g, id, valid, &out));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_mul(g, valid, id, &out));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_div(g, id, valid, &out));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_maximum(g, valid, id, &out));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_minimum(g, id, valid, &out));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_neg(g, id, &out));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_exp(g, id, &out));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_log(g, id, &out));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_relu(g, id, &out));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_sigmoid(g, id, &out));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_tanh(g, id, &out));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_matmul(g, id, valid, &out));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_matmul(g, valid, id, &out));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_sum(g, id, &out));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_mean(g, id, &out));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_mse_loss(g, id, valid, BP_REDUCTION_SUM, &out));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_mse_loss(g, valid, id, BP_REDUCTION_SUM, &out));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE,
+                 bp_graph_cross_entropy(g, id, valid, BP_REDUCTION_MEAN, &out));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE,
+                 bp_graph_cross_entropy(g, valid, id, BP_REDUCTION_MEAN, &out));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_set_value(g, id, values, 6));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_set_value_f64(g, id, values64, 6));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_backward(g, id));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_value(g, id, buffer, 6));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_value_f64(g, id, buffer64, 6));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_grad(g, id, buffer, 6));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_grad_f64(g, id, buffer64, 6));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_shape(g, id, shape, BP_MAX_RANK, &rank));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_size(g, id, &size));
+
+    CHECK_EQ(out, UNTOUCHED_NODE);
+    CHECK(buffer[0] == -9 && buffer[5] == -9);
+    CHECK(buffer64[0] == -9 && buffer64[5] == -9);
+    CHECK_EQ(rank, 99);
+    CHECK_EQ(size, 99);
+}
+
+static void test_node_ids_from_nowhere_are_invalid_handles(void) {
+    fixture f = make_fixture();
+    size_t before = node_count(f.graph);
+    CHECK_OK(bp_graph_forward(f.graph));
+
+    check_node_id_rejected(f.graph, f.m23, 12345);
+    check_node_id_rejected(f.graph, f.m23, -1);
+    check_node_id_rejected(f.graph, f.m23, INT32_MIN);
+    check_node_id_rejected(f.graph, f.m23, INT32_MAX);
+    check_node_id_rejected(f.graph, f.m23, (bp_node)before); /* one past the last node */
+
+    CHECK_EQ(node_count(f.graph), before);
+    check_graph_still_works(&f);
+    CHECK_OK(bp_graph_free(f.graph));
+}
+
+static void test_shape_mismatch_at_node_creation_leaves_graph_usable(void) {
+    fixture f = make_fixture();
+    bp_graph *g = f.graph;
+    static const size_t s3[] = {3}, s4[] = {4}, s32[] = {3, 2}, s223[] = {2, 2, 3};
+    static const size_t s21[] = {2, 1};
+    bp_node v4 = leaf(g, 0, s4, 1);
+    bp_node m32 = leaf(g, 0, s32, 2);
+    bp_node t223 = leaf(g, 0, s223, 3);
+    bp_node labels3 = leaf(g, 2, s3, 1);
+    bp_node labels21 = leaf(g, 2, s21, 2);
+    bp_node out = UNTOUCHED_NODE;
+    size_t before = node_count(g);
+
+    /* [2,3] with [4]: the trailing dimensions 3 and 4 do not broadcast. */
+    CHECK_STATUS(BP_ERR_SHAPE, bp_graph_add(g, f.m23, v4, &out));
+    CHECK_STATUS(BP_ERR_SHAPE, bp_graph_sub(g, v4, f.m23, &out));
+    CHECK_STATUS(BP_ERR_SHAPE, bp_graph_mul(g, f.m23, v4, &out));
+    CHECK_STATUS(BP_ERR_SHAPE, bp_graph_div(g, f.m23, v4, &out));
+    CHECK_STATUS(BP_ERR_SHAPE, bp_graph_maximum(g, f.m23, v4, &out));
+    CHECK_STATUS(BP_ERR_SHAPE, bp_graph_minimum(g, f.m23, v4, &out));
+    /* [2,3] with [3,2]: neither dimension pair matches. */
+    CHECK_STATUS(BP_ERR_SHAPE, bp_graph_add(g, f.m23, m32, &out));
+    /* matmul: inner dimensions differ, or an operand is not a matrix. */
+    CHECK_STATUS(BP_ERR_SHAPE, bp_graph_matmul(g, f.m23, f.m23, &out));
+    CHECK_STATUS(BP_ERR_SHAPE, bp_graph_matmul(g, f.row3, m32, &out));
+    CHECK_STATUS(BP_ERR_SHAPE, bp_graph_matmul(g, f.m23, f.row3, &out));
+    CHECK_STATUS(BP_ERR_SHAPE, bp_graph_matmul(g, t223, m32, &out));
+    CHECK_STATUS(BP_ERR_SHAPE, bp_graph_matmul(g, f.scalar, f.scalar, &out));
+    /* mse_loss wants the same shape, even where broadcasting would work. */
+    CHECK_STATUS(BP_ERR_SHAPE, bp_graph_mse_loss(g, f.m23, m32, BP_REDUCTION_MEAN, &out));
+    CHECK_STATUS(BP_ERR_SHAPE, bp_graph_mse_loss(g, f.m23, f.row3, BP_REDUCTION_MEAN, &out));
+    /* cross_entropy wants logits [batch, classes] and labels [batch]. */
+    CHECK_STATUS(BP_ERR_SHAPE,
+                 bp_graph_cross_entropy(g, f.row3, labels3, BP_REDUCTION_MEAN, &out));
+    CHECK_STATUS(BP_ERR_SHAPE,
+                 bp_graph_cross_entropy(g, f.m23, labels3, BP_REDUCTION_MEAN, &out));
+    CHECK_STATUS(BP_ERR_SHAPE,
+                 bp_graph_cross_entropy(g, f.m23, labels21, BP_REDUCTION_MEAN, &out));
+    CHECK_STATUS(BP_ERR_SHAPE,
+                 bp_graph_cross_entropy(g, t223, labels21, BP_REDUCTION_MEAN, &out));
+
+    CHECK_EQ(out, UNTOUCHED_NODE);
+    CHECK_EQ(node_count(g), before);
+    check_graph_still_works(&f);
+    CHECK_OK(bp_graph_free(g));
+}
+
+static void test_unknown_reductions_are_rejected(void) {
+    fixture f = make_fixture();
+    static const size_t s2[] = {2};
+    bp_node labels = leaf(f.graph, 2, s2, 1);
+    bp_node out = UNTOUCHED_NODE;
+    size_t before = node_count(f.graph);
+
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT,
+                 bp_graph_mse_loss(f.graph, f.m23, f.c23, (bp_reduction)9, &out));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT,
+                 bp_graph_mse_loss(f.graph, f.m23, f.c23, (bp_reduction)-1, &out));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT,
+                 bp_graph_cross_entropy(f.graph, f.m23, labels, (bp_reduction)3, &out));
+    CHECK_EQ(out, UNTOUCHED_NODE);
+    CHECK_EQ(node_count(f.graph), before);
+    check_graph_still_works(&f);
+    CHECK_OK(bp_graph_free(f.graph));
+}
+
+static void test_set_value_rejects_bad_buffers(void) {
+    fixture f = make_fixture();
+    bp_graph *g = f.graph;
+    static const float good[6] = {1, 2, 3, 4, 5, 6};
+    static const float other[7] = {9, 9, 9, 9, 9, 9, 9};
+    static const double other64[7] = {9, 9, 9, 9, 9, 9, 9};
+    float now[6] = {0};
+    CHECK_OK(bp_graph_set_value(g, f.m23, good, 6));
+
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_set_value(g, f.m23, other, 5));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_set_value(g, f.m23, other, 7));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_set_value(g, f.m23, other, 0));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_set_value(g, f.m23, other, SIZE_MAX));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_set_value_f64(g, f.m23, other64, 5));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_set_value_f64(g, f.m23, other64, 7));
+    /* Op nodes are computed, not set. */
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_set_value(g, f.sum_op, other, 6));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_set_value_f64(g, f.sum_op, other64, 6));
+
+    CHECK_OK(bp_graph_value(g, f.m23, now, 6));
+    CHECK(same_floats(now, good, 6));
+    CHECK_OK(bp_graph_free(g));
+}
+
+static void test_value_and_grad_reject_bad_buffers(void) {
+    fixture f = make_fixture();
+    bp_graph *g = f.graph;
+    float buffer[8];
+    double buffer64[8];
+    for (int i = 0; i < 8; i++) {
+        buffer[i] = -9;
+        buffer64[i] = -9;
+    }
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_value(g, f.m23, buffer, 5));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_value(g, f.m23, buffer, 7));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_value(g, f.m23, buffer, 0));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_value_f64(g, f.m23, buffer64, 7));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_grad(g, f.m23, buffer, 5));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_grad_f64(g, f.m23, buffer64, 7));
+    /* Constants have no gradient. */
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_grad(g, f.c23, buffer, 6));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_grad_f64(g, f.c23, buffer64, 6));
+    /* Op values exist only after a forward pass. */
+    CHECK_STATUS(BP_ERR_STATE, bp_graph_value(g, f.sum_op, buffer, 6));
+    CHECK_STATUS(BP_ERR_STATE, bp_graph_value_f64(g, f.sum_op, buffer64, 6));
+
+    for (int i = 0; i < 8; i++) {
+        CHECK(buffer[i] == -9 && buffer64[i] == -9);
+    }
+    CHECK_OK(bp_graph_free(g));
+}
+
+static void test_shape_query_rejects_small_capacity(void) {
+    fixture f = make_fixture();
+    size_t shape[BP_MAX_RANK] = {77, 77, 77}, rank = 99;
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_shape(f.graph, f.m23, shape, 1, &rank));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_shape(f.graph, f.m23, shape, 2, NULL));
+    CHECK_EQ(rank, 99);
+    CHECK_EQ(shape[0], 77);
+    /* Capacity 0 with no buffer asks for the rank only. */
+    CHECK_OK(bp_graph_shape(f.graph, f.m23, NULL, 0, &rank));
+    CHECK_EQ(rank, 2);
+    CHECK_OK(bp_graph_free(f.graph));
+}
+
+static void test_backward_from_non_scalar_is_a_shape_error(void) {
+    fixture f = make_fixture();
+    float grad[6] = {-9, -9, -9, -9, -9, -9};
+    CHECK_OK(bp_graph_forward(f.graph));
+    CHECK_STATUS(BP_ERR_SHAPE, bp_graph_backward(f.graph, f.sum_op));
+    CHECK_STATUS(BP_ERR_SHAPE, bp_graph_backward(f.graph, f.m23));
+    CHECK_STATUS(BP_ERR_SHAPE, bp_graph_backward(f.graph, f.row3));
+    /* Nothing was accumulated. */
+    CHECK_OK(bp_graph_grad(f.graph, f.m23, grad, 6));
+    for (int i = 0; i < 6; i++) {
+        CHECK(grad[i] == 0);
+    }
+    check_graph_still_works(&f);
+    CHECK_OK(bp_graph_free(f.graph));
+}
+
+static void test_backward_needs_a_fresh_forward(void) {
+    fixture f = make_fixture();
+    bp_graph *g = f.graph;
+    static const float values[6] = {1, 2, 3, 4, 5, 6};
+    bp_node total = UNTOUCHED_NODE, extra = UNTOUCHED_NODE;
+    CHECK_OK(bp_graph_sum(g, f.sum_op, &total));
+
+    /* Never ran forward. */
+    CHECK_STATUS(BP_ERR_STATE, bp_graph_backward(g, total));
+
+    /* A leaf changed since the forward. */
+    CHECK_OK(bp_graph_forward(g));
+    CHECK_OK(bp_graph_set_value(g, f.m23, values, 6));
+    CHECK_STATUS(BP_ERR_STATE, bp_graph_backward(g, total));
+
+    /* The graph changed since the forward. */
+    CHECK_OK(bp_graph_forward(g));
+    CHECK_OK(bp_graph_neg(g, f.scalar, &extra));
+    CHECK_STATUS(BP_ERR_STATE, bp_graph_backward(g, total));
+
+    /* Gradients were never touched by the failed calls. */
+    float grad[3] = {-9, -9, -9};
+    CHECK_OK(bp_graph_grad(g, f.row3, grad, 3));
+    CHECK(grad[0] == 0 && grad[1] == 0 && grad[2] == 0);
+
+    CHECK_OK(bp_graph_forward(g));
+    CHECK_OK(bp_graph_backward(g, total));
+    CHECK_OK(bp_graph_free(g));
+}
+
+static void test_invalid_class_labels_fail_forward(void) {
+    bp_graph *g = new_graph(BP_FLOAT32);
+    static const size_t s23[] = {2, 3}, s2[] = {2};
+    bp_node logits = leaf(g, 0, s23, 2);
+    bp_node labels = leaf(g, 2, s2, 1);
+    bp_node loss = UNTOUCHED_NODE;
+    float value = -9;
+    CHECK_OK(bp_graph_cross_entropy(g, logits, labels, BP_REDUCTION_MEAN, &loss));
+
+    static const float bad_labels[][2] = {{0, 3}, {-1, 0}, {0.5f, 1}, {1, 1e9f}};
+    for (size_t i = 0; i < sizeof bad_labels / sizeof bad_labels[0]; i++) {
+        CHECK_OK(bp_graph_set_value(g, labels, bad_labels[i], 2));
+        CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_forward(g));
+        /* After a failed forward, op values must not be read. */
+        CHECK_STATUS(BP_ERR_STATE, bp_graph_value(g, loss, &value, 1));
+        CHECK_STATUS(BP_ERR_STATE, bp_graph_backward(g, loss));
+    }
+    /* A NaN label is not a class index either (NONFINITE would describe it as well). */
+    const float nan_labels[2] = {0, NAN};
+    CHECK_OK(bp_graph_set_value(g, labels, nan_labels, 2));
+    bp_status nan_status = bp_graph_forward(g);
+    CHECK(nan_status == BP_ERR_INVALID_ARGUMENT || nan_status == BP_ERR_NONFINITE);
+    CHECK_STATUS(BP_ERR_STATE, bp_graph_value(g, loss, &value, 1));
+    CHECK(value == -9);
+
+    static const float good_labels[2] = {2, 0};
+    CHECK_OK(bp_graph_set_value(g, labels, good_labels, 2));
+    CHECK_OK(bp_graph_forward(g));
+    CHECK_OK(bp_graph_value(g, loss, &value, 1));
+    CHECK_NEAR(value, log(3.0), 1e-6); /* all logits zero: uniform over 3 classes */
+    CHECK_OK(bp_graph_free(g));
+}
+
+/* ---- networks --------------------------------------------------------------------------- */
+
+static void test_net_create_rejects_bad_arguments(void) {
+    bp_net *net = NULL;
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_net_create(2, 1, NULL));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_net_create(0, 1, &net));
+    CHECK(net == NULL);
+}
+
+/* Calls every function that takes a network with `bad` in its place. */
+static void check_net_functions_reject(bp_net *bad) {
+    float outputs[8] = {-9, -9, -9, -9, -9, -9, -9, -9};
+    float loss = -9;
+    size_t value = 99;
+    bp_graph *graph = NULL;
+    bp_node weight = UNTOUCHED_NODE, bias = UNTOUCHED_NODE;
+
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_add_dense(bad, 4, BP_ACTIVATION_RELU));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_set_loss(bad, BP_LOSS_MSE));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_input_width(bad, &value));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_output_width(bad, &value));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_layer_count(bad, &value));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_parameter_count(bad, &value));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_forward(bad, XOR_INPUTS, 4, outputs, 8));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_backward(bad, XOR_TARGETS, 8, &loss));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_backward_labels(bad, XOR_LABELS, 4, &loss));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_update(bad, 0.1f));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_zero_grad(bad));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE,
+                 bp_net_train_step(bad, XOR_INPUTS, 4, XOR_TARGETS, 8, 0.1f, &loss));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE,
+                 bp_net_train_step_labels(bad, XOR_INPUTS, 4, XOR_LABELS, 4, 0.1f, &loss));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_predict(bad, XOR_INPUTS, 4, outputs, 8));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_graph(bad, &graph));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_layer_nodes(bad, 0, &weight, &bias));
+
+    CHECK_EQ(value, 99);
+    CHECK(loss == -9);
+    CHECK(outputs[0] == -9 && outputs[7] == -9);
+    CHECK(graph == NULL);
+    CHECK_EQ(weight, UNTOUCHED_NODE);
+    CHECK_EQ(bias, UNTOUCHED_NODE);
+}
+
+static void test_null_net_is_rejected_by_every_net_function(void) {
+    check_net_functions_reject(NULL);
+    CHECK_OK(bp_net_free(NULL));
+}
+
+static void test_freed_net_is_rejected(void) {
+    bp_net *net = new_net(BP_LOSS_MSE);
+    CHECK_OK(bp_net_free(net));
+    check_net_functions_reject(net);
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_free(net)); /* double free */
+}
+
+static void test_foreign_pointer_is_not_a_net(void) {
+    uint64_t local[64];
+    memset(local, 0, sizeof local);
+    check_net_functions_reject((bp_net *)(void *)local);
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_free((bp_net *)(void *)local));
+    memset(local, 0x5A, sizeof local);
+    check_net_functions_reject((bp_net *)(void *)local);
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_free((bp_net *)(void *)local));
+}
+
+static void test_graph_handle_is_not_a_net(void) {
+    fixture f = make_fixture();
+    check_net_functions_reject((bp_net *)(void *)f.graph);
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_free((bp_net *)(void *)f.graph));
+    check_graph_still_works(&f);
+    CHECK_OK(bp_graph_free(f.graph));
+
+    /* A network's own graph is not a network either. */
+    bp_net *net = new_net(BP_LOSS_MSE);
+    bp_graph *graph = NULL;
+    CHECK_OK(bp_net_graph(net, &graph));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_free((bp_net *)(void *)graph));
+    CHECK_OK(bp_net_free(net));
+}
+
+static void test_add_dense_and_set_loss_reject_bad_arguments(void) {
+    bp_net *net = NULL;
+    size_t layers = 99, parameters = 99;
+    CHECK_OK(bp_net_create(2, 1, &net));
+    CHECK_OK(bp_net_add_dense(net, 3, BP_ACTIVATION_RELU));
+
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_net_add_dense(net, 0, BP_ACTIVATION_RELU));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_net_add_dense(net, 4, (bp_activation)99));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_net_add_dense(net, 4, (bp_activation)-1));
+    CHECK_STATUS(BP_ERR_OUT_OF_MEMORY, bp_net_add_dense(net, SIZE_MAX / 2, BP_ACTIVATION_NONE));
+    CHECK_STATUS(BP_ERR_OUT_OF_MEMORY, bp_net_add_dense(net, SIZE_MAX, BP_ACTIVATION_NONE));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_net_set_loss(net, (bp_loss)7));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_net_set_loss(net, (bp_loss)-1));
+
+    CHECK_OK(bp_net_layer_count(net, &layers));
+    CHECK_EQ(layers, 1);
+    CHECK_OK(bp_net_parameter_count(net, &parameters));
+    CHECK_EQ(parameters, 2 * 3 + 3);
+
+    /* Still MSE, still trains. */
+    float loss = -1;
+    static const float targets[12] = {0};
+    CHECK_OK(bp_net_train_step(net, XOR_INPUTS, 4, targets, 12, 0.1f, &loss));
+    CHECK_OK(bp_net_free(net));
+}
+
+static void test_net_queries_reject_null_out_and_bad_layer(void) {
+    bp_net *net = new_net(BP_LOSS_MSE);
+    bp_node weight = UNTOUCHED_NODE, bias = UNTOUCHED_NODE;
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_net_input_width(net, NULL));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_net_output_width(net, NULL));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_net_layer_count(net, NULL));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_net_parameter_count(net, NULL));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_net_graph(net, NULL));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_net_layer_nodes(net, 2, &weight, &bias));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_net_layer_nodes(net, SIZE_MAX, &weight, &bias));
+    CHECK_EQ(weight, UNTOUCHED_NODE);
+    CHECK_EQ(bias, UNTOUCHED_NODE);
+    /* Either out-pointer may be NULL. */
+    CHECK_OK(bp_net_layer_nodes(net, 1, NULL, NULL));
+    CHECK_OK(bp_net_layer_nodes(net, 1, &weight, NULL));
+    CHECK(weight != UNTOUCHED_NODE);
+    CHECK_OK(bp_net_layer_nodes(net, 1, NULL, &bias));
+    CHECK(bias != UNTOUCHED_NODE);
+    CHECK_OK(bp_net_free(net));
+}
+
+/* forward and predict share their argument rules. */
+typedef bp_status (*run_fn)(bp_net *, const float *, size_t, float *, size_t);
+
+static void check_run_rejects_bad_input(run_fn run) {
+    bp_net *net = NULL;
+    float outputs[8] = {-9, -9, -9, -9, -9, -9, -9, -9};
+    float inputs[8];
+    memcpy(inputs, XOR_INPUTS, sizeof inputs);
+
+    /* No layers yet. */
+    CHECK_OK(bp_net_create(2, 3, &net));
+    CHECK_STATUS(BP_ERR_STATE, run(net, inputs, 4, outputs, 8));
+    CHECK_OK(bp_net_free(net));
+
+    net = new_net(BP_LOSS_MSE);
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, run(net, NULL, 4, outputs, 8));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, run(net, inputs, 4, NULL, 8));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, run(net, inputs, 0, outputs, 0));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, run(net, inputs, 4, outputs, 7));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, run(net, inputs, 4, outputs, 9));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, run(net, inputs, 3, outputs, 8));
+    /* The batch times the widths does not fit in memory (or in size_t). The output count is
+     * consistent, so only the size can be the problem. */
+    CHECK_STATUS(BP_ERR_OUT_OF_MEMORY, run(net, inputs, SIZE_MAX / 4, outputs, SIZE_MAX / 4 * 2));
+    CHECK_STATUS(BP_ERR_OUT_OF_MEMORY, run(net, inputs, SIZE_MAX / 2, outputs, SIZE_MAX / 2 * 2));
+
+    inputs[5] = NAN;
+    CHECK_STATUS(BP_ERR_NONFINITE, run(net, inputs, 4, outputs, 8));
+    inputs[5] = INFINITY;
+    CHECK_STATUS(BP_ERR_NONFINITE, run(net, inputs, 4, outputs, 8));
+    inputs[5] = -INFINITY;
+    CHECK_STATUS(BP_ERR_NONFINITE, run(net, inputs, 4, outputs, 8));
+
+    for (int i = 0; i < 8; i++) {
+        CHECK(outputs[i] == -9);
+    }
+    CHECK_OK(bp_net_free(net));
+}
+
+static void test_net_forward_rejects_bad_input(void) {
+    check_run_rejects_bad_input(bp_net_forward);
+}
+
+static void test_net_predict_rejects_bad_input(void) {
+    check_run_rejects_bad_input(bp_net_predict);
+}
+
+static void test_net_backward_rejects_bad_targets(void) {
+    bp_net *net = new_net(BP_LOSS_MSE);
+    float outputs[8], loss = -9;
+    float grads_before[NET_PARAMETERS], grads_after[NET_PARAMETERS];
+    float targets[8];
+    memcpy(targets, XOR_TARGETS, sizeof targets);
+
+    /* Before any forward. */
+    CHECK_STATUS(BP_ERR_STATE, bp_net_backward(net, targets, 8, &loss));
+
+    /* One good step, so that the gradients are not all zero. */
+    CHECK_OK(bp_net_forward(net, XOR_INPUTS, 4, outputs, 8));
+    CHECK_OK(bp_net_backward(net, targets, 8, &loss));
+    CHECK_OK(bp_net_forward(net, XOR_INPUTS, 4, outputs, 8));
+    CHECK_EQ(read_parameters(net, 1, grads_before), NET_PARAMETERS);
+    loss = -9;
+
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_net_backward(net, NULL, 8, &loss));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_net_backward(net, targets, 7, &loss));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_net_backward(net, targets, 9, &loss));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_net_backward(net, targets, 0, &loss));
+    /* The labels form is for cross-entropy only. */
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_net_backward_labels(net, XOR_LABELS, 4, &loss));
+    targets[3] = NAN;
+    CHECK_STATUS(BP_ERR_NONFINITE, bp_net_backward(net, targets, 8, &loss));
+    targets[3] = INFINITY;
+    CHECK_STATUS(BP_ERR_NONFINITE, bp_net_backward(net, targets, 8, &loss));
+
+    CHECK(loss == -9);
+    CHECK_EQ(read_parameters(net, 1, grads_after), NET_PARAMETERS);
+    CHECK(same_floats(grads_before, grads_after, NET_PARAMETERS));
+
+    /* The forward is still there for a good backward. */
+    targets[3] = XOR_TARGETS[3];
+    CHECK_OK(bp_net_backward(net, targets, 8, &loss));
+    CHECK(loss >= 0);
+    CHECK_OK(bp_net_free(net));
+}
+
+static void test_net_backward_labels_rejects_bad_labels(void) {
+    bp_net *net = new_net(BP_LOSS_CROSS_ENTROPY);
+    float outputs[8], loss = -9;
+    float grads_before[NET_PARAMETERS], grads_after[NET_PARAMETERS];
+    int32_t labels[4];
+    memcpy(labels, XOR_LABELS, sizeof labels);
+
+    CHECK_STATUS(BP_ERR_STATE, bp_net_backward_labels(net, labels, 4, &loss));
+
+    CHECK_OK(bp_net_forward(net, XOR_INPUTS, 4, outputs, 8));
+    CHECK_OK(bp_net_backward_labels(net, labels, 4, &loss));
+    CHECK_OK(bp_net_forward(net, XOR_INPUTS, 4, outputs, 8));
+    CHECK_EQ(read_parameters(net, 1, grads_before), NET_PARAMETERS);
+    loss = -9;
+
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_net_backward_labels(net, NULL, 4, &loss));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_net_backward_labels(net, labels, 3, &loss));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_net_backward_labels(net, labels, 5, &loss));
+    /* The float-target form is for MSE only. */
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_net_backward(net, XOR_TARGETS, 8, &loss));
+    /* Labels must be class indices in [0, 2). */
+    labels[2] = 2;
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_net_backward_labels(net, labels, 4, &loss));
+    labels[2] = -1;
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_net_backward_labels(net, labels, 4, &loss));
+    labels[2] = INT32_MAX;
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_net_backward_labels(net, labels, 4, &loss));
+
+    CHECK(loss == -9);
+    CHECK_EQ(read_parameters(net, 1, grads_after), NET_PARAMETERS);
+    CHECK(same_floats(grads_before, grads_after, NET_PARAMETERS));
+
+    labels[2] = XOR_LABELS[2];
+    CHECK_OK(bp_net_backward_labels(net, labels, 4, &loss));
+    CHECK(loss > 0);
+    CHECK_OK(bp_net_free(net));
+}
+
+static void test_net_update_rejects_bad_learning_rates(void) {
+    bp_net *net = new_net(BP_LOSS_MSE);
+    float outputs[8], loss;
+    float before[NET_PARAMETERS], after[NET_PARAMETERS];
+    CHECK_OK(bp_net_forward(net, XOR_INPUTS, 4, outputs, 8));
+    CHECK_OK(bp_net_backward(net, XOR_TARGETS, 8, &loss));
+    CHECK_EQ(read_parameters(net, 0, before), NET_PARAMETERS);
+
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_net_update(net, -0.1f));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_net_update(net, NAN));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_net_update(net, INFINITY));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_net_update(net, -INFINITY));
+
+    CHECK_EQ(read_parameters(net, 0, after), NET_PARAMETERS);
+    CHECK(same_floats(before, after, NET_PARAMETERS));
+
+    /* A learning rate of zero is allowed and changes nothing. */
+    CHECK_OK(bp_net_update(net, 0.0f));
+    CHECK_EQ(read_parameters(net, 0, after), NET_PARAMETERS);
+    CHECK(same_floats(before, after, NET_PARAMETERS));
+    CHECK_OK(bp_net_free(net));
+}
+
+static void test_nonfinite_gradients_block_the_update(void) {
+    /* One linear unit y = w x + b, fed x near FLT_MAX with a target of the opposite sign: every
+     * input and target is finite, but y - target, the loss and the gradients overflow. */
+    bp_net *net = NULL;
+    bp_graph *graph = NULL;
+    bp_node weight = UNTOUCHED_NODE, bias = UNTOUCHED_NODE;
+    float before[2] = {0, 0}, after[2] = {0, 0}, grad[1] = {0};
+    float output[1], loss = 0;
+
+    CHECK_OK(bp_net_create(1, 11, &net));
+    CHECK_OK(bp_net_add_dense(net, 1, BP_ACTIVATION_NONE));
+    CHECK_OK(bp_net_graph(net, &graph));
+    CHECK_OK(bp_net_layer_nodes(net, 0, &weight, &bias));
+    CHECK_OK(bp_graph_value(graph, weight, &before[0], 1));
+    CHECK_OK(bp_graph_value(graph, bias, &before[1], 1));
+
+    const float input[1] = {3e38f};
+    const float target[1] = {before[0] >= 0 ? -3e38f : 3e38f};
+    CHECK_OK(bp_net_forward(net, input, 1, output, 1));
+    bp_status backward = bp_net_backward(net, target, 1, &loss);
+    /* The header lists no error for a non-finite loss, so backward succeeds; if it does refuse,
+     * it may only say NONFINITE. Either way the weights must not move. */
+    CHECK(backward == BP_OK || backward == BP_ERR_NONFINITE);
+    if (backward == BP_OK) {
+        CHECK_OK(bp_graph_grad(graph, weight, grad, 1));
+        CHECK(!isfinite(grad[0]));
+        CHECK_STATUS(BP_ERR_NONFINITE, bp_net_update(net, 0.1f));
+    }
+    CHECK_OK(bp_graph_value(graph, weight, &after[0], 1));
+    CHECK_OK(bp_graph_value(graph, bias, &after[1], 1));
+    CHECK(same_floats(before, after, 2));
+    CHECK_OK(bp_net_free(net));
+}
+
+static void test_failed_train_steps_change_no_weights(void) {
+    bp_net *mse = new_net(BP_LOSS_MSE);
+    bp_net *ce = new_net(BP_LOSS_CROSS_ENTROPY);
+    float before_mse[NET_PARAMETERS], before_ce[NET_PARAMETERS], after[NET_PARAMETERS];
+    float inputs[8], targets[8], loss = -9;
+    int32_t labels[4];
+    memcpy(inputs, XOR_INPUTS, sizeof inputs);
+    memcpy(targets, XOR_TARGETS, sizeof targets);
+    memcpy(labels, XOR_LABELS, sizeof labels);
+    CHECK_EQ(read_parameters(mse, 0, before_mse), NET_PARAMETERS);
+    CHECK_EQ(read_parameters(ce, 0, before_ce), NET_PARAMETERS);
+
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT,
+                 bp_net_train_step(mse, NULL, 4, targets, 8, 0.1f, &loss));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT,
+                 bp_net_train_step(mse, inputs, 4, NULL, 8, 0.1f, &loss));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT,
+                 bp_net_train_step(mse, inputs, 0, targets, 0, 0.1f, &loss));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT,
+                 bp_net_train_step(mse, inputs, 4, targets, 6, 0.1f, &loss));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT,
+                 bp_net_train_step(mse, inputs, 4, targets, 8, -1.0f, &loss));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT,
+                 bp_net_train_step(mse, inputs, 4, targets, 8, NAN, &loss));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT,
+                 bp_net_train_step_labels(mse, inputs, 4, labels, 4, 0.1f, &loss));
+    inputs[0] = NAN;
+    CHECK_STATUS(BP_ERR_NONFINITE, bp_net_train_step(mse, inputs, 4, targets, 8, 0.1f, &loss));
+    inputs[0] = XOR_INPUTS[0];
+    targets[7] = -INFINITY;
+    CHECK_STATUS(BP_ERR_NONFINITE, bp_net_train_step(mse, inputs, 4, targets, 8, 0.1f, &loss));
+    CHECK_EQ(read_parameters(mse, 0, after), NET_PARAMETERS);
+    CHECK(same_floats(before_mse, after, NET_PARAMETERS));
+
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT,
+                 bp_net_train_step_labels(ce, inputs, 4, NULL, 4, 0.1f, &loss));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT,
+                 bp_net_train_step_labels(ce, inputs, 4, labels, 3, 0.1f, &loss));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT,
+                 bp_net_train_step_labels(ce, inputs, 4, labels, 4, -0.5f, &loss));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT,
+                 bp_net_train_step(ce, inputs, 4, XOR_TARGETS, 8, 0.1f, &loss));
+    labels[1] = 2;
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT,
+                 bp_net_train_step_labels(ce, inputs, 4, labels, 4, 0.1f, &loss));
+    labels[1] = -3;
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT,
+                 bp_net_train_step_labels(ce, inputs, 4, labels, 4, 0.1f, &loss));
+    labels[1] = XOR_LABELS[1];
+    inputs[6] = NAN;
+    CHECK_STATUS(BP_ERR_NONFINITE,
+                 bp_net_train_step_labels(ce, inputs, 4, labels, 4, 0.1f, &loss));
+    CHECK_EQ(read_parameters(ce, 0, after), NET_PARAMETERS);
+    CHECK(same_floats(before_ce, after, NET_PARAMETERS));
+
+    CHECK(loss == -9);
+    CHECK_OK(bp_net_free(mse));
+    CHECK_OK(bp_net_free(ce));
+}
+
+int main(void) {
+    /* First, while this process has made no call that failed. */
+    RUN(test_last_error_is_empty_before_any_failure);
+    RUN(test_version_matches_header);
+    RUN(test_status_strings_name_every_status);
+
+    RUN(test_graph_create_rejects_null_out_and_unknown_dtype);
+    RUN(test_null_graph_is_rejected_by_every_graph_function);
+    RUN(test_freed_graph_is_rejected);
+    RUN(test_foreign_pointer_is_not_a_graph);
+    RUN(test_net_handle_is_not_a_graph);
+    RUN(test_graph_owned_by_net_cannot_be_freed);
+
+    RUN(test_null_out_pointers_are_rejected);
+    RUN(test_leaf_shapes_are_validated);
+    RUN(test_node_ids_from_nowhere_are_invalid_handles);
+    RUN(test_shape_mismatch_at_node_creation_leaves_graph_usable);
+    RUN(test_unknown_reductions_are_rejected);
+    RUN(test_set_value_rejects_bad_buffers);
+    RUN(test_value_and_grad_reject_bad_buffers);
+    RUN(test_shape_query_rejects_small_capacity);
+    RUN(test_backward_from_non_scalar_is_a_shape_error);
+    RUN(test_backward_needs_a_fresh_forward);
+    RUN(test_invalid_class_labels_fail_forward);
+
+    RUN(test_net_create_rejects_bad_arguments);
+    RUN(test_null_net_is_rejected_by_every_net_function);
+    RUN(test_freed_net_is_rejected);
+    RUN(test_foreign_pointer_is_not_a_net);
+    RUN(test_graph_handle_is_not_a_net);
+    RUN(test_add_dense_and_set_loss_reject_bad_arguments);
+    RUN(test_net_queries_reject_null_out_and_bad_layer);
+    RUN(test_net_forward_rejects_bad_input);
+    RUN(test_net_predict_rejects_bad_input);
+    RUN(test_net_backward_rejects_bad_targets);
+    RUN(test_net_backward_labels_rejects_bad_labels);
+    RUN(test_net_update_rejects_bad_learning_rates);
+    RUN(test_nonfinite_gradients_block_the_update);
+    RUN(test_failed_train_steps_change_no_weights);
+
+    return check_summary();
+}
