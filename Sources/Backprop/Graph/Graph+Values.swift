@@ -1,0 +1,113 @@
+/// Reading and writing node values and gradients, with conversion between element types.
+///
+/// The public entry points are concrete per element type so that callers in other modules get
+/// specialized copy loops rather than generic ones.
+extension Graph {
+    /// Copies `count` elements into a leaf's values. `count` must equal the node's element count.
+    public func setValue(_ node: NodeID, from source: UnsafePointer<Float>, count: Int) throws {
+        try setLeafValue(node, from: source, count: count)
+    }
+    public func setValue(_ node: NodeID, from source: UnsafePointer<Double>, count: Int) throws {
+        try setLeafValue(node, from: source, count: count)
+    }
+
+    /// Copies a node's values out. Op values need a forward since the last change.
+    public func value(_ node: NodeID, into destination: UnsafeMutablePointer<Float>, count: Int) throws {
+        try readValue(node, into: destination, count: count)
+    }
+    public func value(_ node: NodeID, into destination: UnsafeMutablePointer<Double>, count: Int) throws {
+        try readValue(node, into: destination, count: count)
+    }
+
+    /// Copies a node's gradient out (zeros for an op node no backward has reached yet).
+    public func gradient(_ node: NodeID, into destination: UnsafeMutablePointer<Float>, count: Int) throws {
+        try readGradient(node, into: destination, count: count)
+    }
+    public func gradient(_ node: NodeID, into destination: UnsafeMutablePointer<Double>, count: Int) throws {
+        try readGradient(node, into: destination, count: count)
+    }
+
+    func setLeafValue<S: Scalar>(_ node: NodeID, from source: UnsafePointer<S>, count: Int) throws {
+        try check(node)
+        guard nodes[node].kind.isLeaf else {
+            throw BackpropError.invalidArgument("node \(node) is an op; only inputs, parameters and constants take values")
+        }
+        try checkCount(count, node)
+        convert(from: source, to: values[node]!.pointer, count: count)
+        invalidateDependents(of: [node])
+    }
+
+    func readValue<D: Scalar>(_ node: NodeID, into destination: UnsafeMutablePointer<D>, count: Int) throws {
+        try check(node)
+        try checkCount(count, node)
+        guard isCurrent[node], let slot = values[node] else {
+            throw BackpropError.state("node \(node) has not been computed since the graph or a leaf value changed: run forward first")
+        }
+        convert(from: slot.pointer, to: destination, count: count)
+    }
+
+    func readGradient<D: Scalar>(_ node: NodeID, into destination: UnsafeMutablePointer<D>, count: Int) throws {
+        try check(node)
+        try checkCount(count, node)
+        guard nodes[node].requiresGradient else {
+            throw BackpropError.invalidArgument("node \(node) has no gradient: it is a constant or depends only on constants")
+        }
+        guard let slot = gradients[node] else {
+            destination.initialize(repeating: 0, count: count)
+            return
+        }
+        convert(from: slot.pointer, to: destination, count: count)
+    }
+
+    /// Sets every gradient in the graph to zero.
+    public func zeroGradients() {
+        for slot in gradients { slot?.storage.zero() }
+    }
+
+    /// Marks everything computed from these leaves as out of date, keeping the invariant that
+    /// a node that is not current has no current dependents.
+    func invalidateDependents(of leaves: [NodeID]) {
+        for leaf in leaves { isCurrent[leaf] = false }
+        if let first = leaves.min() {
+            for id in (first + 1)..<max(first + 1, nodes.count) where isCurrent[id] {
+                if nodes[id].inputs.contains(where: { !isCurrent[$0] }) { isCurrent[id] = false }
+            }
+        }
+        for leaf in leaves { isCurrent[leaf] = true }
+    }
+
+    /// Call after changing parameter values in the flat block directly (as optimizers do).
+    public func parametersDidChange() {
+        invalidateDependents(of: parameters)
+    }
+
+    private func checkCount(_ count: Int, _ node: NodeID) throws {
+        let expected = nodes[node].shape.count
+        guard count == expected else {
+            throw BackpropError.invalidArgument("node \(node) has shape \(nodes[node].shape), \(expected) elements, but \(count) were given")
+        }
+    }
+
+    private func convert<S: Scalar>(from source: UnsafePointer<S>, to destination: UnsafeMutableRawPointer, count: Int) {
+        switch dtype {
+        case .float32: convertElements(source, destination.assumingMemoryBound(to: Float.self), count)
+        case .float64: convertElements(source, destination.assumingMemoryBound(to: Double.self), count)
+        }
+    }
+
+    private func convert<D: Scalar>(from source: UnsafeMutableRawPointer, to destination: UnsafeMutablePointer<D>, count: Int) {
+        switch dtype {
+        case .float32: convertElements(UnsafePointer(source.assumingMemoryBound(to: Float.self)), destination, count)
+        case .float64: convertElements(UnsafePointer(source.assumingMemoryBound(to: Double.self)), destination, count)
+        }
+    }
+}
+
+@inline(__always)
+func convertElements<S: Scalar, D: Scalar>(_ source: UnsafePointer<S>, _ destination: UnsafeMutablePointer<D>, _ count: Int) {
+    if S.self == D.self {
+        UnsafeMutableRawPointer(destination).copyMemory(from: source, byteCount: count * MemoryLayout<S>.size)
+    } else {
+        for i in 0..<count { destination[i] = D(source[i]) }
+    }
+}

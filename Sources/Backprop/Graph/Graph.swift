@@ -1,0 +1,145 @@
+/// A computational graph with reverse-mode automatic differentiation.
+///
+/// Define, then run: nodes are added once (each from earlier nodes, so creation order is a
+/// topological order), then `forward` and `backward` run many times over buffers that are
+/// planned once per set of shapes. Values and gradients share one element type, `dtype`.
+///
+/// Gradient semantics follow PyTorch: backward adds into the gradients of the leaves, which
+/// accumulate across calls until `zeroGradients`; gradients of op nodes hold the latest backward.
+public final class Graph {
+    public let dtype: DType
+    var nodes: [Node] = []
+
+    /// Values and gradients per node. Parameters point into `parameterValues` and
+    /// `parameterGradients`, flat blocks an optimizer can update in one sweep.
+    var values: [Slot?] = []  // nil for op nodes until the buffers are planned
+    var gradients: [Slot?] = []
+    var scratch: [Storage?] = []
+    var bindings: [NodeBinding?] = []
+    var parameterValues: Storage
+    var parameterGradients: Storage
+    /// Parameter nodes in creation order, with their offsets in the flat blocks.
+    public private(set) var parameters: [NodeID] = []
+    var parameterOffsets: [NodeID: Int] = [:]
+
+    /// Whether each node's value reflects the current leaf values (leaves always do).
+    var isCurrent: [Bool] = []
+    /// Buffers must be (re)planned before the next run: nodes were added or a leaf was reshaped.
+    var needsPlan = true
+    /// The nodes each recent root depends on, cached for forward and backward.
+    var ancestorCache: [NodeID: [NodeID]] = [:]
+
+    public init(dtype: DType) {
+        self.dtype = dtype
+        // Both blocks start empty and grow as parameters are added.
+        parameterValues = try! Storage(count: 0, dtype: dtype)
+        parameterGradients = try! Storage(count: 0, dtype: dtype)
+    }
+
+    public var nodeCount: Int { nodes.count }
+
+    /// The total number of parameter elements, the length of the flat blocks.
+    public var parameterCount: Int { parameterValues.count }
+
+    public func shape(of node: NodeID) throws -> Shape {
+        try check(node)
+        return nodes[node].shape
+    }
+
+    public func kind(of node: NodeID) throws -> NodeKind {
+        try check(node)
+        return nodes[node].kind
+    }
+
+    func check(_ node: NodeID) throws {
+        guard node >= 0 && node < nodes.count else {
+            throw BackpropError.invalidArgument("node \(node) is not in this graph (it has \(nodes.count) nodes)")
+        }
+    }
+
+    // MARK: - Leaves
+
+    public func input(_ shape: Shape) throws -> NodeID { try addLeaf(.input, shape) }
+    public func constant(_ shape: Shape) throws -> NodeID { try addLeaf(.constant, shape) }
+
+    public func parameter(_ shape: Shape) throws -> NodeID {
+        let offset = parameterValues.count
+        let newValues = try Storage(count: offset + shape.count, dtype: dtype)
+        let newGradients = try Storage(count: offset + shape.count, dtype: dtype)
+        newValues.pointer.copyMemory(from: parameterValues.pointer, byteCount: offset * dtype.size)
+        newGradients.pointer.copyMemory(from: parameterGradients.pointer, byteCount: offset * dtype.size)
+        let id = nodes.count
+        parameterValues = newValues
+        parameterGradients = newGradients
+        nodes.append(Node(kind: .parameter, inputs: [], shape: shape, requiresGradient: true))
+        values.append(Slot(storage: newValues, offset: offset))
+        gradients.append(Slot(storage: newGradients, offset: offset))
+        parameters.append(id)
+        parameterOffsets[id] = offset
+        // Every parameter's slots move to the new blocks.
+        for p in parameters {
+            values[p] = Slot(storage: newValues, offset: parameterOffsets[p]!)
+            gradients[p] = Slot(storage: newGradients, offset: parameterOffsets[p]!)
+        }
+        appendBookkeeping()
+        return id
+    }
+
+    private func addLeaf(_ kind: NodeKind, _ shape: Shape) throws -> NodeID {
+        let hasGradient = if case .constant = kind { false } else { true }
+        let value = try Storage(count: shape.count, dtype: dtype)
+        let gradient = hasGradient ? try Storage(count: shape.count, dtype: dtype) : nil
+        nodes.append(Node(kind: kind, inputs: [], shape: shape, requiresGradient: hasGradient))
+        values.append(Slot(storage: value, offset: 0))
+        gradients.append(gradient.map { Slot(storage: $0, offset: 0) })
+        appendBookkeeping()
+        return nodes.count - 1
+    }
+
+    private func appendBookkeeping() {
+        scratch.append(nil)
+        bindings.append(nil)
+        isCurrent.append(nodes.last!.kind.isLeaf)
+        needsPlan = true
+        ancestorCache.removeAll()
+    }
+
+    // MARK: - Ops
+
+    /// Adds an op node. The shape rule runs now, so a mismatch is reported here (naming the op
+    /// and the shapes) and the graph is left unchanged.
+    public func apply(_ op: any AnyOp, _ inputs: [NodeID]) throws -> NodeID {
+        for i in inputs { try check(i) }
+        let shape = try op.outputShape(inputs.map { nodes[$0].shape })
+        let requiresGradient = inputs.contains { nodes[$0].requiresGradient }
+        // Op memory is allocated when the graph plans its buffers (see `plan`).
+        nodes.append(Node(kind: .op(op), inputs: inputs, shape: shape, requiresGradient: requiresGradient))
+        values.append(nil)
+        gradients.append(nil)
+        appendBookkeeping()
+        return nodes.count - 1
+    }
+
+    /// Removes every node from `node` on (the newest ones). Nodes only refer to older nodes, so
+    /// what remains is a complete graph. Parameters cannot be removed.
+    func removeNodes(from node: NodeID) throws {
+        guard node >= 0 && node <= nodes.count else { return }
+        guard !parameters.contains(where: { $0 >= node }) else {
+            throw BackpropError.state("cannot remove parameter nodes")
+        }
+        nodes.removeSubrange(node...)
+        values.removeSubrange(node...)
+        gradients.removeSubrange(node...)
+        scratch.removeSubrange(node...)
+        bindings.removeSubrange(node...)
+        isCurrent.removeSubrange(node...)
+        ancestorCache.removeAll()
+    }
+}
+
+extension Graph {
+    /// Whether a node's value reflects the current leaf values.
+    public func isComputed(_ node: NodeID) -> Bool {
+        node >= 0 && node < nodes.count && isCurrent[node]
+    }
+}

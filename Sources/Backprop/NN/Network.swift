@@ -1,0 +1,243 @@
+/// A feed-forward network of dense layers: a graph built for you.
+///
+/// The graph holds an input [batch, inputWidth]; each dense layer adds a weight [units, in] and a
+/// bias [units] (PyTorch's `nn.Linear` layout), `x Wᵀ + b` and an activation. The loss and its
+/// target node are added on first use. Training is three separate steps, as in PyTorch:
+/// `forward` (keeps activations), `backward` (loss and averaged gradients), `update`.
+public final class Network {
+    public let graph: Graph
+    public let inputWidth: Int
+    public private(set) var loss: LossKind = .mse
+    public private(set) var layers: [DenseLayer] = []
+
+    public struct DenseLayer: Sendable {
+        public let weight: NodeID
+        public let bias: NodeID
+        public let output: NodeID
+        public let units: Int
+        public let activation: Activation
+    }
+
+    private var generator: Generator
+    private let input: NodeID
+    private var batch = 1
+    private var lossNodes: (target: NodeID, loss: NodeID)?
+    /// Whether the activations come from `forward` (not `predict`) and are still current.
+    private var hasTrainingForward = false
+    /// Reused buffers: labels as the graph's element type, and outputs during `trainStep`.
+    private var labelValues: [Double] = []
+    private var outputScratch: [Float] = []
+
+    public init(inputWidth: Int, seed: UInt64, dtype: DType = .float32) throws {
+        guard inputWidth >= 1 else {
+            throw BackpropError.invalidArgument("input width must be at least 1, got \(inputWidth)")
+        }
+        graph = Graph(dtype: dtype)
+        input = try graph.input(try Shape([1, inputWidth]))
+        self.inputWidth = inputWidth
+        generator = Generator(seed: seed)
+    }
+
+    /// The width of the outputs: the last layer's units, or the input width with no layers.
+    public var outputWidth: Int { layers.last?.units ?? inputWidth }
+
+    private var output: NodeID { layers.last?.output ?? input }
+
+    public var parameterCount: Int { graph.parameterCount }
+
+    /// Appends a dense layer y = activation(x Wᵀ + b) with parameters from `initializer`.
+    public func addDense(units: Int, activation: Activation, initializer: Initializer = .linearDefault) throws {
+        guard units >= 1 else {
+            throw BackpropError.invalidArgument("a dense layer needs at least 1 unit, got \(units)")
+        }
+        let fanIn = outputWidth
+        let weightShape = try Shape([units, fanIn])
+        let biasShape = try Shape([units])
+        var weightValues = [Double](repeating: 0, count: weightShape.count)
+        var biasValues = [Double](repeating: 0, count: units)
+        var trial = generator
+        initializer.fill(weight: &weightValues, bias: &biasValues, fanIn: fanIn, using: &trial)
+
+        try dropLossNodes()
+        let weight = try graph.parameter(weightShape)
+        let bias = try graph.parameter(biasShape)
+        try graph.setValue(weight, from: weightValues, count: weightShape.count)
+        try graph.setValue(bias, from: biasValues, count: units)
+        let product = try graph.matmul(output, weight, transposeB: true)
+        let preActivation = try graph.add(product, bias)
+        let out = try activation.apply(to: preActivation, in: graph)
+        layers.append(DenseLayer(weight: weight, bias: bias, output: out, units: units, activation: activation))
+        generator = trial
+    }
+
+    public func setLoss(_ kind: LossKind) throws {
+        guard kind != loss else { return }
+        try dropLossNodes()
+        loss = kind
+    }
+
+    // MARK: - Training steps
+
+    /// Forward pass on `batch` samples (`batch * inputWidth` floats), writing `batch * outputWidth`
+    /// floats to `outputs` and keeping the activations for `backward`.
+    public func forward(_ inputs: UnsafePointer<Float>, batch: Int, into outputs: UnsafeMutablePointer<Float>, count: Int) throws {
+        try run(inputs, batch: batch, into: outputs, count: count)
+        hasTrainingForward = true
+    }
+
+    /// Inference: the same computation, but a following `backward` is refused until the next
+    /// `forward` (inference and training passes may differ once layers like dropout exist).
+    public func predict(_ inputs: UnsafePointer<Float>, batch: Int, into outputs: UnsafeMutablePointer<Float>, count: Int) throws {
+        hasTrainingForward = false
+        try run(inputs, batch: batch, into: outputs, count: count)
+    }
+
+    /// Backward pass against float targets (`batch * outputWidth`) for the MSE loss. Returns the
+    /// loss and adds the gradient of the batch-averaged loss into the parameter gradients.
+    public func backward(targets: UnsafePointer<Float>, count: Int) throws -> Double {
+        guard loss == .mse else {
+            throw BackpropError.invalidArgument("the network's loss is cross-entropy: pass class labels, not float targets")
+        }
+        try checkTrainingForward()
+        let expected = batch * outputWidth
+        guard count == expected else {
+            throw BackpropError.invalidArgument("expected \(expected) targets (batch \(batch) × \(outputWidth) outputs), got \(count)")
+        }
+        if let bad = firstNonFinite(targets, count) {
+            throw BackpropError.nonFinite("target \(bad) is \(targets[bad])")
+        }
+        let nodes = try lossNodesForCurrentBatch()
+        try graph.setValue(nodes.target, from: targets, count: count)
+        return try backpropagate(from: nodes.loss)
+    }
+
+    /// Backward pass against class labels in [0, outputWidth), one per sample, for cross-entropy.
+    public func backward(labels: UnsafePointer<Int32>, count: Int) throws -> Double {
+        guard loss == .crossEntropy else {
+            throw BackpropError.invalidArgument("the network's loss is MSE: pass float targets, not class labels")
+        }
+        try checkTrainingForward()
+        guard count == batch else {
+            throw BackpropError.invalidArgument("expected \(batch) labels (one per sample), got \(count)")
+        }
+        for i in 0..<count where labels[i] < 0 || Int(labels[i]) >= outputWidth {
+            throw BackpropError.invalidArgument("label \(labels[i]) at row \(i) is not a class index in [0, \(outputWidth))")
+        }
+        let nodes = try lossNodesForCurrentBatch()
+        if labelValues.count != count { labelValues = [Double](repeating: 0, count: count) }
+        for i in 0..<count { labelValues[i] = Double(labels[i]) }
+        try graph.setValue(nodes.target, from: labelValues, count: count)
+        return try backpropagate(from: nodes.loss)
+    }
+
+    /// Gradient descent on every parameter; see `GradientDescent.step`.
+    public func update(learningRate: Double) throws {
+        try GradientDescent.step(graph, learningRate: learningRate)
+    }
+
+    public func zeroGradients() { graph.zeroGradients() }
+
+    /// zeroGradients, forward, backward (targets or labels) and update; returns the loss before
+    /// the update. On failure the weights are unchanged.
+    public func trainStep(_ inputs: UnsafePointer<Float>, batch: Int, targets: UnsafePointer<Float>, count: Int, learningRate: Double) throws -> Double {
+        try trainStep(inputs, batch: batch, learningRate: learningRate) { try backward(targets: targets, count: count) }
+    }
+
+    public func trainStep(_ inputs: UnsafePointer<Float>, batch: Int, labels: UnsafePointer<Int32>, count: Int, learningRate: Double) throws -> Double {
+        try trainStep(inputs, batch: batch, learningRate: learningRate) { try backward(labels: labels, count: count) }
+    }
+
+    private func trainStep(_ inputs: UnsafePointer<Float>, batch: Int, learningRate: Double, backward: () throws -> Double) throws -> Double {
+        guard learningRate.isFinite, learningRate >= 0 else {
+            throw BackpropError.invalidArgument("learning rate must be finite and not negative, got \(learningRate)")
+        }
+        let (outputCount, overflow) = batch.multipliedReportingOverflow(by: outputWidth)
+        guard !overflow, batch >= 1 else {
+            throw BackpropError.invalidArgument("batch must be at least 1 and its outputs countable, got \(batch)")
+        }
+        if outputScratch.count != outputCount { outputScratch = [Float](repeating: 0, count: outputCount) }
+        zeroGradients()
+        try outputScratch.withUnsafeMutableBufferPointer {
+            try forward(inputs, batch: batch, into: $0.baseAddress!, count: outputCount)
+        }
+        let lossValue = try backward()
+        try update(learningRate: learningRate)
+        return lossValue
+    }
+
+    // MARK: - Internals
+
+    private func run(_ inputs: UnsafePointer<Float>, batch: Int, into outputs: UnsafeMutablePointer<Float>, count: Int) throws {
+        guard !layers.isEmpty else {
+            throw BackpropError.state("the network has no layers: add a dense layer first")
+        }
+        guard batch >= 1 else {
+            throw BackpropError.invalidArgument("batch must be at least 1, got \(batch)")
+        }
+        let inputShape = try Shape([batch, inputWidth])
+        let outputShape = try Shape([batch, outputWidth])
+        guard count == outputShape.count else {
+            throw BackpropError.invalidArgument("expected room for \(outputShape.count) outputs (batch \(batch) × \(outputWidth)), got \(count)")
+        }
+        if let bad = firstNonFinite(inputs, inputShape.count) {
+            throw BackpropError.nonFinite("input \(bad) (row \(bad / inputWidth), column \(bad % inputWidth)) is \(inputs[bad])")
+        }
+        try setBatch(batch)
+        try graph.setValue(input, from: inputs, count: inputShape.count)
+        try graph.forward(through: output)
+        try graph.value(output, into: outputs, count: count)
+    }
+
+    private func setBatch(_ newBatch: Int) throws {
+        guard newBatch != batch else { return }
+        hasTrainingForward = false
+        try graph.reshapeLeaf(input, to: try Shape([newBatch, inputWidth]))
+        if let lossNodes {
+            try graph.reshapeLeaf(lossNodes.target, to: try targetShape(batch: newBatch))
+        }
+        batch = newBatch
+    }
+
+    private func checkTrainingForward() throws {
+        guard hasTrainingForward, graph.isComputed(output) else {
+            throw BackpropError.state("no forward pass since the last update, prediction or change: call forward first")
+        }
+    }
+
+    private func targetShape(batch: Int) throws -> Shape {
+        loss == .mse ? try Shape([batch, outputWidth]) : try Shape([batch])
+    }
+
+    private func lossNodesForCurrentBatch() throws -> (target: NodeID, loss: NodeID) {
+        if let lossNodes { return lossNodes }
+        let target = try graph.constant(try targetShape(batch: batch))
+        let lossNode = switch loss {
+        case .mse: try graph.mseLoss(output, target)
+        case .crossEntropy: try graph.crossEntropy(output, target)
+        }
+        lossNodes = (target, lossNode)
+        return (target, lossNode)
+    }
+
+    /// Removes the loss nodes before the network changes shape; they are rebuilt on next use.
+    /// If someone added nodes after them through the graph, they stay (unused by the network).
+    private func dropLossNodes() throws {
+        guard let nodes = lossNodes else { return }
+        if nodes.loss == graph.nodeCount - 1 && nodes.target == graph.nodeCount - 2 {
+            try graph.removeNodes(from: nodes.target)
+        }
+        lossNodes = nil
+        hasTrainingForward = false
+    }
+
+    private func backpropagate(from lossNode: NodeID) throws -> Double {
+        try graph.forward(through: lossNode)
+        var value = 0.0
+        try graph.value(lossNode, into: &value, count: 1)
+        guard value.isFinite else {
+            throw BackpropError.nonFinite("the loss is \(value); no gradient was changed")
+        }
+        try graph.backward(from: lossNode)
+        return value
+    }
+}

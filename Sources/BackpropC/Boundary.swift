@@ -1,0 +1,101 @@
+import Backprop
+
+/// The shape of every exported function: look up and lock the handle, run the body, and turn
+/// any thrown error into a status and a thread-local message. The body validates its own
+/// arguments before touching anything, so a failure changes nothing.
+func withGraph(_ pointer: OpaquePointer?, _ function: String = #function,
+               _ body: (Graph) throws -> Void) -> Int32 {
+    guarded(function) {
+        try withHandle(pointer, kind: "bp_graph") { handle in
+            switch handle.object {
+            case .graph(let graph): try body(graph)
+            case .network: throw BoundaryError.invalidHandle("expected a bp_graph, got a bp_net")
+            }
+        }
+    }
+}
+
+func withNetwork(_ pointer: OpaquePointer?, _ function: String = #function,
+                 _ body: (Network) throws -> Void) -> Int32 {
+    withNetworkHandle(pointer, function) { handle in
+        guard case .network(let network) = handle.object else { return }
+        try body(network)
+    }
+}
+
+func withNetworkHandle(_ pointer: OpaquePointer?, _ function: String = #function,
+                       _ body: (Handle) throws -> Void) -> Int32 {
+    guarded(function) {
+        try withHandle(pointer, kind: "bp_net") { handle in
+            guard case .network = handle.object else {
+                throw BoundaryError.invalidHandle("expected a bp_net, got a bp_graph")
+            }
+            try body(handle)
+        }
+    }
+}
+
+/// Runs `body`, returning BP_OK or the status of what it threw.
+func guarded(_ function: String, _ body: () throws -> Void) -> Int32 {
+    do {
+        try body()
+        return Status.ok.rawValue
+    } catch {
+        return report(error, in: cName(function))
+    }
+}
+
+private func withHandle(_ pointer: OpaquePointer?, kind: String, _ body: (Handle) throws -> Void) throws {
+    guard let pointer else { throw BoundaryError.invalidHandle("the \(kind) handle is NULL") }
+    guard let handle = Registry.lookup(pointer) else {
+        throw BoundaryError.invalidHandle("\(pointer) is not a live \(kind) handle (freed, or never created by this library)")
+    }
+    try handle.lock.acquire()
+    defer { handle.lock.release() }
+    try body(handle)
+}
+
+/// "bp_graph_add(_:_:_:_:)" → "bp_graph_add", for messages.
+private func cName(_ function: String) -> String {
+    String(function.prefix { $0 != "(" })
+}
+
+// MARK: - Argument checks
+
+/// The pointee of a required out-pointer, or an error naming it.
+func required<T>(_ pointer: UnsafeMutablePointer<T>?, _ name: String) throws -> UnsafeMutablePointer<T> {
+    guard let pointer else { throw BoundaryError.invalidArgument("\(name) is NULL") }
+    return pointer
+}
+
+func required<T>(_ pointer: UnsafePointer<T>?, _ name: String) throws -> UnsafePointer<T> {
+    guard let pointer else { throw BoundaryError.invalidArgument("\(name) is NULL") }
+    return pointer
+}
+
+/// A size_t from C as a Swift Int, rejecting values beyond Int.max.
+func count(_ value: UInt, _ name: String) throws -> Int {
+    guard let result = Int(exactly: value) else {
+        throw BoundaryError.invalidArgument("\(name) \(value) is too large")
+    }
+    return result
+}
+
+/// A C enum value as its Swift case, or an error listing the valid ones.
+func enumValue<E: RawRepresentable & CaseIterable>(_ raw: Int32, _ name: String) throws -> E where E.RawValue == Int32 {
+    guard let value = E(rawValue: raw) else {
+        let valid = E.allCases.map { String($0.rawValue) }.joined(separator: ", ")
+        throw BoundaryError.invalidArgument("unknown \(name) \(raw) (valid: \(valid))")
+    }
+    return value
+}
+
+/// A shape from a C array of `rank` sizes.
+func shape(_ dims: UnsafePointer<UInt>?, _ rank: UInt) throws -> Shape {
+    guard rank <= UInt(Shape.maxRank) else {
+        throw BoundaryError.invalidArgument("rank \(rank) is larger than BP_MAX_RANK (\(Shape.maxRank))")
+    }
+    if rank == 0 { return .scalar }
+    let dims = try required(dims, "shape")
+    return try Shape((0..<Int(rank)).map { Int(exactly: dims[$0]) ?? Int.max })
+}

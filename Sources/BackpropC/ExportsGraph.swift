@@ -1,0 +1,251 @@
+import Backprop
+
+// The bp_graph_* functions: argument checks, then one call into the core.
+
+@_cdecl("bp_graph_create")
+public func bp_graph_create(_ dtype: Int32, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    guarded(#function) {
+        let out = try required(out, "out")
+        let dtype: DType = try enumValue(dtype, "dtype")
+        let handle = Handle(graph: Graph(dtype: dtype))
+        out.pointee = OpaquePointer(Registry.register(handle))
+    }
+}
+
+@_cdecl("bp_graph_free")
+public func bp_graph_free(_ graph: OpaquePointer?) -> Int32 {
+    guard graph != nil else { return Status.ok.rawValue }
+    return guarded(#function) {
+        guard let handle = Registry.lookup(graph), case .graph = handle.object else {
+            throw BoundaryError.invalidHandle("not a live bp_graph handle (already freed, or never created by this library)")
+        }
+        guard !handle.isBorrowed else {
+            throw BoundaryError.invalidHandle("this graph belongs to a network: free the network instead")
+        }
+        try handle.lock.acquire()
+        handle.lock.markFreed()
+        Registry.remove(handle)
+        handle.lock.release()
+    }
+}
+
+@_cdecl("bp_graph_dtype")
+public func bp_graph_dtype(_ graph: OpaquePointer?, _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
+    withGraph(graph) { graph in try required(out, "out").pointee = graph.dtype.rawValue }
+}
+
+// MARK: Leaves
+
+@_cdecl("bp_graph_input")
+public func bp_graph_input(_ graph: OpaquePointer?, _ dims: UnsafePointer<UInt>?, _ rank: UInt,
+                           _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
+    addNode(graph, out) { graph in try graph.input(try shape(dims, rank)) }
+}
+
+@_cdecl("bp_graph_parameter")
+public func bp_graph_parameter(_ graph: OpaquePointer?, _ dims: UnsafePointer<UInt>?, _ rank: UInt,
+                               _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
+    addNode(graph, out) { graph in try graph.parameter(try shape(dims, rank)) }
+}
+
+@_cdecl("bp_graph_constant")
+public func bp_graph_constant(_ graph: OpaquePointer?, _ dims: UnsafePointer<UInt>?, _ rank: UInt,
+                              _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
+    addNode(graph, out) { graph in try graph.constant(try shape(dims, rank)) }
+}
+
+// MARK: Ops
+
+@_cdecl("bp_graph_add")
+public func bp_graph_add(_ g: OpaquePointer?, _ a: Int32, _ b: Int32, _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
+    addNode(g, out) { try $0.add(node(a, $0), node(b, $0)) }
+}
+
+@_cdecl("bp_graph_sub")
+public func bp_graph_sub(_ g: OpaquePointer?, _ a: Int32, _ b: Int32, _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
+    addNode(g, out) { try $0.sub(node(a, $0), node(b, $0)) }
+}
+
+@_cdecl("bp_graph_mul")
+public func bp_graph_mul(_ g: OpaquePointer?, _ a: Int32, _ b: Int32, _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
+    addNode(g, out) { try $0.mul(node(a, $0), node(b, $0)) }
+}
+
+@_cdecl("bp_graph_div")
+public func bp_graph_div(_ g: OpaquePointer?, _ a: Int32, _ b: Int32, _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
+    addNode(g, out) { try $0.div(node(a, $0), node(b, $0)) }
+}
+
+@_cdecl("bp_graph_maximum")
+public func bp_graph_maximum(_ g: OpaquePointer?, _ a: Int32, _ b: Int32, _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
+    addNode(g, out) { try $0.maximum(node(a, $0), node(b, $0)) }
+}
+
+@_cdecl("bp_graph_minimum")
+public func bp_graph_minimum(_ g: OpaquePointer?, _ a: Int32, _ b: Int32, _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
+    addNode(g, out) { try $0.minimum(node(a, $0), node(b, $0)) }
+}
+
+@_cdecl("bp_graph_neg")
+public func bp_graph_neg(_ g: OpaquePointer?, _ x: Int32, _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
+    addNode(g, out) { try $0.neg(node(x, $0)) }
+}
+
+@_cdecl("bp_graph_exp")
+public func bp_graph_exp(_ g: OpaquePointer?, _ x: Int32, _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
+    addNode(g, out) { try $0.exp(node(x, $0)) }
+}
+
+@_cdecl("bp_graph_log")
+public func bp_graph_log(_ g: OpaquePointer?, _ x: Int32, _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
+    addNode(g, out) { try $0.log(node(x, $0)) }
+}
+
+@_cdecl("bp_graph_relu")
+public func bp_graph_relu(_ g: OpaquePointer?, _ x: Int32, _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
+    addNode(g, out) { try $0.relu(node(x, $0)) }
+}
+
+@_cdecl("bp_graph_sigmoid")
+public func bp_graph_sigmoid(_ g: OpaquePointer?, _ x: Int32, _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
+    addNode(g, out) { try $0.sigmoid(node(x, $0)) }
+}
+
+@_cdecl("bp_graph_tanh")
+public func bp_graph_tanh(_ g: OpaquePointer?, _ x: Int32, _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
+    addNode(g, out) { try $0.tanh(node(x, $0)) }
+}
+
+@_cdecl("bp_graph_matmul")
+public func bp_graph_matmul(_ g: OpaquePointer?, _ a: Int32, _ b: Int32, _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
+    addNode(g, out) { try $0.matmul(node(a, $0), node(b, $0)) }
+}
+
+@_cdecl("bp_graph_sum")
+public func bp_graph_sum(_ g: OpaquePointer?, _ x: Int32, _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
+    addNode(g, out) { try $0.sum(node(x, $0)) }
+}
+
+@_cdecl("bp_graph_mean")
+public func bp_graph_mean(_ g: OpaquePointer?, _ x: Int32, _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
+    addNode(g, out) { try $0.mean(node(x, $0)) }
+}
+
+@_cdecl("bp_graph_mse_loss")
+public func bp_graph_mse_loss(_ g: OpaquePointer?, _ prediction: Int32, _ target: Int32, _ reduction: Int32,
+                              _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
+    addNode(g, out) {
+        try $0.mseLoss(node(prediction, $0), node(target, $0), reduction: enumValue(reduction, "reduction"))
+    }
+}
+
+@_cdecl("bp_graph_cross_entropy")
+public func bp_graph_cross_entropy(_ g: OpaquePointer?, _ logits: Int32, _ labels: Int32, _ reduction: Int32,
+                                   _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
+    addNode(g, out) {
+        try $0.crossEntropy(node(logits, $0), node(labels, $0), reduction: enumValue(reduction, "reduction"))
+    }
+}
+
+// MARK: Values, forward, backward
+
+@_cdecl("bp_graph_set_value")
+public func bp_graph_set_value(_ g: OpaquePointer?, _ n: Int32, _ values: UnsafePointer<Float>?, _ count: UInt) -> Int32 {
+    withGraph(g) { try $0.setValue(node(n, $0), from: required(values, "values"), count: elementCount(count)) }
+}
+
+@_cdecl("bp_graph_set_value_f64")
+public func bp_graph_set_value_f64(_ g: OpaquePointer?, _ n: Int32, _ values: UnsafePointer<Double>?, _ count: UInt) -> Int32 {
+    withGraph(g) { try $0.setValue(node(n, $0), from: required(values, "values"), count: elementCount(count)) }
+}
+
+@_cdecl("bp_graph_forward")
+public func bp_graph_forward(_ g: OpaquePointer?) -> Int32 {
+    withGraph(g) { try $0.forward() }
+}
+
+@_cdecl("bp_graph_backward")
+public func bp_graph_backward(_ g: OpaquePointer?, _ root: Int32) -> Int32 {
+    withGraph(g) { try $0.backward(from: node(root, $0)) }
+}
+
+@_cdecl("bp_graph_zero_grad")
+public func bp_graph_zero_grad(_ g: OpaquePointer?) -> Int32 {
+    withGraph(g) { $0.zeroGradients() }
+}
+
+@_cdecl("bp_graph_value")
+public func bp_graph_value(_ g: OpaquePointer?, _ n: Int32, _ out: UnsafeMutablePointer<Float>?, _ count: UInt) -> Int32 {
+    withGraph(g) { try $0.value(node(n, $0), into: required(out, "out"), count: elementCount(count)) }
+}
+
+@_cdecl("bp_graph_value_f64")
+public func bp_graph_value_f64(_ g: OpaquePointer?, _ n: Int32, _ out: UnsafeMutablePointer<Double>?, _ count: UInt) -> Int32 {
+    withGraph(g) { try $0.value(node(n, $0), into: required(out, "out"), count: elementCount(count)) }
+}
+
+@_cdecl("bp_graph_grad")
+public func bp_graph_grad(_ g: OpaquePointer?, _ n: Int32, _ out: UnsafeMutablePointer<Float>?, _ count: UInt) -> Int32 {
+    withGraph(g) { try $0.gradient(node(n, $0), into: required(out, "out"), count: elementCount(count)) }
+}
+
+@_cdecl("bp_graph_grad_f64")
+public func bp_graph_grad_f64(_ g: OpaquePointer?, _ n: Int32, _ out: UnsafeMutablePointer<Double>?, _ count: UInt) -> Int32 {
+    withGraph(g) { try $0.gradient(node(n, $0), into: required(out, "out"), count: elementCount(count)) }
+}
+
+// MARK: Queries
+
+@_cdecl("bp_graph_shape")
+public func bp_graph_shape(_ g: OpaquePointer?, _ n: Int32, _ dims: UnsafeMutablePointer<UInt>?, _ capacity: UInt,
+                           _ rank: UnsafeMutablePointer<UInt>?) -> Int32 {
+    withGraph(g) { graph in
+        let rank = try required(rank, "rank")
+        let shape = try graph.shape(of: node(n, graph))
+        if shape.rank > 0 {
+            guard capacity >= UInt(shape.rank) else {
+                throw BoundaryError.invalidArgument("capacity \(capacity) is smaller than the rank \(shape.rank)")
+            }
+            let dims = try required(dims, "shape")
+            for (i, d) in shape.dims.enumerated() { dims[i] = UInt(d) }
+        }
+        rank.pointee = UInt(shape.rank)
+    }
+}
+
+@_cdecl("bp_graph_size")
+public func bp_graph_size(_ g: OpaquePointer?, _ n: Int32, _ out: UnsafeMutablePointer<UInt>?) -> Int32 {
+    withGraph(g) { graph in
+        let out = try required(out, "out")
+        out.pointee = UInt(try graph.shape(of: node(n, graph)).count)
+    }
+}
+
+@_cdecl("bp_graph_node_count")
+public func bp_graph_node_count(_ g: OpaquePointer?, _ out: UnsafeMutablePointer<UInt>?) -> Int32 {
+    withGraph(g) { try required(out, "out").pointee = UInt($0.nodeCount) }
+}
+
+// MARK: Helpers
+
+/// Adds a node with `body` and writes its id; the out-pointer is checked before the graph changes.
+private func addNode(_ g: OpaquePointer?, _ out: UnsafeMutablePointer<Int32>?, _ function: String = #function,
+                     _ body: (Graph) throws -> NodeID) -> Int32 {
+    withGraph(g, function) { graph in
+        let out = try required(out, "out")
+        guard graph.nodeCount < Int(Int32.max) else {
+            throw BoundaryError.invalidArgument("the graph has the maximum number of nodes")
+        }
+        out.pointee = Int32(try body(graph))
+    }
+}
+
+/// A node id from C, checked against the graph.
+func node(_ id: Int32, _ graph: Graph) throws -> NodeID {
+    guard id >= 0 && Int(id) < graph.nodeCount else {
+        throw BoundaryError.invalidHandle("node \(id) is not in this graph (it has \(graph.nodeCount) nodes)")
+    }
+    return Int(id)
+}
+
+private func elementCount(_ value: UInt) throws -> Int { try count(value, "count") }

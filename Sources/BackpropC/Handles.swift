@@ -1,0 +1,84 @@
+import Backprop
+import Synchronization
+
+/// Handles given to C callers, and the rules that keep a bad pointer from ever being
+/// dereferenced: a handle is the address of a `Handle` object that the registry keeps alive; any
+/// pointer not in the registry (freed, foreign, another kind) is rejected before it is touched.
+final class Handle: @unchecked Sendable {
+    enum Object {
+        case graph(Graph)
+        case network(Network)
+    }
+
+    let object: Object
+    /// Shared by a network and its borrowed graph handle: one of them in use makes both busy.
+    let lock: BusyLock
+    /// A network's graph is borrowed: freed with the network, never by `bp_graph_free`.
+    let isBorrowed: Bool
+    /// For a network, the handle of its graph, registered when `bp_net_graph` first hands it out.
+    let graphHandle: Handle?
+
+    init(graph: Graph) {
+        object = .graph(graph)
+        lock = BusyLock()
+        isBorrowed = false
+        graphHandle = nil
+    }
+
+    init(network: Network) {
+        object = .network(network)
+        lock = BusyLock()
+        isBorrowed = false
+        graphHandle = Handle(borrowedGraph: network.graph, lock: lock)
+    }
+
+    private init(borrowedGraph: Graph, lock: BusyLock) {
+        object = .graph(borrowedGraph)
+        self.lock = lock
+        isBorrowed = true
+        graphHandle = nil
+    }
+
+    var address: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }
+}
+
+/// Marks a handle as in use by one thread; a second thread is refused (BP_ERR_BUSY) instead of
+/// racing. `isFreed` turns away callers that looked the handle up just before it was freed.
+final class BusyLock: Sendable {
+    private let busy = Atomic<Bool>(false)
+    private let freed = Atomic<Bool>(false)
+
+    func acquire() throws {
+        guard busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
+            throw BoundaryError.busy("the handle is being used by another thread")
+        }
+        if freed.load(ordering: .relaxed) {
+            busy.store(false, ordering: .releasing)
+            throw BoundaryError.invalidHandle("the handle has been freed")
+        }
+    }
+
+    func release() { busy.store(false, ordering: .releasing) }
+
+    func markFreed() { freed.store(true, ordering: .relaxed) }
+}
+
+/// Every live handle, keyed by address.
+enum Registry {
+    private static let handles = Mutex<[UInt: Handle]>([:])
+
+    static func register(_ handle: Handle) -> UnsafeMutableRawPointer {
+        handles.withLock { $0[UInt(bitPattern: handle.address)] = handle }
+        return handle.address
+    }
+
+    static func lookup(_ pointer: OpaquePointer?) -> Handle? {
+        guard let pointer else { return nil }
+        let key = UInt(bitPattern: UnsafeRawPointer(pointer))
+        return handles.withLock { $0[key] }
+    }
+
+    static func remove(_ handle: Handle) {
+        _ = handles.withLock { $0.removeValue(forKey: UInt(bitPattern: handle.address)) }
+    }
+}

@@ -1,0 +1,2 @@
+// CBLAS from OpenBLAS (Debian's libopenblas-dev); its pkg-config file supplies the include path.
+#include <cblas.h>

@@ -1,0 +1,363 @@
+/*
+ * backprop.h: the C interface of libbackprop, a backpropagation engine.
+ *
+ * Two faces over one engine:
+ *   - bp_graph: a computational graph with reverse-mode automatic differentiation. Build nodes
+ *     (inputs, parameters, constants, ops), set values, run forward, run backward from a scalar,
+ *     read values and gradients.
+ *   - bp_net: a feed-forward network (dense layers, activations, a loss) that is a graph built for
+ *     you, with the training loop's steps as separate calls.
+ *
+ * Conventions that hold for every function below:
+ *   - Functions that can fail return bp_status; BP_OK is 0. On failure nothing was changed, and
+ *     bp_last_error() describes what went wrong. Results are written through out-pointers, and only
+ *     on success.
+ *   - Handles are opaque. Every *_create has a *_free; freeing NULL is a no-op. A handle that was
+ *     freed, or a pointer that is not a handle of the expected kind, is reported as
+ *     BP_ERR_INVALID_HANDLE (the library never dereferences an unknown pointer).
+ *   - Data crosses the boundary in caller-owned buffers with explicit element counts. The library
+ *     copies what it needs during the call and keeps no caller pointer after it returns.
+ *   - Tensors are row-major. Shapes are arrays of size_t; rank 0 is a scalar, the largest rank is
+ *     BP_MAX_RANK. Networks take minibatches with the batch as the leading dimension.
+ *   - Thread safety: different handles may be used from different threads at the same time. A
+ *     handle used from two threads at once makes one of the calls fail with BP_ERR_BUSY; it is never
+ *     corrupted. bp_last_error() is per thread.
+ *   - Strings returned by the library are owned by it; do not free them.
+ */
+#ifndef BACKPROP_H
+#define BACKPROP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------------------------
+ * Version
+ * ------------------------------------------------------------------------------------------- */
+
+#define BP_VERSION_MAJOR 0
+#define BP_VERSION_MINOR 1
+#define BP_VERSION_PATCH 0
+#define BP_VERSION_STRING "0.1.0"
+/* One number that orders versions: MAJOR * 10000 + MINOR * 100 + PATCH. */
+#define BP_VERSION_NUMBER (BP_VERSION_MAJOR * 10000 + BP_VERSION_MINOR * 100 + BP_VERSION_PATCH)
+
+/* The version of the library that is loaded, as "MAJOR.MINOR.PATCH". Compare it with
+ * BP_VERSION_STRING to detect a header/library mismatch. Never fails. */
+const char *bp_version(void);
+
+/* The loaded library's BP_VERSION_NUMBER. Never fails. */
+unsigned bp_version_number(void);
+
+/* ---------------------------------------------------------------------------------------------
+ * Status codes and errors
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum bp_status {
+    BP_OK = 0,
+    BP_ERR_INVALID_ARGUMENT = 1, /* NULL pointer, wrong element count, unknown enum value, ... */
+    BP_ERR_INVALID_HANDLE = 2,   /* NULL, freed or foreign handle, or a node id not in the graph */
+    BP_ERR_SHAPE = 3,            /* shapes that an op cannot combine */
+    BP_ERR_STATE = 4,            /* call out of order, e.g. backward before forward */
+    BP_ERR_BUSY = 5,             /* the handle is in use by another thread */
+    BP_ERR_OUT_OF_MEMORY = 6,    /* an allocation failed or a size is too large to represent */
+    BP_ERR_NONFINITE = 7,        /* NaN or infinity where a finite number is required */
+    BP_ERR_IO = 8,               /* a file could not be read or written */
+    BP_ERR_FORMAT = 9,           /* malformed data (reserved for checkpoints and data files) */
+    BP_ERR_INTERNAL = 10         /* a bug in the library: please report it */
+} bp_status;
+
+/* A short, constant name for a status ("BP_ERR_SHAPE: shape mismatch"). Unknown values give
+ * "unknown status". Never fails; the string is static. */
+const char *bp_status_string(bp_status status);
+
+/* The message of the most recent failed call on the calling thread, or "" if there was none.
+ * Owned by the library; valid until the next call into the library from this thread. */
+const char *bp_last_error(void);
+
+/* ---------------------------------------------------------------------------------------------
+ * Element types and enumerations
+ * ------------------------------------------------------------------------------------------- */
+
+#define BP_MAX_RANK 8
+
+/* The element type of a graph. All values and gradients of a graph share it. */
+typedef enum bp_dtype {
+    BP_FLOAT32 = 0,
+    BP_FLOAT64 = 1
+} bp_dtype;
+
+/* How a loss reduces its per-element (or per-sample) terms, as in PyTorch. */
+typedef enum bp_reduction {
+    BP_REDUCTION_MEAN = 0, /* the mean: a scalar */
+    BP_REDUCTION_SUM = 1,  /* the sum: a scalar */
+    BP_REDUCTION_NONE = 2  /* no reduction: one term per element (MSE) or per sample (cross-entropy) */
+} bp_reduction;
+
+/* ---------------------------------------------------------------------------------------------
+ * Graph: nodes, ops, forward and backward
+ *
+ * A graph is built once and run many times. Nodes are identified by bp_node ids, valid only in
+ * the graph that made them. Leaves are inputs (values set by the caller, gradients computed),
+ * parameters (the same, and what optimizers update; they start at zero) and constants (values
+ * set by the caller, no gradient). Ops make new nodes from existing ones, so the order of
+ * creation is a topological order. Shapes are checked when a node is added: a mismatch fails
+ * with BP_ERR_SHAPE, names the op and both shapes, and leaves the graph as it was.
+ *
+ * Gradients follow PyTorch: bp_graph_backward adds (+=) into the gradients of the leaves, so
+ * they accumulate across calls until bp_graph_zero_grad; gradients of op nodes hold the result
+ * of the latest backward only. A node used by several consumers receives the sum of their
+ * contributions.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct bp_graph bp_graph;
+typedef int32_t bp_node;
+
+/* Creates an empty graph whose values and gradients have element type `dtype`.
+ * Errors: BP_ERR_INVALID_ARGUMENT (out is NULL, unknown dtype). */
+bp_status bp_graph_create(bp_dtype dtype, bp_graph **out);
+
+/* Frees a graph and everything in it. NULL is a no-op (BP_OK). A graph owned by a network
+ * (see bp_net_graph) cannot be freed here. Errors: BP_ERR_INVALID_HANDLE (freed, foreign or
+ * owned by a network), BP_ERR_BUSY. */
+bp_status bp_graph_free(bp_graph *graph);
+
+/* The element type of the graph, through *out. Errors: BP_ERR_INVALID_HANDLE,
+ * BP_ERR_INVALID_ARGUMENT (out is NULL). */
+bp_status bp_graph_dtype(const bp_graph *graph, bp_dtype *out);
+
+/* Adds a leaf of the given shape (rank 0..BP_MAX_RANK; every dimension at least 1). Inputs and
+ * parameters have gradients, constants do not. All start filled with zeros.
+ * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (out NULL, shape NULL with rank > 0,
+ * rank too large, a zero dimension), BP_ERR_OUT_OF_MEMORY (the element count overflows). */
+bp_status bp_graph_input(bp_graph *graph, const size_t *shape, size_t rank, bp_node *out);
+bp_status bp_graph_parameter(bp_graph *graph, const size_t *shape, size_t rank, bp_node *out);
+bp_status bp_graph_constant(bp_graph *graph, const size_t *shape, size_t rank, bp_node *out);
+
+/* Elementwise binary ops with broadcasting: shapes are aligned from the right, and each pair of
+ * dimensions must be equal or one of them 1 (NumPy's rule; scalars and rows broadcast). The
+ * gradient of a broadcast operand is summed over the broadcast dimensions.
+ *   add: a + b    sub: a - b    mul: a * b    div: a / b
+ *   maximum / minimum: the larger / smaller of a and b. The gradient is routed to the input that
+ *   was chosen; on a tie (a == b) it is split evenly, half to each (as PyTorch does).
+ * Errors: BP_ERR_INVALID_HANDLE (graph or node), BP_ERR_INVALID_ARGUMENT (out NULL),
+ * BP_ERR_SHAPE (shapes do not broadcast). */
+bp_status bp_graph_add(bp_graph *graph, bp_node a, bp_node b, bp_node *out);
+bp_status bp_graph_sub(bp_graph *graph, bp_node a, bp_node b, bp_node *out);
+bp_status bp_graph_mul(bp_graph *graph, bp_node a, bp_node b, bp_node *out);
+bp_status bp_graph_div(bp_graph *graph, bp_node a, bp_node b, bp_node *out);
+bp_status bp_graph_maximum(bp_graph *graph, bp_node a, bp_node b, bp_node *out);
+bp_status bp_graph_minimum(bp_graph *graph, bp_node a, bp_node b, bp_node *out);
+
+/* Elementwise unary ops; the result has the input's shape.
+ *   neg: -x    exp: e^x    log: ln x (x <= 0 gives -inf or NaN, as in C)
+ *   relu: max(x, 0), with gradient 0 at x == 0 (as PyTorch)
+ *   sigmoid: 1 / (1 + e^-x), computed without overflow    tanh: tanh x
+ * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (out NULL). */
+bp_status bp_graph_neg(bp_graph *graph, bp_node x, bp_node *out);
+bp_status bp_graph_exp(bp_graph *graph, bp_node x, bp_node *out);
+bp_status bp_graph_log(bp_graph *graph, bp_node x, bp_node *out);
+bp_status bp_graph_relu(bp_graph *graph, bp_node x, bp_node *out);
+bp_status bp_graph_sigmoid(bp_graph *graph, bp_node x, bp_node *out);
+bp_status bp_graph_tanh(bp_graph *graph, bp_node x, bp_node *out);
+
+/* Matrix product of a [m, k] and b [k, n], giving [m, n]. Both must have rank 2.
+ * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (out NULL), BP_ERR_SHAPE. */
+bp_status bp_graph_matmul(bp_graph *graph, bp_node a, bp_node b, bp_node *out);
+
+/* Sum and mean of all elements of x, giving a scalar (rank 0).
+ * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (out NULL). */
+bp_status bp_graph_sum(bp_graph *graph, bp_node x, bp_node *out);
+bp_status bp_graph_mean(bp_graph *graph, bp_node x, bp_node *out);
+
+/* Mean squared error between prediction and target of the same shape: (prediction - target)^2,
+ * reduced. BP_REDUCTION_MEAN divides by the number of elements (PyTorch's MSELoss).
+ * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (out NULL, unknown reduction),
+ * BP_ERR_SHAPE (shapes differ). */
+bp_status bp_graph_mse_loss(bp_graph *graph, bp_node prediction, bp_node target,
+                            bp_reduction reduction, bp_node *out);
+
+/* Softmax cross-entropy from logits [batch, classes] and labels [batch] holding class indices
+ * (whole numbers in [0, classes), stored in the graph's element type). Fused and stable:
+ * log-softmax is computed with the log-sum-exp shift, and the gradient is softmax - onehot.
+ * BP_REDUCTION_MEAN averages over the batch; BP_REDUCTION_NONE gives one loss per sample.
+ * No gradient flows into the labels. A label that is not a valid class index makes
+ * bp_graph_forward fail with BP_ERR_INVALID_ARGUMENT.
+ * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (out NULL, unknown reduction),
+ * BP_ERR_SHAPE (logits not rank 2, labels not [batch]). */
+bp_status bp_graph_cross_entropy(bp_graph *graph, bp_node logits, bp_node labels,
+                                 bp_reduction reduction, bp_node *out);
+
+/* Sets the values of a leaf (input, parameter or constant). `count` must equal the node's
+ * element count. The _f64 form takes doubles; each form converts if the graph's dtype differs.
+ * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (values NULL, wrong count, node is
+ * an op). */
+bp_status bp_graph_set_value(bp_graph *graph, bp_node node, const float *values, size_t count);
+bp_status bp_graph_set_value_f64(bp_graph *graph, bp_node node, const double *values, size_t count);
+
+/* Computes every op node from the leaves, in creation (topological) order.
+ * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (an op rejects its input values,
+ * e.g. an invalid class label), BP_ERR_BUSY. On failure, op values are left undefined and
+ * must not be read (bp_graph_value reports BP_ERR_STATE until the next successful forward). */
+bp_status bp_graph_forward(bp_graph *graph);
+
+/* Backpropagates from `root`, which must be a scalar (one element), seeding its gradient with 1:
+ * walks the nodes root depends on in reverse topological order, applying each op's local
+ * backward and adding (+=) into the gradients of its inputs.
+ * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_SHAPE (root has more than one element),
+ * BP_ERR_STATE (no successful forward since the graph or a leaf value changed). */
+bp_status bp_graph_backward(bp_graph *graph, bp_node root);
+
+/* Sets every gradient in the graph to zero. Errors: BP_ERR_INVALID_HANDLE, BP_ERR_BUSY. */
+bp_status bp_graph_zero_grad(bp_graph *graph);
+
+/* Copies a node's values (or its gradient) into `out`, which holds `count` elements; `count`
+ * must equal the node's element count. The _f64 forms write doubles; each form converts if the
+ * graph's dtype differs. Leaf values can always be read; op values need a successful forward
+ * since the last change. Constants have no gradient.
+ * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (out NULL, wrong count, gradient of a
+ * constant), BP_ERR_STATE (op values not computed). */
+bp_status bp_graph_value(const bp_graph *graph, bp_node node, float *out, size_t count);
+bp_status bp_graph_value_f64(const bp_graph *graph, bp_node node, double *out, size_t count);
+bp_status bp_graph_grad(const bp_graph *graph, bp_node node, float *out, size_t count);
+bp_status bp_graph_grad_f64(const bp_graph *graph, bp_node node, double *out, size_t count);
+
+/* The shape of a node: its rank through *rank and its dimensions into `shape`, which holds
+ * `capacity` entries (BP_MAX_RANK always suffices). `shape` may be NULL when capacity is 0,
+ * to ask for the rank only. Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (rank NULL,
+ * capacity smaller than the rank). */
+bp_status bp_graph_shape(const bp_graph *graph, bp_node node, size_t *shape, size_t capacity,
+                         size_t *rank);
+
+/* The number of elements of a node through *out. Errors: BP_ERR_INVALID_HANDLE,
+ * BP_ERR_INVALID_ARGUMENT (out NULL). */
+bp_status bp_graph_size(const bp_graph *graph, bp_node node, size_t *out);
+
+/* The number of nodes in the graph through *out. Errors: BP_ERR_INVALID_HANDLE,
+ * BP_ERR_INVALID_ARGUMENT (out NULL). */
+bp_status bp_graph_node_count(const bp_graph *graph, size_t *out);
+
+/* ---------------------------------------------------------------------------------------------
+ * Network: dense layers trained by backpropagation
+ *
+ * A network maps [batch, input_width] to [batch, output_width]. Build it with bp_net_create,
+ * bp_net_add_dense (any number of times) and bp_net_set_loss; then train with the three steps
+ *     bp_net_zero_grad -> bp_net_forward -> bp_net_backward -> bp_net_update
+ * or with bp_net_train_step, which does all of them. Values are float32.
+ *
+ * Weights are stored as PyTorch's nn.Linear does: [out, in], with a bias [out], and initialized
+ * like it: uniform in [-1/sqrt(in), 1/sqrt(in)], from the network's seeded generator (same seed,
+ * same weights).
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct bp_net bp_net;
+
+typedef enum bp_activation {
+    BP_ACTIVATION_NONE = 0,
+    BP_ACTIVATION_RELU = 1,
+    BP_ACTIVATION_SIGMOID = 2,
+    BP_ACTIVATION_TANH = 3
+} bp_activation;
+
+typedef enum bp_loss {
+    /* Mean squared error against float targets [batch, output_width], averaged over all
+     * elements (PyTorch's MSELoss). Use bp_net_backward / bp_net_train_step. */
+    BP_LOSS_MSE = 0,
+    /* Softmax cross-entropy of the last layer's outputs (logits) against integer class labels
+     * [batch], averaged over the batch (PyTorch's CrossEntropyLoss). Use bp_net_backward_labels
+     * / bp_net_train_step_labels. Leave the last layer's activation at BP_ACTIVATION_NONE. */
+    BP_LOSS_CROSS_ENTROPY = 1
+} bp_loss;
+
+/* Creates a network that takes `input_width` features per sample, with no layers yet and loss
+ * BP_LOSS_MSE. `seed` drives every random choice the network makes.
+ * Errors: BP_ERR_INVALID_ARGUMENT (out NULL, input_width 0), BP_ERR_OUT_OF_MEMORY. */
+bp_status bp_net_create(size_t input_width, uint64_t seed, bp_net **out);
+
+/* Frees a network and its graph. NULL is a no-op (BP_OK).
+ * Errors: BP_ERR_INVALID_HANDLE (freed or foreign), BP_ERR_BUSY. */
+bp_status bp_net_free(bp_net *net);
+
+/* Appends a dense layer of `units` outputs: y = activation(x W^T + b).
+ * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (units 0, unknown activation),
+ * BP_ERR_OUT_OF_MEMORY (the weight count overflows or cannot be allocated). */
+bp_status bp_net_add_dense(bp_net *net, size_t units, bp_activation activation);
+
+/* Chooses the loss. Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (unknown loss). */
+bp_status bp_net_set_loss(bp_net *net, bp_loss loss);
+
+/* Widths: features in, outputs per sample (the last layer's units; the input width while there
+ * are no layers), and the number of dense layers.
+ * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (out NULL). */
+bp_status bp_net_input_width(const bp_net *net, size_t *out);
+bp_status bp_net_output_width(const bp_net *net, size_t *out);
+bp_status bp_net_layer_count(const bp_net *net, size_t *out);
+
+/* The total number of trainable parameters (weights and biases) through *out.
+ * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (out NULL). */
+bp_status bp_net_parameter_count(const bp_net *net, size_t *out);
+
+/* Forward pass on a minibatch: `inputs` holds batch * input_width floats (row-major), and the
+ * outputs (batch * output_width floats) are written to `outputs`. Keeps what backward needs.
+ * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (NULL buffers, batch 0, wrong
+ * output_count), BP_ERR_STATE (no layers), BP_ERR_NONFINITE (an input is NaN or infinite),
+ * BP_ERR_OUT_OF_MEMORY (batch too large), BP_ERR_BUSY. */
+bp_status bp_net_forward(bp_net *net, const float *inputs, size_t batch, float *outputs,
+                         size_t output_count);
+
+/* Backward pass for the latest bp_net_forward, against float targets (BP_LOSS_MSE):
+ * `targets` holds batch * output_width floats. Writes the loss to *loss (may be NULL) and adds
+ * the gradient of the batch-averaged loss into the parameter gradients.
+ * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (targets NULL, wrong count, the loss is
+ * cross-entropy), BP_ERR_STATE (no forward since the last change), BP_ERR_NONFINITE (a target
+ * is NaN or infinite), BP_ERR_BUSY. On failure no gradient changes. */
+bp_status bp_net_backward(bp_net *net, const float *targets, size_t target_count, float *loss);
+
+/* Backward pass for the latest bp_net_forward against class labels (BP_LOSS_CROSS_ENTROPY):
+ * `labels` holds `count` == batch labels in [0, output_width). Otherwise as bp_net_backward.
+ * Errors: as bp_net_backward, and BP_ERR_INVALID_ARGUMENT for a label out of range or a loss
+ * that is not cross-entropy. */
+bp_status bp_net_backward_labels(bp_net *net, const int32_t *labels, size_t count, float *loss);
+
+/* Gradient descent: every parameter w becomes w - learning_rate * grad(w). Gradients are kept
+ * (call bp_net_zero_grad before the next backward).
+ * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (learning_rate negative or not
+ * finite), BP_ERR_NONFINITE (a gradient is NaN or infinite: no weight changes), BP_ERR_BUSY. */
+bp_status bp_net_update(bp_net *net, float learning_rate);
+
+/* Sets every parameter gradient to zero. Errors: BP_ERR_INVALID_HANDLE, BP_ERR_BUSY. */
+bp_status bp_net_zero_grad(bp_net *net);
+
+/* One whole training step: zero_grad, forward, backward and update, with the arguments of those
+ * calls; the loss before the update is written to *loss (may be NULL). The _labels form is for
+ * BP_LOSS_CROSS_ENTROPY. Errors: those of the steps; on failure the weights are unchanged. */
+bp_status bp_net_train_step(bp_net *net, const float *inputs, size_t batch, const float *targets,
+                            size_t target_count, float learning_rate, float *loss);
+bp_status bp_net_train_step_labels(bp_net *net, const float *inputs, size_t batch,
+                                   const int32_t *labels, size_t label_count, float learning_rate,
+                                   float *loss);
+
+/* Inference: like bp_net_forward (same arguments), but a following bp_net_backward fails with
+ * BP_ERR_STATE until the next bp_net_forward. Gradients are not touched. */
+bp_status bp_net_predict(bp_net *net, const float *inputs, size_t batch, float *outputs,
+                         size_t output_count);
+
+/* The graph the network is built on, through *out: borrowed, owned by the network, valid until
+ * bp_net_free. Use it to read parameters and gradients (see bp_net_layer_nodes). It shares the
+ * network's lock: using both from two threads at once gives BP_ERR_BUSY. Do not add nodes to it
+ * or free it. Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (out NULL). */
+bp_status bp_net_graph(bp_net *net, bp_graph **out);
+
+/* The parameter nodes of dense layer `layer` (0-based) in the network's graph: the weight
+ * [units, in] and the bias [units]. Either out-pointer may be NULL.
+ * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (layer out of range). */
+bp_status bp_net_layer_nodes(const bp_net *net, size_t layer, bp_node *weight, bp_node *bias);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BACKPROP_H */
