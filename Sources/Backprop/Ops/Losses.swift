@@ -87,7 +87,8 @@ public struct CrossEntropyLoss: Op {
                 sum += p[j]
             }
             for j in 0..<classes { p[j] /= sum }
-            let loss = largest + T.log(sum) - logits[Int(labels[row])]
+            // Subtract the shift before adding the log, so huge logits lose no precision.
+            let loss = T.log(sum) - (logits[Int(labels[row])] - largest)
             if reduction == .none { f.output[row] = loss } else { total += loss }
         }
         if reduction != .none { f.output[0] = reduction == .mean ? total / T(batch) : total }
