@@ -240,6 +240,18 @@ bp_status bp_graph_size(const bp_graph *graph, bp_node node, size_t *out);
  * BP_ERR_INVALID_ARGUMENT (out NULL). */
 bp_status bp_graph_node_count(const bp_graph *graph, size_t *out);
 
+/* Checks the gradients of scalar `root` against central finite differences: for every element x
+ * of every input and parameter root depends on, numeric = (f(x+eps) - f(x-eps)) / (2 eps), and
+ * the check passes when every |analytic - numeric| <= atol + rtol * |numeric| (PyTorch's
+ * gradcheck rule; it uses eps 1e-6, atol 1e-5, rtol 1e-3 on float64 graphs). Writes 1 or 0 to
+ * *passed and the largest |analytic - numeric| to *max_abs_error (either may be NULL).
+ * Afterwards leaf values are unchanged, and leaf gradients hold the gradient of root alone
+ * (they are zeroed first). Runs forward twice per element: meant for small graphs, and for
+ * float64 (float32 needs a far larger eps). Errors: those of bp_graph_forward and
+ * bp_graph_backward, and BP_ERR_INVALID_ARGUMENT (eps not positive, a tolerance negative). */
+bp_status bp_graph_check_gradients(bp_graph *graph, bp_node root, double eps, double atol,
+                                   double rtol, int *passed, double *max_abs_error);
+
 /* ---------------------------------------------------------------------------------------------
  * Network: dense layers trained by backpropagation
  *
@@ -346,9 +358,11 @@ bp_status bp_net_predict(bp_net *net, const float *inputs, size_t batch, float *
                          size_t output_count);
 
 /* The graph the network is built on, through *out: borrowed, owned by the network, valid until
- * bp_net_free. Use it to read parameters and gradients (see bp_net_layer_nodes). It shares the
- * network's lock: using both from two threads at once gives BP_ERR_BUSY. Do not add nodes to it
- * or free it. Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (out NULL). */
+ * bp_net_free. Use it to read parameters and gradients (see bp_net_layer_nodes), or to add nodes
+ * of your own on top of the network's (a regularizer, say; bp_net_* calls compute only the
+ * network's nodes). It shares the network's lock: using both from two threads at once gives
+ * BP_ERR_BUSY. Do not free it: bp_graph_free refuses with BP_ERR_INVALID_HANDLE.
+ * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (out NULL). */
 bp_status bp_net_graph(bp_net *net, bp_graph **out);
 
 /* The parameter nodes of dense layer `layer` (0-based) in the network's graph: the weight

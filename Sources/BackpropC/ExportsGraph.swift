@@ -226,6 +226,16 @@ public func bp_graph_node_count(_ g: OpaquePointer?, _ out: UnsafeMutablePointer
     withGraph(g) { try required(out, "out").pointee = UInt($0.nodeCount) }
 }
 
+@_cdecl("bp_graph_check_gradients")
+public func bp_graph_check_gradients(_ g: OpaquePointer?, _ root: Int32, _ eps: Double, _ atol: Double, _ rtol: Double,
+                                     _ passed: UnsafeMutablePointer<Int32>?, _ maxAbsError: UnsafeMutablePointer<Double>?) -> Int32 {
+    withGraph(g) { graph in
+        let result = try graph.checkGradients(of: node(root, graph), eps: eps, atol: atol, rtol: rtol)
+        passed?.pointee = result.passed ? 1 : 0
+        maxAbsError?.pointee = result.maxAbsoluteError
+    }
+}
+
 // MARK: Helpers
 
 /// Adds a node with `body` and writes its id; the out-pointer is checked before the graph changes.
