@@ -53,6 +53,7 @@ static const char *volatile check_test_name = "";
 static const char *volatile check_where_file = "";
 static volatile int check_where_line = 0;
 static const char *volatile check_where_expr = "(before the first check)";
+static const char *check_context = NULL;
 static int check_result_fd = -1;
 
 /* Marks the call about to run; the CHECK macros do this before evaluating their argument. */
@@ -73,8 +74,16 @@ static inline int check_record(int ok) {
 }
 
 static inline void check_fail_header(const char *file, int line, const char *expr) {
-    printf("FAIL %s (%s:%d): %s\n", check_test_name, file, line, expr);
+    if (check_context != NULL) {
+        printf("FAIL %s [%s] (%s:%d): %s\n", check_test_name, check_context, file, line, expr);
+    } else {
+        printf("FAIL %s (%s:%d): %s\n", check_test_name, file, line, expr);
+    }
 }
+
+/* CHECK_CONTEXT(text): names what a shared helper is checking, in the failures it reports
+ * until the next CHECK_CONTEXT (NULL clears it). */
+#define CHECK_CONTEXT(text) (check_context = (text))
 
 /* ---- the checks ------------------------------------------------------------------------- */
 
