@@ -250,7 +250,13 @@ static void check_graph_functions_reject(bp_graph *bad) {
     CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_shape(bad, 0, shape, BP_MAX_RANK, &rank));
     CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_size(bad, 0, &size));
     CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_node_count(bad, &size));
+    int passed = 7;
+    double max_error = -9;
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE,
+                 bp_graph_check_gradients(bad, 0, 1e-6, 1e-5, 1e-3, &passed, &max_error));
 
+    CHECK_EQ(passed, 7);
+    CHECK(max_error == -9);
     CHECK_EQ(out, UNTOUCHED_NODE);
     CHECK_EQ(dtype, 42);
     CHECK(buffer[0] == -9 && buffer[1] == -9);
@@ -444,7 +450,11 @@ static void check_node_id_rejected(bp_graph *g, bp_node valid, bp_node id) {
     CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_grad_f64(g, id, buffer64, 6));
     CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_shape(g, id, shape, BP_MAX_RANK, &rank));
     CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_size(g, id, &size));
+    int passed = 7;
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE,
+                 bp_graph_check_gradients(g, id, 1e-6, 1e-5, 1e-3, &passed, NULL));
 
+    CHECK_EQ(passed, 7);
     CHECK_EQ(out, UNTOUCHED_NODE);
     CHECK(buffer[0] == -9 && buffer[5] == -9);
     CHECK(buffer64[0] == -9 && buffer64[5] == -9);
@@ -675,6 +685,48 @@ static void test_invalid_class_labels_fail_forward(void) {
     CHECK_OK(bp_graph_forward(g));
     CHECK_OK(bp_graph_value(g, loss, &value, 1));
     CHECK_NEAR(value, log(3.0), 1e-6); /* all logits zero: uniform over 3 classes */
+    CHECK_OK(bp_graph_free(g));
+}
+
+static void test_check_gradients_rejects_bad_arguments(void) {
+    bp_graph *g = new_graph(BP_FLOAT64);
+    static const size_t s3[] = {3};
+    static const double x_values[3] = {0.5, -1, 2};
+    bp_node x = UNTOUCHED_NODE, t = UNTOUCHED_NODE, total = UNTOUCHED_NODE;
+    CHECK_OK(bp_graph_input(g, s3, 1, &x));
+    CHECK_OK(bp_graph_set_value_f64(g, x, x_values, 3));
+    CHECK_OK(bp_graph_tanh(g, x, &t));
+    CHECK_OK(bp_graph_sum(g, t, &total));
+    size_t before = node_count(g);
+    int passed = 7;
+    double max_error = -9;
+
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT,
+                 bp_graph_check_gradients(g, total, 0, 1e-5, 1e-3, &passed, &max_error));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT,
+                 bp_graph_check_gradients(g, total, -1e-6, 1e-5, 1e-3, &passed, &max_error));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT,
+                 bp_graph_check_gradients(g, total, NAN, 1e-5, 1e-3, &passed, &max_error));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT,
+                 bp_graph_check_gradients(g, total, 1e-6, -1e-5, 1e-3, &passed, &max_error));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT,
+                 bp_graph_check_gradients(g, total, 1e-6, 1e-5, -1e-3, &passed, &max_error));
+    /* The root must be a scalar, as for backward. */
+    CHECK_STATUS(BP_ERR_SHAPE,
+                 bp_graph_check_gradients(g, t, 1e-6, 1e-5, 1e-3, &passed, &max_error));
+    CHECK_EQ(passed, 7);
+    CHECK(max_error == -9);
+    CHECK_EQ(node_count(g), before);
+
+    double after[3] = {0, 0, 0};
+    CHECK_OK(bp_graph_value_f64(g, x, after, 3));
+    CHECK(after[0] == x_values[0] && after[1] == x_values[1] && after[2] == x_values[2]);
+
+    /* Both out-pointers may be NULL. */
+    CHECK_OK(bp_graph_check_gradients(g, total, 1e-6, 1e-5, 1e-3, NULL, NULL));
+    CHECK_OK(bp_graph_check_gradients(g, total, 1e-6, 1e-5, 1e-3, &passed, &max_error));
+    CHECK_EQ(passed, 1);
+    CHECK(max_error >= 0 && max_error < 1e-6);
     CHECK_OK(bp_graph_free(g));
 }
 
@@ -1071,6 +1123,7 @@ int main(void) {
     RUN(test_backward_from_non_scalar_is_a_shape_error);
     RUN(test_backward_needs_a_fresh_forward);
     RUN(test_invalid_class_labels_fail_forward);
+    RUN(test_check_gradients_rejects_bad_arguments);
 
     RUN(test_net_create_rejects_bad_arguments);
     RUN(test_null_net_is_rejected_by_every_net_function);

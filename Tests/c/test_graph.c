@@ -575,6 +575,60 @@ static void test_float32_graph_converts_doubles(void) {
     CHECK_OK(bp_graph_free(g));
 }
 
+static void test_check_gradients_agrees_on_a_float64_graph(void) {
+    /* L = mean((tanh(x W + b) - t)^2) + sum(exp(sigmoid(x)) / x): several ops, broadcasting and a
+     * matmul, so that finite differences exercise every backward together. */
+    bp_graph *g = new_graph(BP_FLOAT64);
+    static const size_t s23[] = {2, 3}, s32[] = {3, 2}, s2[] = {2}, s22[] = {2, 2};
+    static const double x_values[6] = {0.5, -1.25, 2, 1.5, 0.75, -0.5};
+    static const double w_values[6] = {0.1, -0.2, 0.3, 0.4, -0.5, 0.6};
+    static const double b_values[2] = {0.05, -0.15};
+    static const double t_values[4] = {0.5, -0.5, 0.25, 0};
+    bp_node x = -1, w = -1, b = -1, t = -1;
+    CHECK_OK(bp_graph_input(g, s23, 2, &x));
+    CHECK_OK(bp_graph_parameter(g, s32, 2, &w));
+    CHECK_OK(bp_graph_parameter(g, s2, 1, &b));
+    CHECK_OK(bp_graph_constant(g, s22, 2, &t));
+    CHECK_OK(bp_graph_set_value_f64(g, x, x_values, 6));
+    CHECK_OK(bp_graph_set_value_f64(g, w, w_values, 6));
+    CHECK_OK(bp_graph_set_value_f64(g, b, b_values, 2));
+    CHECK_OK(bp_graph_set_value_f64(g, t, t_values, 4));
+    bp_node xw = -1, z = -1, y = -1, mse = -1, sig = -1, e = -1, q = -1, qs = -1, loss = -1;
+    CHECK_OK(bp_graph_matmul(g, x, w, &xw));
+    CHECK_OK(bp_graph_add(g, xw, b, &z));
+    CHECK_OK(bp_graph_tanh(g, z, &y));
+    CHECK_OK(bp_graph_mse_loss(g, y, t, BP_REDUCTION_MEAN, &mse));
+    CHECK_OK(bp_graph_sigmoid(g, x, &sig));
+    CHECK_OK(bp_graph_exp(g, sig, &e));
+    CHECK_OK(bp_graph_div(g, e, x, &q));
+    CHECK_OK(bp_graph_sum(g, q, &qs));
+    CHECK_OK(bp_graph_add(g, mse, qs, &loss));
+
+    /* One backward's worth of gradient, then a second pass accumulated on top. */
+    double once[6], after[6], values[6];
+    CHECK_OK(bp_graph_forward(g));
+    CHECK_OK(bp_graph_backward(g, loss));
+    CHECK_OK(bp_graph_grad_f64(g, w, once, 6));
+    CHECK_OK(bp_graph_backward(g, loss));
+
+    int passed = -1;
+    double max_error = -1;
+    CHECK_OK(bp_graph_check_gradients(g, loss, 1e-6, 1e-5, 1e-3, &passed, &max_error));
+    CHECK_EQ(passed, 1);
+    CHECK(max_error >= 0 && max_error < 1e-6);
+
+    /* Leaf values are as they were; leaf gradients hold root's gradient once. */
+    CHECK_OK(bp_graph_value_f64(g, x, values, 6));
+    CHECK(memcmp(values, x_values, sizeof values) == 0);
+    CHECK_OK(bp_graph_value_f64(g, w, values, 6));
+    CHECK(memcmp(values, w_values, sizeof values) == 0);
+    CHECK_OK(bp_graph_grad_f64(g, w, after, 6));
+    for (int i = 0; i < 6; i++) {
+        CHECK_NEAR(after[i], once[i], 1e-12);
+    }
+    CHECK_OK(bp_graph_free(g));
+}
+
 /* ---- queries ---------------------------------------------------------------------------- */
 
 static void test_leaves_start_at_zero(void) {
@@ -670,6 +724,7 @@ int main(void) {
     RUN(test_cross_entropy_is_stable_for_large_logits);
     RUN(test_float64_graph_keeps_double_precision);
     RUN(test_float32_graph_converts_doubles);
+    RUN(test_check_gradients_agrees_on_a_float64_graph);
     RUN(test_leaves_start_at_zero);
     RUN(test_shape_size_and_node_count_queries);
     return check_summary();
