@@ -1,0 +1,55 @@
+"""libbackprop for Python: a backpropagation engine behind a small C interface.
+
+Two faces over one engine:
+
+- :class:`Graph` and :class:`Node`: build a computational graph from leaves and ops, run it
+  forward, backpropagate from a scalar, read values and gradients as numpy arrays.
+- :class:`Network`: a feed-forward network of dense layers with the training loop's steps
+  (``zero_grad``, ``forward``, ``backward``, ``update``) as methods.
+
+Importing the package loads libbackprop.so (see :mod:`backprop._capi` for where it is looked for);
+failures of the library are raised as :class:`BackpropError` subclasses.
+"""
+
+from ._capi import (
+    HEADER_VERSION as __version__,
+    Activation,
+    DType,
+    LibraryNotFoundError,
+    LibraryVersionError,
+    Loss,
+    Reduction,
+    Status,
+    library_path,
+)
+from .errors import (
+    BackpropError,
+    BackpropIOError,
+    BusyError,
+    FormatError,
+    InternalError,
+    InvalidArgumentError,
+    InvalidHandleError,
+    NonFiniteError,
+    OutOfMemoryError,
+    ShapeError,
+    StateError,
+)
+from .graph import Graph, Node
+from .network import Network
+
+__all__ = [
+    "__version__", "library_path", "library_version",
+    "Graph", "Node", "Network",
+    "Status", "DType", "Reduction", "Activation", "Loss",
+    "BackpropError", "InvalidArgumentError", "InvalidHandleError", "ShapeError", "StateError",
+    "BusyError", "OutOfMemoryError", "NonFiniteError", "BackpropIOError", "FormatError",
+    "InternalError", "LibraryNotFoundError", "LibraryVersionError",
+]
+
+
+def library_version():
+    """The version of the loaded libbackprop.so, as "MAJOR.MINOR.PATCH"."""
+    from ._capi import lib
+
+    return lib.bp_version().decode("ascii")

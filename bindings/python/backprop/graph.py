@@ -1,0 +1,515 @@
+"""Graph and Node: reverse-mode automatic differentiation from Python.
+
+A :class:`Graph` owns a bp_graph. Build it once from leaves (inputs, parameters, constants) and
+ops, then run it as often as needed::
+
+    with Graph("float64") as g:
+        x = g.input(3)
+        y = (x * x).sum()          # Python scalars and operators build nodes too
+        g.set_value(x, [1.0, 2.0, 3.0])
+        g.forward()
+        g.backward(y)
+        g.grad(x)                  # array([2., 4., 6.])
+
+Values go in as anything numpy can turn into an array of real numbers (converted to the graph's
+dtype) and come out as fresh numpy arrays of the node's shape. Errors of the library are raised as
+:class:`~backprop.BackpropError` subclasses; mistakes caught before the call (a wrong array
+shape, a node of another graph) as ValueError or TypeError subclasses with a message naming what
+was expected.
+"""
+
+import ctypes
+import numbers
+import operator
+import weakref
+
+import numpy as np
+
+from . import _capi
+from ._capi import MAX_RANK, DType, GraphHandle, Reduction, lib
+from .errors import InvalidHandleError, check
+
+__all__ = ["Graph", "Node"]
+
+_NUMPY_DTYPES = {DType.FLOAT32: np.dtype(np.float32), DType.FLOAT64: np.dtype(np.float64)}
+_REDUCTIONS = {"mean": Reduction.MEAN, "sum": Reduction.SUM, "none": Reduction.NONE}
+
+
+def _dtype_code(dtype):
+    """The DType for "float32", "float64", a numpy dtype or a DType."""
+    if isinstance(dtype, DType):
+        return dtype
+    if dtype is None:
+        raise TypeError("dtype must be float32 or float64, got None")
+    try:
+        numpy_dtype = np.dtype(dtype)
+    except TypeError as error:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from error
+    for code, candidate in _NUMPY_DTYPES.items():
+        if numpy_dtype == candidate:
+            return code
+    raise ValueError(f"dtype must be float32 or float64, got {numpy_dtype}")
+
+
+def _reduction_code(reduction):
+    if isinstance(reduction, Reduction):
+        return reduction
+    try:
+        return _REDUCTIONS[reduction]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}") from None
+
+
+def _shape_tuple(shape):
+    """A shape as a tuple of non-negative ints; an int n means (n,)."""
+    if isinstance(shape, numbers.Integral):
+        shape = (shape,)
+    try:
+        dims = tuple(operator.index(d) for d in shape)
+    except TypeError:
+        raise TypeError(f"a shape is a tuple of ints, got {shape!r}") from None
+    if any(d < 0 for d in dims):
+        raise ValueError(f"a shape has no negative dimensions, got {dims}")
+    return dims
+
+
+def real_array(values, dtype, what="values"):
+    """`values` as a C-contiguous array of `dtype`, refusing anything that is not real numbers."""
+    array = np.asarray(values)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{what} must be real numbers, got an array of dtype {array.dtype}")
+    return np.ascontiguousarray(array, dtype=dtype)
+
+
+def _pointer(array):
+    """A ctypes pointer to the data of a float32 or float64 array (which the caller keeps alive)."""
+    ctype = ctypes.c_float if array.dtype == np.float32 else ctypes.c_double
+    return array.ctypes.data_as(ctypes.POINTER(ctype))
+
+
+def _free_graph(handle):
+    """Frees a graph handle; returns the status. Runs from close(), from garbage collection or at
+    interpreter exit, when the library may already be going away: then it does nothing."""
+    try:
+        return lib.bp_graph_free(handle)
+    except Exception:  # pragma: no cover - interpreter shutdown
+        return None
+
+
+class Node:
+    """A node of a :class:`Graph`: the graph and the node's id, nothing more.
+
+    Nodes support ``+ - * / @`` and unary ``-`` with other nodes of the same graph, Python
+    numbers and numpy arrays (which become constants), and offer the graph's unary ops and
+    reductions as methods. ``.value``, ``.grad`` and ``.shape`` read from the graph.
+    """
+
+    __slots__ = ("graph", "id")
+    # Make numpy hand `array + node` over to Node.__radd__ instead of looping over the array.
+    __array_ufunc__ = None
+
+    def __init__(self, graph, id):
+        self.graph = graph
+        self.id = int(id)
+
+    def __repr__(self):
+        try:
+            return f"Node(id={self.id}, shape={self.shape})"
+        except Exception:
+            return f"Node(id={self.id})"
+
+    def __eq__(self, other):
+        if not isinstance(other, Node):
+            return NotImplemented
+        return self.graph is other.graph and self.id == other.id
+
+    def __hash__(self):
+        return hash((id(self.graph), self.id))
+
+    # Reading
+    @property
+    def shape(self):
+        """The node's shape, a tuple of ints (``()`` for a scalar)."""
+        return self.graph.shape(self)
+
+    @property
+    def size(self):
+        """The number of elements."""
+        return self.graph.size(self)
+
+    @property
+    def value(self):
+        """A copy of the node's values (op nodes need a forward first)."""
+        return self.graph.value(self)
+
+    @value.setter
+    def value(self, values):
+        self.graph.set_value(self, values)
+
+    @property
+    def grad(self):
+        """A copy of the node's gradient."""
+        return self.graph.grad(self)
+
+    def backward(self):
+        """Backpropagates from this node, which must be a scalar."""
+        self.graph.backward(self)
+
+    # Operators
+    def __add__(self, other):
+        return self.graph.add(self, other)
+
+    def __radd__(self, other):
+        return self.graph.add(other, self)
+
+    def __sub__(self, other):
+        return self.graph.sub(self, other)
+
+    def __rsub__(self, other):
+        return self.graph.sub(other, self)
+
+    def __mul__(self, other):
+        return self.graph.mul(self, other)
+
+    def __rmul__(self, other):
+        return self.graph.mul(other, self)
+
+    def __truediv__(self, other):
+        return self.graph.div(self, other)
+
+    def __rtruediv__(self, other):
+        return self.graph.div(other, self)
+
+    def __matmul__(self, other):
+        return self.graph.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return self.graph.matmul(other, self)
+
+    def __neg__(self):
+        return self.graph.neg(self)
+
+    # Unary ops and reductions as methods
+    def exp(self):
+        return self.graph.exp(self)
+
+    def log(self):
+        return self.graph.log(self)
+
+    def relu(self):
+        return self.graph.relu(self)
+
+    def sigmoid(self):
+        return self.graph.sigmoid(self)
+
+    def tanh(self):
+        return self.graph.tanh(self)
+
+    def sum(self):
+        return self.graph.sum(self)
+
+    def mean(self):
+        return self.graph.mean(self)
+
+
+class Graph:
+    """A computational graph with reverse-mode differentiation (a bp_graph).
+
+    Args:
+        dtype: the element type of every value and gradient: "float32" (the default) or
+            "float64", or the numpy equivalents.
+
+    The graph is freed by :meth:`close`, by leaving a ``with`` block, or when it is garbage
+    collected, whichever comes first, and exactly once. Using a closed graph raises
+    :class:`~backprop.InvalidHandleError`.
+    """
+
+    def __init__(self, dtype="float32"):
+        code = _dtype_code(dtype)
+        handle = GraphHandle()
+        check(lib.bp_graph_create(code, ctypes.byref(handle)))
+        self._setup(handle, code, owner=None)
+        self._finalizer = weakref.finalize(self, _free_graph, handle)
+
+    @classmethod
+    def _borrow(cls, handle, owner):
+        """A Graph over a handle that `owner` (a Network) owns: never freed here, keeps the owner
+        alive, and stops working once the owner is closed."""
+        graph = cls.__new__(cls)
+        code = ctypes.c_int()
+        check(lib.bp_graph_dtype(handle, ctypes.byref(code)))
+        graph._setup(handle, DType(code.value), owner=owner)
+        graph._finalizer = None
+        return graph
+
+    def _setup(self, handle, code, owner):
+        self._handle = handle
+        self._code = code
+        self._owner = owner
+        self._shapes = {}
+        self.dtype = _NUMPY_DTYPES[code]
+
+    # Lifetime
+    def close(self):
+        """Frees the graph. Closing twice is harmless. A borrowed graph (``Network.graph``) is
+        only detached: the network keeps its graph."""
+        if self._handle is None:
+            return
+        if self._finalizer is not None and self._finalizer.alive:
+            status = _free_graph(self._handle)
+            if status == _capi.Status.BUSY:
+                check(status)  # still in use by another thread: stays open
+            self._finalizer.detach()
+            self._handle = None
+            check(status)
+        self._handle = None
+
+    @property
+    def closed(self):
+        """Whether the graph can no longer be used."""
+        return self._handle is None or (self._owner is not None and self._owner.closed)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def __repr__(self):
+        if self.closed:
+            return "<Graph closed>"
+        return f"<Graph dtype={self.dtype} nodes={self.node_count}>"
+
+    def _h(self):
+        if self._handle is None:
+            raise InvalidHandleError("the Graph is closed")
+        if self._owner is not None and self._owner.closed:
+            raise InvalidHandleError("the Network that owns this Graph is closed")
+        return self._handle
+
+    def _own(self, node):
+        if not isinstance(node, Node):
+            raise TypeError(f"expected a Node, got {type(node).__name__}")
+        if node.graph is not self:
+            raise InvalidHandleError(f"node {node.id} belongs to another Graph")
+        return node
+
+    def _operands(self, *operands):
+        """Nodes of this graph for the operands of an op: Nodes as they are, numbers and arrays
+        as new constants. Every Node is checked before any constant is added."""
+        for x in operands:
+            if isinstance(x, Node):
+                self._own(x)
+            elif not isinstance(x, (numbers.Real, np.ndarray, np.generic, list, tuple)):
+                raise TypeError(f"cannot use a {type(x).__name__} as a graph operand")
+        return [x if isinstance(x, Node) else self._constant_from(x) for x in operands]
+
+    def _constant_from(self, values):
+        array = real_array(values, self.dtype, "an operand")
+        node = self.constant(array.shape)
+        self.set_value(node, array)
+        return node
+
+    # Leaves
+    def _leaf(self, function, shape):
+        handle = self._h()
+        dims = _shape_tuple(shape)
+        out = _capi.bp_node()
+        array = (ctypes.c_size_t * len(dims))(*dims) if dims else None
+        check(function(handle, array, len(dims), ctypes.byref(out)))
+        self._shapes[out.value] = dims
+        return Node(self, out.value)
+
+    def input(self, shape):
+        """Adds an input: a leaf whose value you set and whose gradient is computed."""
+        return self._leaf(lib.bp_graph_input, shape)
+
+    def parameter(self, shape):
+        """Adds a parameter: like an input, and what an optimizer updates. Starts at zero."""
+        return self._leaf(lib.bp_graph_parameter, shape)
+
+    def constant(self, shape):
+        """Adds a constant: a leaf whose value you set, with no gradient."""
+        return self._leaf(lib.bp_graph_constant, shape)
+
+    # Ops
+    def _binary(self, function, a, b):
+        handle = self._h()
+        a, b = self._operands(a, b)
+        out = _capi.bp_node()
+        check(function(handle, a.id, b.id, ctypes.byref(out)))
+        return Node(self, out.value)
+
+    def _unary(self, function, x):
+        handle = self._h()
+        x = self._own(x)
+        out = _capi.bp_node()
+        check(function(handle, x.id, ctypes.byref(out)))
+        return Node(self, out.value)
+
+    def add(self, a, b):
+        """a + b, broadcasting as numpy does."""
+        return self._binary(lib.bp_graph_add, a, b)
+
+    def sub(self, a, b):
+        """a - b, broadcasting."""
+        return self._binary(lib.bp_graph_sub, a, b)
+
+    def mul(self, a, b):
+        """a * b elementwise, broadcasting."""
+        return self._binary(lib.bp_graph_mul, a, b)
+
+    def div(self, a, b):
+        """a / b elementwise, broadcasting."""
+        return self._binary(lib.bp_graph_div, a, b)
+
+    def maximum(self, a, b):
+        """The larger of a and b elementwise; on a tie the gradient is split evenly."""
+        return self._binary(lib.bp_graph_maximum, a, b)
+
+    def minimum(self, a, b):
+        """The smaller of a and b elementwise; on a tie the gradient is split evenly."""
+        return self._binary(lib.bp_graph_minimum, a, b)
+
+    def neg(self, x):
+        """-x."""
+        return self._unary(lib.bp_graph_neg, x)
+
+    def exp(self, x):
+        """e**x."""
+        return self._unary(lib.bp_graph_exp, x)
+
+    def log(self, x):
+        """The natural logarithm (-inf or NaN for x <= 0)."""
+        return self._unary(lib.bp_graph_log, x)
+
+    def relu(self, x):
+        """max(x, 0), with gradient 0 at 0."""
+        return self._unary(lib.bp_graph_relu, x)
+
+    def sigmoid(self, x):
+        """1 / (1 + e**-x)."""
+        return self._unary(lib.bp_graph_sigmoid, x)
+
+    def tanh(self, x):
+        """tanh(x)."""
+        return self._unary(lib.bp_graph_tanh, x)
+
+    def matmul(self, a, b):
+        """The matrix product of a [m, k] and b [k, n]."""
+        return self._binary(lib.bp_graph_matmul, a, b)
+
+    def sum(self, x):
+        """The sum of all elements: a scalar."""
+        return self._unary(lib.bp_graph_sum, x)
+
+    def mean(self, x):
+        """The mean of all elements: a scalar."""
+        return self._unary(lib.bp_graph_mean, x)
+
+    def mse_loss(self, prediction, target, reduction="mean"):
+        """(prediction - target)**2 reduced by "mean" (PyTorch's MSELoss), "sum" or "none"."""
+        code = _reduction_code(reduction)
+        handle = self._h()
+        prediction, target = self._operands(prediction, target)
+        out = _capi.bp_node()
+        check(lib.bp_graph_mse_loss(handle, prediction.id, target.id, code, ctypes.byref(out)))
+        return Node(self, out.value)
+
+    def cross_entropy(self, logits, labels, reduction="mean"):
+        """Softmax cross-entropy of logits [batch, classes] against class indices [batch], reduced
+        by "mean" over the batch, "sum" or "none" (one loss per sample)."""
+        code = _reduction_code(reduction)
+        handle = self._h()
+        logits, labels = self._operands(logits, labels)
+        out = _capi.bp_node()
+        check(lib.bp_graph_cross_entropy(handle, logits.id, labels.id, code, ctypes.byref(out)))
+        return Node(self, out.value)
+
+    # Running
+    def set_value(self, node, values):
+        """Sets the values of a leaf from an array of exactly the node's shape."""
+        handle = self._h()
+        node = self._own(node)
+        shape = self.shape(node)
+        array = real_array(values, self.dtype)
+        if array.shape != shape:
+            raise ValueError(
+                f"set_value: node {node.id} has shape {shape}, got an array of shape "
+                f"{array.shape}")
+        function = lib.bp_graph_set_value if self._code == DType.FLOAT32 else \
+            lib.bp_graph_set_value_f64
+        check(function(handle, node.id, _pointer(array), array.size))
+
+    def forward(self):
+        """Computes every op node from the leaves."""
+        check(lib.bp_graph_forward(self._h()))
+
+    def backward(self, root):
+        """Adds the gradient of the scalar `root` into the gradients of the nodes it depends on."""
+        handle = self._h()
+        root = self._own(root)
+        check(lib.bp_graph_backward(handle, root.id))
+
+    def zero_grad(self):
+        """Sets every gradient to zero."""
+        check(lib.bp_graph_zero_grad(self._h()))
+
+    def _read(self, function32, function64, node):
+        handle = self._h()
+        node = self._own(node)
+        out = np.empty(self.shape(node), dtype=self.dtype)
+        function = function32 if self._code == DType.FLOAT32 else function64
+        check(function(handle, node.id, _pointer(out), out.size))
+        return out
+
+    def value(self, node):
+        """A new array holding the node's values."""
+        return self._read(lib.bp_graph_value, lib.bp_graph_value_f64, node)
+
+    def grad(self, node):
+        """A new array holding the node's gradient."""
+        return self._read(lib.bp_graph_grad, lib.bp_graph_grad_f64, node)
+
+    def shape(self, node):
+        """The node's shape as a tuple of ints."""
+        handle = self._h()
+        node = self._own(node)
+        shape = self._shapes.get(node.id)
+        if shape is None:
+            dims = (ctypes.c_size_t * MAX_RANK)()
+            rank = ctypes.c_size_t()
+            check(lib.bp_graph_shape(handle, node.id, dims, MAX_RANK, ctypes.byref(rank)))
+            shape = self._shapes[node.id] = tuple(dims[:rank.value])
+        return shape
+
+    def size(self, node):
+        """The node's number of elements."""
+        handle = self._h()
+        node = self._own(node)
+        out = ctypes.c_size_t()
+        check(lib.bp_graph_size(handle, node.id, ctypes.byref(out)))
+        return out.value
+
+    @property
+    def node_count(self):
+        """The number of nodes in the graph."""
+        out = ctypes.c_size_t()
+        check(lib.bp_graph_node_count(self._h(), ctypes.byref(out)))
+        return out.value
+
+    def check_gradients(self, root, eps=1e-6, atol=1e-5, rtol=1e-3):
+        """Checks the gradient of the scalar `root` against central finite differences, computed
+        by the library for every element of every input and parameter root depends on.
+
+        Returns (passed, max_abs_error): passed when every |analytic - numeric| <= atol + rtol *
+        |numeric| (PyTorch's gradcheck rule). Leaf values are unchanged afterwards and leaf
+        gradients hold the gradient of root alone. Meant for small float64 graphs.
+        """
+        handle = self._h()
+        root = self._own(root)
+        passed, error = ctypes.c_int(), ctypes.c_double()
+        check(lib.bp_graph_check_gradients(handle, root.id, float(eps), float(atol), float(rtol),
+                                           ctypes.byref(passed), ctypes.byref(error)))
+        return bool(passed.value), error.value

@@ -1,0 +1,59 @@
+"""The examples run and print the right numbers."""
+
+import re
+
+import pytest
+
+from support import PYTHON_DIR, REPOSITORY, run_python
+
+EXAMPLES = PYTHON_DIR / "examples"
+
+
+def test_circuit_prints_the_value_and_the_gradients():
+    child = run_python(None, str(EXAMPLES / "circuit.py"), cwd=REPOSITORY)
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.splitlines() == ["f = -12", "df/dx = -4", "df/dy = -4", "df/dz = 3"]
+
+
+def test_xor_reaches_full_accuracy_with_a_falling_loss():
+    child = run_python(None, str(EXAMPLES / "xor.py"), cwd=REPOSITORY)
+    assert child.returncode == 0, child.stdout + child.stderr
+    losses = [float(value) for value in re.findall(r"^epoch +\d+ +loss ([0-9.]+)$", child.stdout,
+                                                    flags=re.M)]
+    assert len(losses) >= 5
+    assert losses == sorted(losses, reverse=True), "the loss should fall at every report"
+    assert losses[-1] < losses[0] / 10
+    assert "accuracy: 4/4 (100%)" in child.stdout
+
+
+def test_xor_prints_the_same_as_every_time():
+    first = run_python(None, str(EXAMPLES / "xor.py"), cwd=REPOSITORY)
+    second = run_python(None, str(EXAMPLES / "xor.py"), cwd=REPOSITORY)
+    assert first.returncode == second.returncode == 0
+    assert first.stdout == second.stdout
+
+
+@pytest.mark.parametrize("name", ["circuit", "xor"])
+def test_python_and_c_examples_agree(name, tmp_path):
+    """Compiles the C example (when a compiler and the header are there) and compares output."""
+    import shutil
+    import subprocess
+
+    from backprop import _capi
+
+    source = REPOSITORY / "examples" / f"{name}.c"
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if not source.is_file() or compiler is None:
+        pytest.skip("needs the C example and a C compiler")
+    library_dir = _capi.library_path.parent
+    binary = tmp_path / name
+    build = subprocess.run(
+        [compiler, "-std=c11", f"-I{REPOSITORY / 'include'}", str(source), f"-L{library_dir}",
+         "-lbackprop", f"-Wl,-rpath,{library_dir}", "-lm", "-o", str(binary)],
+        capture_output=True, text=True)
+    if build.returncode != 0:
+        pytest.skip(f"the C example does not build here: {build.stderr[-500:]}")
+    c_output = subprocess.run([str(binary)], capture_output=True, text=True, timeout=120)
+    python_output = run_python(None, str(EXAMPLES / f"{name}.py"), cwd=REPOSITORY)
+    assert c_output.returncode == python_output.returncode == 0
+    assert python_output.stdout == c_output.stdout

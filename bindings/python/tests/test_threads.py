@@ -1,0 +1,177 @@
+"""Threads: ctypes releases the GIL during calls, so Python threads really call the library at
+the same time. Distinct handles work in parallel; one handle used from two threads at once makes
+one call fail with BusyError, never corrupts it."""
+
+import threading
+
+import numpy as np
+import pytest
+
+import backprop
+from backprop import Graph, Network
+
+pytestmark = pytest.mark.isolated
+
+
+def run_threads(target, count):
+    errors = []
+
+    def guarded(index):
+        try:
+            target(index)
+        except BaseException as error:  # reported by the main thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=guarded, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    return errors
+
+
+def matmul_graph(size, seed):
+    rng = np.random.default_rng(seed)
+    g = Graph("float64")
+    a, b = g.input((size, size)), g.input((size, size))
+    loss = g.sum(g.tanh(a @ b))
+    a_value, b_value = rng.normal(size=(size, size)) / size, rng.normal(size=(size, size))
+    g.set_value(a, a_value)
+    g.set_value(b, b_value)
+    want = np.sum(np.tanh(a_value @ b_value))
+    return g, loss, want
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_distinct_graphs_in_parallel_give_the_right_results(threads):
+    def work(index):
+        g, loss, want = matmul_graph(96, index)
+        for _ in range(20):
+            g.forward()
+            g.zero_grad()
+            g.backward(loss)
+            assert float(loss.value) == pytest.approx(want, rel=1e-12)
+        g.close()
+
+    assert run_threads(work, threads) == []
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_distinct_networks_train_in_parallel_like_alone(threads):
+    x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
+    labels = np.array([0, 1, 1, 0])
+
+    def train():
+        net = Network(2, seed=42, loss="cross_entropy").add_dense(16, "tanh").add_dense(2, None)
+        losses = [net.train_step(x, labels, 0.5) for _ in range(300)]
+        return losses, net.layer_parameters(0)[0]
+
+    alone = train()
+    results = {}
+    errors = run_threads(lambda index: results.__setitem__(index, train()), threads)
+    assert errors == []
+    for losses, weight in results.values():
+        assert losses == alone[0]
+        np.testing.assert_array_equal(weight, alone[1])
+
+
+def test_one_graph_from_two_threads_is_busy_not_corrupt():
+    g, loss, want = matmul_graph(256, 0)
+    busy, done = [], []
+
+    def hammer(index):
+        for _ in range(40):
+            try:
+                g.forward()
+                done.append(float(loss.value))
+            except backprop.BusyError as error:
+                busy.append(error)
+
+    assert run_threads(hammer, 2) == []
+    assert busy, "two threads forwarding one graph never saw BusyError"
+    assert all(isinstance(e.message, str) and e.message for e in busy)
+    assert done and all(value == pytest.approx(want, rel=1e-12) for value in done)
+    g.forward()
+    assert float(loss.value) == pytest.approx(want, rel=1e-12)
+
+
+def test_one_network_from_two_threads_is_busy_not_corrupt():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(512, 64)).astype(np.float32)
+    y = rng.normal(size=(512, 8)).astype(np.float32)
+    net = Network(64, seed=3).add_dense(256, "tanh").add_dense(8, None)
+    reference = Network(64, seed=3).add_dense(256, "tanh").add_dense(8, None)
+    busy = []
+    steps = []
+
+    def hammer(index):
+        for _ in range(30):
+            try:
+                steps.append(net.train_step(x, y, 0.01))
+            except backprop.BusyError as error:
+                busy.append(error)
+
+    assert run_threads(hammer, 2) == []
+    assert busy, "two threads training one network never saw BusyError"
+    # Every step that succeeded was a whole step: the same as that many steps alone.
+    for _ in steps:
+        reference.train_step(x, y, 0.01)
+    np.testing.assert_array_equal(net.layer_parameters(0)[0], reference.layer_parameters(0)[0])
+
+
+def test_the_graph_of_a_network_shares_its_lock():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(512, 64)).astype(np.float32)
+    y = rng.normal(size=(512, 8)).astype(np.float32)
+    net = Network(64, seed=3).add_dense(256, "tanh").add_dense(8, None)
+    graph = net.graph
+    weight, _ = net.layer_nodes(0)
+    busy = []
+    stop = threading.Event()
+
+    def train(index):
+        if index == 0:
+            for _ in range(30):
+                try:
+                    net.train_step(x, y, 0.01)
+                except backprop.BusyError as error:
+                    busy.append(error)
+            stop.set()
+        else:
+            while not stop.is_set():
+                try:
+                    value = graph.value(weight)
+                    assert np.all(np.isfinite(value))
+                except backprop.BusyError as error:
+                    busy.append(error)
+
+    assert run_threads(train, 2) == []
+    assert busy, "the network and its graph were used at once without BusyError"
+
+
+def test_closing_a_graph_in_use_by_another_thread_is_busy_or_waits_for_nothing():
+    g, loss, want = matmul_graph(256, 3)
+    started = threading.Event()
+    outcome = []
+
+    def forward_loop(index):
+        if index == 0:
+            started.set()
+            for _ in range(30):
+                try:
+                    g.forward()
+                except (backprop.BusyError, backprop.InvalidHandleError) as error:
+                    outcome.append(type(error).__name__)
+                    break
+        else:
+            started.wait()
+            while True:
+                try:
+                    g.close()
+                    outcome.append("closed")
+                    break
+                except backprop.BusyError:
+                    outcome.append("busy")
+
+    assert run_threads(forward_loop, 2) == []
+    assert "closed" in outcome and g.closed
