@@ -9,12 +9,13 @@ import Testing
         ([3, 1], [1, 4]), ([2, 3, 4], [3, 1]), ([1, 4], [1, 4]), ([], []),
     ]
 
-    @Test(arguments: ["add", "sub", "mul", "div", "maximum", "minimum"], broadcastPairs)
+    @Test(arguments: ["add", "sub", "mul", "div", "maximum", "minimum", "pow"], broadcastPairs)
     func binaryOpGradientsMatchFiniteDifferences(op: String, shapes: ([Int], [Int])) throws {
         var b = GraphBuilder(seed: 7)
         let x = try b.input(shapes.0)
         // Keep divisors away from zero.
         let y = op == "div" ? try b.input(shapes.1, in: 0.5...2) : try b.input(shapes.1)
+        if op == "pow" { try b.set(x, b.random(count: try b.graph.shape(of: x).count, in: 0.5...2)) }
         let g = b.graph
         let out = switch op {
         case "add": try g.add(x, y)
@@ -22,21 +23,37 @@ import Testing
         case "mul": try g.mul(x, y)
         case "div": try g.div(x, y)
         case "maximum": try g.maximum(x, y)
+        case "pow": try g.pow(x, y)
         default: try g.minimum(x, y)
         }
         try expectGradientsMatchFiniteDifferences(g, try b.weightedSum(out))
     }
 
-    @Test(arguments: ["neg", "exp", "log", "relu", "sigmoid", "tanh"], [[2, 3], [], [1, 5]])
+    static let unaryOps = ["neg", "abs", "exp", "log", "sqrt", "square", "reciprocal", "pow", "relu",
+                           "leaky_relu", "elu", "gelu", "gelu_tanh", "silu", "softplus", "sigmoid", "tanh"]
+
+    @Test(arguments: unaryOps, [[2, 3], [], [1, 5]])
     func unaryOpGradientsMatchFiniteDifferences(op: String, dims: [Int]) throws {
         var b = GraphBuilder(seed: 11)
-        let x = op == "log" ? try b.input(dims, in: 0.2...3) : try b.input(dims)
+        let positiveOnly = ["log", "sqrt", "pow", "reciprocal"].contains(op)
+        let x = positiveOnly ? try b.input(dims, in: 0.2...3) : try b.input(dims, in: -3...3)
         let g = b.graph
         let out = switch op {
         case "neg": try g.neg(x)
+        case "abs": try g.abs(x)
         case "exp": try g.exp(x)
         case "log": try g.log(x)
+        case "sqrt": try g.sqrt(x)
+        case "square": try g.square(x)
+        case "reciprocal": try g.reciprocal(x)
+        case "pow": try g.pow(x, 2.5)
         case "relu": try g.relu(x)
+        case "leaky_relu": try g.leakyReLU(x, slope: 0.1)
+        case "elu": try g.elu(x, alpha: 1.5)
+        case "gelu": try g.gelu(x)
+        case "gelu_tanh": try g.gelu(x, tanhApproximation: true)
+        case "silu": try g.silu(x)
+        case "softplus": try g.softplus(x)
         case "sigmoid": try g.sigmoid(x)
         default: try g.tanh(x)
         }

@@ -49,10 +49,10 @@ extension Graph {
                 x[i] = original
                 invalidateDependents(of: [leaf])
                 let numeric = (plus - minus) / (2 * eps)
-                let error = abs(Double(analytic[i]) - numeric)
+                let error = Swift.abs(Double(analytic[i]) - numeric)
                 result.maxAbsoluteError = max(result.maxAbsoluteError, error)
                 result.checked += 1
-                let ratio = error / (atol + rtol * abs(numeric))
+                let ratio = error / (atol + rtol * Swift.abs(numeric))
                 if ratio > worstRatio || (ratio.isNaN && result.worst == nil) {
                     worstRatio = ratio.isNaN ? .infinity : ratio
                     result.worst = (leaf, i, Double(analytic[i]), numeric)

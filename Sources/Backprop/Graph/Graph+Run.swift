@@ -107,7 +107,7 @@ extension Graph {
                 scratch[id] = nil
             }
             bindings[id] = NodeBinding(
-                inputShapes: inputShapes, outputShape: shape,
+                context: context, inputShapes: inputShapes, outputShape: shape,
                 inputValues: inputs.map { values[$0]!.pointer },
                 inputGradients: inputs.map { gradients[$0]?.pointer },
                 output: values[id]!.pointer, outputGradient: gradients[id]?.pointer,

@@ -29,14 +29,29 @@ public final class Graph {
     /// The nodes each recent root depends on, cached for forward and backward.
     var ancestorCache: [NodeID: [NodeID]] = [:]
 
-    public init(dtype: DType) {
+    /// Training mode and the seeded generator that ops such as dropout draw from.
+    let context: RunContext
+
+    public init(dtype: DType, seed: UInt64 = 0) {
         self.dtype = dtype
+        context = RunContext(seed: seed)
         // Both blocks start empty and grow as parameters are added.
         parameterValues = try! Storage(count: 0, dtype: dtype)
         parameterGradients = try! Storage(count: 0, dtype: dtype)
     }
 
     public var nodeCount: Int { nodes.count }
+
+    /// Training mode (the default) or evaluation mode, in which dropout passes values through.
+    /// Changing it makes every op node out of date.
+    public var isTraining: Bool {
+        get { context.isTraining }
+        set {
+            guard newValue != context.isTraining else { return }
+            context.isTraining = newValue
+            for id in nodes.indices where !nodes[id].kind.isLeaf { isCurrent[id] = false }
+        }
+    }
 
     /// The total number of parameter elements, the length of the flat blocks.
     public var parameterCount: Int { parameterValues.count }
@@ -111,7 +126,7 @@ public final class Graph {
     public func apply(_ op: any AnyOp, _ inputs: [NodeID]) throws -> NodeID {
         for i in inputs { try check(i) }
         let shape = try op.outputShape(inputs.map { nodes[$0].shape })
-        let requiresGradient = inputs.contains { nodes[$0].requiresGradient }
+        let requiresGradient = op.propagatesGradient && inputs.contains { nodes[$0].requiresGradient }
         // Op memory is allocated when the graph plans its buffers (see `plan`).
         nodes.append(Node(kind: .op(op), inputs: inputs, shape: shape, requiresGradient: requiresGradient))
         values.append(nil)

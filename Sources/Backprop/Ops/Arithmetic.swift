@@ -26,6 +26,8 @@ extension ElementwiseBinaryOp {
         let a = f.input(0), b = f.input(1), out = f.output, g = f.outputGradient
         let ga = f.inputGradient(0), gb = f.inputGradient(1)
         forEachBroadcast(f.outputShape, f.inputShape(0), f.inputShape(1)) { i, ia, ib in
+            // As in unary ops: a zero upstream adds exactly zero, never 0 · inf.
+            guard g[i] != 0 else { return }
             let (da, db) = Self.partials(a[ia], b[ib], out[i])
             ga?[ia] += g[i] * da
             gb?[ib] += g[i] * db
@@ -76,7 +78,20 @@ public struct Minimum: ElementwiseBinaryOp {
     }
 }
 
+/// a^b elementwise. ∂/∂b = a^b · ln a, taken as 0 where a == 0 and b >= 0 (as PyTorch), so
+/// 0^b does not produce NaN gradients.
+public struct Pow: ElementwiseBinaryOp {
+    public var name: String { "pow" }
+    public static func value<T: Scalar>(_ a: T, _ b: T) -> T { T.pow(a, b) }
+    public static func partials<T: Scalar>(_ a: T, _ b: T, _ out: T) -> (T, T) {
+        let da: T = b == 0 ? 0 : b * T.pow(a, b - 1)
+        let db: T = a == 0 && b >= 0 ? 0 : out * T.log(a)
+        return (da, db)
+    }
+}
+
 extension Graph {
+    public func pow(_ a: NodeID, _ b: NodeID) throws -> NodeID { try apply(Pow(), [a, b]) }
     public func add(_ a: NodeID, _ b: NodeID) throws -> NodeID { try apply(Add(), [a, b]) }
     public func sub(_ a: NodeID, _ b: NodeID) throws -> NodeID { try apply(Subtract(), [a, b]) }
     public func mul(_ a: NodeID, _ b: NodeID) throws -> NodeID { try apply(Multiply(), [a, b]) }

@@ -22,6 +22,9 @@ public protocol AnyOp: Sendable {
     /// Elements of per-node scratch memory the op needs between forward and backward (such as
     /// softmax probabilities). Zero by default.
     func scratchCount(_ inputs: [Shape]) -> Int
+    /// False for ops whose output carries no gradient (comparisons, detach): nodes computed
+    /// only from such outputs need none either. True by default.
+    var propagatesGradient: Bool { get }
 
     func forward(float frame: Frame<Float>) throws
     func forward(double frame: Frame<Double>) throws
@@ -31,14 +34,25 @@ public protocol AnyOp: Sendable {
 
 extension Op {
     public func scratchCount(_ inputs: [Shape]) -> Int { 0 }
+    public var propagatesGradient: Bool { true }
     public func forward(float frame: Frame<Float>) throws { try forward(frame) }
     public func forward(double frame: Frame<Double>) throws { try forward(frame) }
     public func backward(float frame: Frame<Float>) { backward(frame) }
     public func backward(double frame: Frame<Double>) { backward(frame) }
 }
 
+/// What ops may read or draw from the graph as a whole while they run.
+final class RunContext {
+    /// Training mode (dropout active) or evaluation mode (dropout is the identity).
+    var isTraining = true
+    var generator: Generator
+
+    init(seed: UInt64) { generator = Generator(seed: seed) }
+}
+
 /// The memory an op node reads and writes, resolved when the graph plans its buffers.
 final class NodeBinding {
+    var context: RunContext
     var inputShapes: [Shape]
     var outputShape: Shape
     var inputValues: [UnsafeMutableRawPointer]
@@ -47,9 +61,10 @@ final class NodeBinding {
     var outputGradient: UnsafeMutableRawPointer?
     var scratch: UnsafeMutableRawPointer?
 
-    init(inputShapes: [Shape], outputShape: Shape, inputValues: [UnsafeMutableRawPointer],
+    init(context: RunContext, inputShapes: [Shape], outputShape: Shape, inputValues: [UnsafeMutableRawPointer],
          inputGradients: [UnsafeMutableRawPointer?], output: UnsafeMutableRawPointer,
          outputGradient: UnsafeMutableRawPointer?, scratch: UnsafeMutableRawPointer?) {
+        self.context = context
         self.inputShapes = inputShapes
         self.outputShape = outputShape
         self.inputValues = inputValues
@@ -84,4 +99,9 @@ public struct Frame<T: Scalar> {
     }
     /// The node's scratch memory, `scratchCount` elements (nil when the op asked for none).
     public var scratch: UnsafeMutablePointer<T> { binding.scratch!.assumingMemoryBound(to: T.self) }
+
+    /// Whether the graph is in training mode.
+    public var isTraining: Bool { binding.context.isTraining }
+    /// A uniform number in [0, 1) from the graph's seeded generator.
+    public func randomUnit() -> Double { binding.context.generator.nextUnit() }
 }

@@ -1,9 +1,9 @@
 /// Elementwise unary ops. Each states its value and its derivative, given the input x and the
 /// output y (whichever is cheaper); forward and backward are shared below.
 public protocol ElementwiseUnaryOp: Op {
-    static func value<T: Scalar>(_ x: T) -> T
+    func value<T: Scalar>(_ x: T) -> T
     /// dy/dx at x, where y = value(x).
-    static func derivative<T: Scalar>(_ x: T, _ y: T) -> T
+    func derivative<T: Scalar>(_ x: T, _ y: T) -> T
 }
 
 extension ElementwiseUnaryOp {
@@ -11,63 +11,84 @@ extension ElementwiseUnaryOp {
 
     public func forward<T: Scalar>(_ f: Frame<T>) {
         let x = f.input(0), y = f.output
-        for i in 0..<f.count { y[i] = Self.value(x[i]) }
+        for i in 0..<f.count { y[i] = value(x[i]) }
     }
 
     public func backward<T: Scalar>(_ f: Frame<T>) {
         guard let gx = f.inputGradient(0) else { return }
         let x = f.input(0), y = f.output, g = f.outputGradient
-        for i in 0..<f.count { gx[i] += g[i] * Self.derivative(x[i], y[i]) }
+        // A zero upstream contributes exactly zero, even where the derivative is infinite, so
+        // an unselected branch of `where` (log at 0, say) cannot leak NaN into the gradient.
+        for i in 0..<f.count where g[i] != 0 { gx[i] += g[i] * derivative(x[i], y[i]) }
     }
 }
 
 public struct Negate: ElementwiseUnaryOp {
     public var name: String { "neg" }
-    public static func value<T: Scalar>(_ x: T) -> T { -x }
-    public static func derivative<T: Scalar>(_ x: T, _ y: T) -> T { -1 }
+    public func value<T: Scalar>(_ x: T) -> T { -x }
+    public func derivative<T: Scalar>(_ x: T, _ y: T) -> T { -1 }
+}
+
+/// |x|, with derivative sign(x) and 0 at x == 0 (as PyTorch).
+public struct Abs: ElementwiseUnaryOp {
+    public var name: String { "abs" }
+    public func value<T: Scalar>(_ x: T) -> T { abs(x) }
+    public func derivative<T: Scalar>(_ x: T, _ y: T) -> T { x > 0 ? 1 : x < 0 ? -1 : 0 }
 }
 
 public struct Exp: ElementwiseUnaryOp {
     public var name: String { "exp" }
-    public static func value<T: Scalar>(_ x: T) -> T { T.exp(x) }
-    public static func derivative<T: Scalar>(_ x: T, _ y: T) -> T { y }
+    public func value<T: Scalar>(_ x: T) -> T { T.exp(x) }
+    public func derivative<T: Scalar>(_ x: T, _ y: T) -> T { y }
 }
 
+/// ln x. At 0 the value is -inf and the derivative +inf, as in float64 math and PyTorch.
 public struct Log: ElementwiseUnaryOp {
     public var name: String { "log" }
-    public static func value<T: Scalar>(_ x: T) -> T { T.log(x) }
-    public static func derivative<T: Scalar>(_ x: T, _ y: T) -> T { 1 / x }
+    public func value<T: Scalar>(_ x: T) -> T { T.log(x) }
+    public func derivative<T: Scalar>(_ x: T, _ y: T) -> T { 1 / x }
 }
 
-/// max(x, 0), with derivative 0 at x == 0 (as PyTorch).
-public struct ReLU: ElementwiseUnaryOp {
-    public var name: String { "relu" }
-    public static func value<T: Scalar>(_ x: T) -> T { x > 0 ? x : 0 }
-    public static func derivative<T: Scalar>(_ x: T, _ y: T) -> T { x > 0 ? 1 : 0 }
+/// √x. At 0 the derivative is +inf, as in float64 math and PyTorch.
+public struct Sqrt: ElementwiseUnaryOp {
+    public var name: String { "sqrt" }
+    public func value<T: Scalar>(_ x: T) -> T { T.sqrt(x) }
+    public func derivative<T: Scalar>(_ x: T, _ y: T) -> T { 1 / (2 * y) }
 }
 
-/// 1 / (1 + e^-x), evaluated so that neither branch overflows.
-public struct Sigmoid: ElementwiseUnaryOp {
-    public var name: String { "sigmoid" }
-    public static func value<T: Scalar>(_ x: T) -> T {
-        if x >= 0 { return 1 / (1 + T.exp(-x)) }
-        let e = T.exp(x)
-        return e / (1 + e)
+public struct Square: ElementwiseUnaryOp {
+    public var name: String { "square" }
+    public func value<T: Scalar>(_ x: T) -> T { x * x }
+    public func derivative<T: Scalar>(_ x: T, _ y: T) -> T { 2 * x }
+}
+
+public struct Reciprocal: ElementwiseUnaryOp {
+    public var name: String { "reciprocal" }
+    public func value<T: Scalar>(_ x: T) -> T { 1 / x }
+    public func derivative<T: Scalar>(_ x: T, _ y: T) -> T { -y * y }
+}
+
+/// x^p for a fixed exponent p; the derivative p·x^(p-1) is 0 when p == 0 (as PyTorch).
+public struct PowScalar: ElementwiseUnaryOp {
+    public var exponent: Double
+    public init(exponent: Double) { self.exponent = exponent }
+    public var name: String { "pow" }
+    public func value<T: Scalar>(_ x: T) -> T { T.pow(x, T(exponent)) }
+    public func derivative<T: Scalar>(_ x: T, _ y: T) -> T {
+        exponent == 0 ? 0 : T(exponent) * T.pow(x, T(exponent - 1))
     }
-    public static func derivative<T: Scalar>(_ x: T, _ y: T) -> T { y * (1 - y) }
-}
-
-public struct Tanh: ElementwiseUnaryOp {
-    public var name: String { "tanh" }
-    public static func value<T: Scalar>(_ x: T) -> T { T.tanh(x) }
-    public static func derivative<T: Scalar>(_ x: T, _ y: T) -> T { 1 - y * y }
 }
 
 extension Graph {
     public func neg(_ x: NodeID) throws -> NodeID { try apply(Negate(), [x]) }
+    public func abs(_ x: NodeID) throws -> NodeID { try apply(Abs(), [x]) }
     public func exp(_ x: NodeID) throws -> NodeID { try apply(Exp(), [x]) }
     public func log(_ x: NodeID) throws -> NodeID { try apply(Log(), [x]) }
-    public func relu(_ x: NodeID) throws -> NodeID { try apply(ReLU(), [x]) }
-    public func sigmoid(_ x: NodeID) throws -> NodeID { try apply(Sigmoid(), [x]) }
-    public func tanh(_ x: NodeID) throws -> NodeID { try apply(Tanh(), [x]) }
+    public func sqrt(_ x: NodeID) throws -> NodeID { try apply(Sqrt(), [x]) }
+    public func square(_ x: NodeID) throws -> NodeID { try apply(Square(), [x]) }
+    public func reciprocal(_ x: NodeID) throws -> NodeID { try apply(Reciprocal(), [x]) }
+    public func pow(_ x: NodeID, _ exponent: Double) throws -> NodeID {
+        guard exponent.isFinite else { throw BackpropError.invalidArgument("pow: exponent must be finite, got \(exponent)") }
+        return try apply(PowScalar(exponent: exponent), [x])
+    }
 }

@@ -9,6 +9,10 @@ public protocol Scalar: BinaryFloatingPoint, SIMDScalar, Sendable {
     static func log(_ x: Self) -> Self
     static func tanh(_ x: Self) -> Self
     static func sqrt(_ x: Self) -> Self
+    static func erf(_ x: Self) -> Self
+    static func log1p(_ x: Self) -> Self
+    static func expm1(_ x: Self) -> Self
+    static func pow(_ x: Self, _ y: Self) -> Self
 
     /// C = alpha * op(A) * op(B) + beta * C for row-major matrices, where op(A) is m×k and op(B)
     /// is k×n; `transA`/`transB` say whether A/B are stored transposed.
@@ -29,6 +33,10 @@ extension Float: Scalar {
     @inline(__always) public static func log(_ x: Float) -> Float { logf(x) }
     @inline(__always) public static func tanh(_ x: Float) -> Float { tanhf(x) }
     @inline(__always) public static func sqrt(_ x: Float) -> Float { x.squareRoot() }
+    @inline(__always) public static func erf(_ x: Float) -> Float { erff(x) }
+    @inline(__always) public static func log1p(_ x: Float) -> Float { log1pf(x) }
+    @inline(__always) public static func expm1(_ x: Float) -> Float { expm1f(x) }
+    @inline(__always) public static func pow(_ x: Float, _ y: Float) -> Float { powf(x, y) }
 
     public static func gemm(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
@@ -47,6 +55,10 @@ extension Double: Scalar {
     @inline(__always) public static func log(_ x: Double) -> Double { Glibc.log(x) }
     @inline(__always) public static func tanh(_ x: Double) -> Double { Glibc.tanh(x) }
     @inline(__always) public static func sqrt(_ x: Double) -> Double { x.squareRoot() }
+    @inline(__always) public static func erf(_ x: Double) -> Double { Glibc.erf(x) }
+    @inline(__always) public static func log1p(_ x: Double) -> Double { Glibc.log1p(x) }
+    @inline(__always) public static func expm1(_ x: Double) -> Double { Glibc.expm1(x) }
+    @inline(__always) public static func pow(_ x: Double, _ y: Double) -> Double { Glibc.pow(x, y) }
 
     public static func gemm(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Double,
