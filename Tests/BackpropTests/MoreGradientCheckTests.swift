@@ -229,3 +229,48 @@ import Testing
         #expect(try gradient(b.graph, p).allSatisfy { $0.isFinite })
     }
 }
+
+@Suite struct CustomOpTests {
+    /// x · y elementwise, written against raw memory as an outside caller would.
+    static func product() -> CustomOp {
+        CustomOp(
+            name: "custom_mul",
+            shape: { shapes in
+                guard shapes.count == 2, shapes[0] == shapes[1] else { throw BackpropError.shape("custom_mul: shapes differ") }
+                return shapes[0]
+            },
+            forward: { inputs, output in
+                let x = inputs[0].data!.assumingMemoryBound(to: Double.self)
+                let y = inputs[1].data!.assumingMemoryBound(to: Double.self)
+                let out = output.data!.assumingMemoryBound(to: Double.self)
+                for i in 0..<output.shape.count { out[i] = x[i] * y[i] }
+            },
+            backward: { inputs, _, upstream, gradients in
+                let x = inputs[0].data!.assumingMemoryBound(to: Double.self)
+                let y = inputs[1].data!.assumingMemoryBound(to: Double.self)
+                let g = upstream.data!.assumingMemoryBound(to: Double.self)
+                for i in 0..<upstream.shape.count {
+                    gradients[0].data?.assumingMemoryBound(to: Double.self)[i] += g[i] * y[i]
+                    gradients[1].data?.assumingMemoryBound(to: Double.self)[i] += g[i] * x[i]
+                }
+            })
+    }
+
+    @Test func aCustomOpTakesPartInForwardAndBackward() throws {
+        var b = GraphBuilder(seed: 67)
+        let x = try b.input([2, 3]), y = try b.input([2, 3])
+        let out = try b.graph.apply(Self.product(), [x, y])
+        try expectGradientsMatchFiniteDifferences(b.graph, try b.weightedSum(try b.graph.tanh(out)))
+        #expect(throws: BackpropError.self) { try b.graph.apply(Self.product(), [x, try b.input([3])]) }
+    }
+
+    @Test func aFailingCallbackFailsTheCallThatRanIt() throws {
+        struct Refused: Error {}
+        let failing = CustomOp(name: "refuse", shape: { $0[0] }, forward: { _, _ in throw Refused() },
+                               backward: { _, _, _, _ in })
+        var b = GraphBuilder()
+        let x = try b.input([2])
+        _ = try b.graph.apply(failing, [x])
+        #expect(throws: Refused.self) { try b.graph.forward() }
+    }
+}

@@ -26,6 +26,7 @@ extension Graph {
         guard !order.isEmpty, order.allSatisfy({ isCurrent[$0] }) else {
             throw BackpropError.state("node \(root) has not been computed since the graph or a leaf value changed: run forward first")
         }
+        try planGradientsIfNeeded()
         // Gradients of op nodes describe this backward only; leaves accumulate across calls.
         for id in order where !nodes[id].kind.isLeaf { gradients[id]?.storage.zero() }
         addOne(to: gradients[root]!.pointer)
@@ -33,10 +34,25 @@ extension Graph {
             guard case .op(let op) = nodes[id].kind, nodes[id].requiresGradient else { continue }
             let binding = bindings[id]!
             switch dtype {
-            case .float32: op.backward(float: Frame(binding: binding))
-            case .float64: op.backward(double: Frame(binding: binding))
+            case .float32: try op.backward(float: Frame(binding: binding))
+            case .float64: try op.backward(double: Frame(binding: binding))
             }
         }
+    }
+
+    /// Gives op nodes their gradient buffers on the first backward after planning, so a graph
+    /// used only for inference never allocates or touches them.
+    private func planGradientsIfNeeded() throws {
+        guard !gradientsPlanned else { return }
+        for id in nodes.indices where !nodes[id].kind.isLeaf && nodes[id].requiresGradient {
+            gradients[id] = try reuseOrAllocate(gradients[id], count: nodes[id].shape.count)
+        }
+        for id in nodes.indices {
+            guard let binding = bindings[id] else { continue }
+            binding.outputGradient = gradients[id]?.pointer
+            binding.inputGradients = nodes[id].inputs.map { gradients[$0]?.pointer }
+        }
+        gradientsPlanned = true
     }
 
     private func evaluate(_ id: NodeID) throws {
@@ -97,9 +113,7 @@ extension Graph {
             let shape = try op.outputShape(inputShapes)
             nodes[id].shape = shape
             values[id] = try reuseOrAllocate(values[id], count: shape.count)
-            if nodes[id].requiresGradient {
-                gradients[id] = try reuseOrAllocate(gradients[id], count: shape.count)
-            }
+            if let gradient = gradients[id], gradient.storage.count != shape.count { gradients[id] = nil }
             let scratchCount = op.scratchCount(inputShapes)
             if scratchCount > 0 {
                 if scratch[id]?.count != scratchCount { scratch[id] = try Storage(count: scratchCount, dtype: dtype) }
@@ -114,6 +128,7 @@ extension Graph {
                 scratch: scratch[id]?.pointer)
         }
         needsPlan = false
+        gradientsPlanned = false
     }
 
     private func reuseOrAllocate(_ slot: Slot?, count: Int) throws -> Slot {

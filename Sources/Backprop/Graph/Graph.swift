@@ -26,6 +26,8 @@ public final class Graph {
     var isCurrent: [Bool] = []
     /// Buffers must be (re)planned before the next run: nodes were added or a leaf was reshaped.
     var needsPlan = true
+    /// Op nodes have gradient buffers matching the current plan (see `planGradientsIfNeeded`).
+    var gradientsPlanned = false
     /// The nodes each recent root depends on, cached for forward and backward.
     var ancestorCache: [NodeID: [NodeID]] = [:]
 

@@ -9,7 +9,7 @@
 /// calls, with one entry point per element type, so that the kernels are compiled for each.
 public protocol Op: AnyOp {
     func forward<T: Scalar>(_ frame: Frame<T>) throws
-    func backward<T: Scalar>(_ frame: Frame<T>)
+    func backward<T: Scalar>(_ frame: Frame<T>) throws
 }
 
 /// The type-erased face of `Op`. Do not conform to it directly: conform to `Op`.
@@ -28,8 +28,8 @@ public protocol AnyOp: Sendable {
 
     func forward(float frame: Frame<Float>) throws
     func forward(double frame: Frame<Double>) throws
-    func backward(float frame: Frame<Float>)
-    func backward(double frame: Frame<Double>)
+    func backward(float frame: Frame<Float>) throws
+    func backward(double frame: Frame<Double>) throws
 }
 
 extension Op {
@@ -37,8 +37,8 @@ extension Op {
     public var propagatesGradient: Bool { true }
     public func forward(float frame: Frame<Float>) throws { try forward(frame) }
     public func forward(double frame: Frame<Double>) throws { try forward(frame) }
-    public func backward(float frame: Frame<Float>) { backward(frame) }
-    public func backward(double frame: Frame<Double>) { backward(frame) }
+    public func backward(float frame: Frame<Float>) throws { try backward(frame) }
+    public func backward(double frame: Frame<Double>) throws { try backward(frame) }
 }
 
 /// What ops may read or draw from the graph as a whole while they run.
