@@ -79,7 +79,8 @@ def real_array(values, dtype, what="values"):
     array = np.asarray(values)
     if array.dtype.kind not in "biuf":
         raise TypeError(f"{what} must be real numbers, got an array of dtype {array.dtype}")
-    return np.ascontiguousarray(array, dtype=dtype)
+    # Not np.ascontiguousarray: it turns a 0-d array into shape (1,).
+    return np.asarray(array, dtype=dtype, order="C")
 
 
 def _pointer(array):

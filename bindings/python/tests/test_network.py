@@ -291,12 +291,12 @@ def test_the_graph_keeps_the_network_alive(monkeypatch):
     net = build([(4, "tanh"), (2, None)])
     want = net.layer_parameters(0)[0]
     graph = net.graph
-    weight, _ = net.layer_nodes(0)
+    weight, bias = net.layer_nodes(0)
     del net
     gc.collect()
     assert freed == []
     np.testing.assert_array_equal(graph.value(weight), want)
-    del graph, weight
+    del graph, weight, bias
     gc.collect()
     assert len(freed) == 1
 

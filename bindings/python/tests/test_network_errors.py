@@ -213,18 +213,19 @@ def test_backward_after_predict_is_a_state_error():
 
 @isolated
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_nonfinite_inputs_are_refused_and_nothing_changes(bad):
+@pytest.mark.parametrize("call", ["forward", "predict", "train_step"])
+def test_nonfinite_inputs_are_refused_and_nothing_changes(call, bad):
+    # The header: "On failure nothing was changed": neither weights nor gradients.
     net = mse_net()
     net.train_step(X, Y, 0.1)  # some gradients to keep
     before, grads_before = weights(net), gradients(net)
     x = X.copy()
     x[2, 1] = bad
-    for call in (lambda: net.forward(x), lambda: net.predict(x),
-                 lambda: net.train_step(x, Y, 0.1)):
-        with pytest.raises(backprop.NonFiniteError):
-            call()
-        assert_same(before, weights(net))
-        assert_same(grads_before, gradients(net))
+    with pytest.raises(backprop.NonFiniteError):
+        {"forward": net.forward, "predict": net.predict,
+         "train_step": lambda x: net.train_step(x, Y, 0.1)}[call](x)
+    assert_same(before, weights(net))
+    assert_same(grads_before, gradients(net))
 
 
 @isolated
@@ -286,22 +287,37 @@ def test_a_zero_learning_rate_is_allowed():
 
 @isolated
 def test_nonfinite_gradients_are_refused_by_update_and_nothing_changes():
-    # Finite inputs so large that the gradients overflow float32: |dL/dW| ~ |x|^2 |W| >> 3.4e38.
-    net = Network(3, seed=4).add_dense(2, None)
-    huge = np.full((2, 3), 1e30, dtype=np.float32)
+    # One sample, one feature, one output: y = w x + b, loss = (y - 0)^2, dL/dw = 2 y x. With
+    # |w x| = 1e19 the loss (1e38) is finite in float32, but dL/dw = 2e38 / |w| overflows.
+    net = Network(1, seed=4).add_dense(1, None)
+    w = float(net.layer_parameters(0)[0][0, 0])
+    assert 0 < abs(w) < 0.5, f"the seed should give a weight in (0, 0.5), got {w}"
+    x = np.array([[1e19 / abs(w)]], dtype=np.float32)
+    y = np.zeros((1, 1), dtype=np.float32)
     net.zero_grad()
-    net.forward(huge)
-    loss = net.backward(np.zeros((2, 2)))
-    grads = gradients(net)
-    assert not np.isfinite(loss) or not all(np.all(np.isfinite(g)) for g in grads), \
-        "the test needs gradients that overflow"
+    net.forward(x)
+    loss = net.backward(y)
+    assert np.isfinite(loss)
+    assert not np.isfinite(net.layer_gradients(0)[0]).all(), "the test needs an overflowing gradient"
     before = weights(net)
     with pytest.raises(backprop.NonFiniteError):
         net.update(0.1)
     assert_same(before, weights(net))
     with pytest.raises(backprop.NonFiniteError):
-        net.train_step(huge, np.zeros((2, 2)), 0.1)
+        net.train_step(x, y, 0.1)
     assert_same(before, weights(net))
+
+
+@isolated
+def test_an_infinite_loss_is_refused_by_backward_and_nothing_changes():
+    # Finite inputs whose loss overflows float32: the library refuses to backpropagate it.
+    net = Network(3, seed=4).add_dense(2, None)
+    huge = np.full((2, 3), 1e30, dtype=np.float32)
+    net.zero_grad()
+    net.forward(huge)
+    with pytest.raises(backprop.NonFiniteError):
+        net.backward(np.zeros((2, 2)))
+    assert not any(g.any() for g in gradients(net))
 
 
 @isolated
