@@ -257,14 +257,15 @@ class Graph:
         only detached: the network keeps its graph."""
         if self._handle is None:
             return
-        if self._finalizer is not None and self._finalizer.alive:
-            status = _free_graph(self._handle)
-            if status == _capi.Status.BUSY:
-                check(status)  # still in use by another thread: stays open
-            self._finalizer.detach()
+        if self._finalizer is None:  # borrowed
             self._handle = None
-            check(status)
+            return
+        status = _free_graph(self._handle)
+        if status == _capi.Status.BUSY:
+            check(status)  # in use by another thread: stays open
+        self._finalizer.detach()
         self._handle = None
+        check(status)
 
     @property
     def closed(self):

@@ -107,6 +107,7 @@ class Network:
 
     @property
     def closed(self):
+        """Whether the network has been freed."""
         return self._handle is None
 
     def __enter__(self):
