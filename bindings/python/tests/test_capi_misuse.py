@@ -40,13 +40,15 @@ class Checker:
         self.problems = []
 
     def __call__(self, label, expected, status, *untouched):
+        """Checks one call's status; `untouched` are out-variables that held SENTINEL before
+        the call and must still hold it if the call failed. They are reset afterwards."""
         expected_set = expected if isinstance(expected, tuple) else (expected,)
         if status not in expected_set:
+            got = status_name(status) + ("" if status == OK else f" ({last_error()!r})")
             self.problems.append(
-                f"{label}: expected {' or '.join(status_name(e) for e in expected_set)}, got "
-                f"{status_name(status)} ({last_error()!r})")
-            return
-        if status != OK:
+                f"{label}: expected {' or '.join(status_name(e) for e in expected_set)}, "
+                f"got {got}")
+        elif status != OK:
             if not last_error():
                 self.problems.append(f"{label}: failed with {status_name(status)} but "
                                      f"bp_last_error() is empty")
@@ -54,6 +56,8 @@ class Checker:
                 if out.value != SENTINEL:
                     self.problems.append(f"{label}: failed but wrote {out.value} through an "
                                          f"out-pointer")
+        for out in untouched:
+            out.value = SENTINEL
 
     def same(self, label, got, want):
         if not np.array_equal(got, want):
