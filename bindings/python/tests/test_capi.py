@@ -1,6 +1,5 @@
 """The declarations mirror include/backprop.h, and the library is found (or not) as documented."""
 
-import ctypes
 import re
 import shutil
 from ctypes import POINTER, c_char_p, c_double, c_float, c_int, c_int32, c_size_t, c_uint, c_uint64

@@ -298,7 +298,8 @@ def test_nonfinite_gradients_are_refused_by_update_and_nothing_changes():
     net.forward(x)
     loss = net.backward(y)
     assert np.isfinite(loss)
-    assert not np.isfinite(net.layer_gradients(0)[0]).all(), "the test needs an overflowing gradient"
+    weight_grad = net.layer_gradients(0)[0]
+    assert not np.isfinite(weight_grad).all(), "the test needs an overflowing gradient"
     before = weights(net)
     with pytest.raises(backprop.NonFiniteError):
         net.update(0.1)
