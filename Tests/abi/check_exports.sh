@@ -11,9 +11,13 @@
 #   - any exported symbol does not start with bp_ (the Swift runtime or core leaking out).
 set -euo pipefail
 
+# Paths given are taken from the caller's directory; the defaults from the repository root.
+absolute() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+LIB="$(absolute "${1:-}")"
+HEADER="$(absolute "${2:-}")"
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-LIB="${1:-build/lib/libbackprop.so}"
-HEADER="${2:-include/backprop.h}"
+[ -n "${1:-}" ] || LIB="$PWD/build/lib/libbackprop.so"
+[ -n "${2:-}" ] || HEADER="$PWD/include/backprop.h"
 CC="${CC:-cc}"
 
 [ -f "$LIB" ] || { echo "check_exports: $LIB not found (run make lib)"; exit 1; }
@@ -28,9 +32,15 @@ trap 'rm -rf "$tmp"' EXIT
     | grep -oE '\bbp_[A-Za-z0-9_]+[[:space:]]*\(' \
     | sed -E 's/[[:space:]]*\($//' | sort -u >"$tmp/declared"
 
-# Exported symbols: "address type name" lines; version suffixes (name@VER) are dropped.
+# Exported symbols: "address type name" lines; version suffixes (name@VER) are dropped. nm
+# prints global symbols with an upper-case type letter (u, v and w are global too). A lower-case
+# type is a local symbol: the linker may leave symbols that the version script hid in the
+# dynamic table with local binding, where no other object can bind to them. Those are not
+# exports; they are only counted.
 nm -D --defined-only "$LIB" | awk 'NF >= 3 { sub(/@.*/, "", $3); print $2, $3 }' \
-    | sort -u >"$tmp/exported"
+    | sort -u >"$tmp/all"
+awk '$1 ~ /^[A-Zuvw]$/' "$tmp/all" >"$tmp/exported"
+awk '$1 !~ /^[A-Zuvw]$/' "$tmp/all" >"$tmp/local"
 
 awk '$2 ~ /^bp_/ && $1 == "T" { print $2 }' "$tmp/exported" | sort -u >"$tmp/exported_functions"
 awk '$2 ~ /^bp_/ && $1 != "T" { print $1, $2 }' "$tmp/exported" >"$tmp/not_functions"
@@ -62,4 +72,5 @@ if [ "$failed" -ne 0 ]; then
     echo "check_exports: FAILED"
     exit 1
 fi
-echo "check_exports: ok: $exported exported symbols, all bp_ functions, matching the $declared declared in $HEADER"
+echo "check_exports: ok: $exported exported symbols, all bp_ functions, matching the" \
+    "$declared declared in $HEADER ($(wc -l <"$tmp/local") hidden local entries in the table)"

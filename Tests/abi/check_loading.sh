@@ -12,8 +12,14 @@
 # Each program runs under `env -i`, so no PATH or LD_LIBRARY_PATH of the caller leaks in.
 set -euo pipefail
 
+# A path given is taken from the caller's directory; the default from the repository root.
+case "${1:-}" in
+    "") LIB="" ;;
+    /*) LIB="$1" ;;
+    *) LIB="$PWD/$1" ;;
+esac
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-LIB="${1:-build/lib/libbackprop.so}"
+[ -n "$LIB" ] || LIB="$PWD/build/lib/libbackprop.so"
 CC="${CC:-cc}"
 PYTHON="${PYTHON:-python3}"
 
