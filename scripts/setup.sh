@@ -12,9 +12,10 @@ export DEBIAN_FRONTEND=noninteractive
 #   libopenblas-dev  CBLAS for the matrix products (the Swift target links it through pkg-config)
 #   pkg-config       how SwiftPM finds OpenBLAS's include and library paths
 #   gcc, libc6-dev   `cc` for the C examples and tests
+#   g++              to check that the header compiles as C++
 #   make             the front door itself (present whenever this runs through `make setup`)
-#   binutils         `nm` for the export check
-APT_PACKAGES=(libopenblas-dev pkg-config gcc libc6-dev make binutils)
+#   binutils         `nm` and `readelf` for the export and loading checks
+APT_PACKAGES=(libopenblas-dev pkg-config gcc g++ libc6-dev make binutils)
 
 # Python packages for the binding's tests and examples.
 PIP_MODULES=(numpy pytest)
