@@ -205,7 +205,7 @@ static inline void check_on_signal(int signal_number) {
     if (signal_number != SIGALRM) {
         check_write_int(signal_number);
     }
-    check_write_str(" during ");
+    check_write_str("; the last check started was ");
     check_write_str(check_where_expr);
     check_write_str(" (");
     check_write_str(check_where_file);
