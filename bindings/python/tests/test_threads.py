@@ -3,6 +3,7 @@ the same time. Distinct handles work in parallel; one handle used from two threa
 one call fail with BusyError, never corrupts it."""
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -28,6 +29,29 @@ def run_threads(target, count):
     for thread in threads:
         thread.join(timeout=300)
     return errors
+
+
+def until_busy(*actions, seconds=30):
+    """Runs each action in a loop in a thread of its own (the same action twice for one), all
+    started together, until one of them gets BusyError or time runs out. Returns the BusyErrors
+    and the results of the calls that succeeded."""
+    actions = actions * 2 if len(actions) == 1 else actions
+    busy, results = [], []
+    stop = threading.Event()
+    start = threading.Barrier(len(actions))
+
+    def work(index):
+        start.wait()
+        deadline = time.monotonic() + seconds
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                results.append(actions[index]())
+            except backprop.BusyError as error:
+                busy.append(error)
+                stop.set()
+
+    assert run_threads(work, len(actions)) == []
+    return busy, results
 
 
 def matmul_graph(size, seed):
@@ -77,20 +101,15 @@ def test_distinct_networks_train_in_parallel_like_alone(threads):
 
 def test_one_graph_from_two_threads_is_busy_not_corrupt():
     g, loss, want = matmul_graph(256, 0)
-    busy, done = [], []
 
-    def hammer(index):
-        for _ in range(40):
-            try:
-                g.forward()
-                done.append(float(loss.value))
-            except backprop.BusyError as error:
-                busy.append(error)
+    def forward_and_read():
+        g.forward()
+        return float(loss.value)
 
-    assert run_threads(hammer, 2) == []
+    busy, values = until_busy(forward_and_read)
     assert busy, "two threads forwarding one graph never saw BusyError"
     assert all(isinstance(e.message, str) and e.message for e in busy)
-    assert done and all(value == pytest.approx(want, rel=1e-12) for value in done)
+    assert all(value == pytest.approx(want, rel=1e-12) for value in values)
     g.forward()
     assert float(loss.value) == pytest.approx(want, rel=1e-12)
 
@@ -101,20 +120,10 @@ def test_one_network_from_two_threads_is_busy_not_corrupt():
     y = rng.normal(size=(512, 8)).astype(np.float32)
     net = Network(64, seed=3).add_dense(256, "tanh").add_dense(8, None)
     reference = Network(64, seed=3).add_dense(256, "tanh").add_dense(8, None)
-    busy = []
-    steps = []
-
-    def hammer(index):
-        for _ in range(30):
-            try:
-                steps.append(net.train_step(x, y, 0.01))
-            except backprop.BusyError as error:
-                busy.append(error)
-
-    assert run_threads(hammer, 2) == []
+    busy, losses = until_busy(lambda: net.train_step(x, y, 0.01))
     assert busy, "two threads training one network never saw BusyError"
     # Every step that succeeded was a whole step: the same as that many steps alone.
-    for _ in steps:
+    for _ in losses:
         reference.train_step(x, y, 0.01)
     np.testing.assert_array_equal(net.layer_parameters(0)[0], reference.layer_parameters(0)[0])
 
@@ -126,27 +135,11 @@ def test_the_graph_of_a_network_shares_its_lock():
     net = Network(64, seed=3).add_dense(256, "tanh").add_dense(8, None)
     graph = net.graph
     weight, _ = net.layer_nodes(0)
-    busy = []
-    stop = threading.Event()
-
-    def train(index):
-        if index == 0:
-            for _ in range(30):
-                try:
-                    net.train_step(x, y, 0.01)
-                except backprop.BusyError as error:
-                    busy.append(error)
-            stop.set()
-        else:
-            while not stop.is_set():
-                try:
-                    value = graph.value(weight)
-                    assert np.all(np.isfinite(value))
-                except backprop.BusyError as error:
-                    busy.append(error)
-
-    assert run_threads(train, 2) == []
+    # One thread trains the network, the other reads its graph: a BusyError can only come from
+    # the two sharing one lock.
+    busy, _ = until_busy(lambda: net.train_step(x, y, 0.01), lambda: graph.value(weight))
     assert busy, "the network and its graph were used at once without BusyError"
+    assert np.all(np.isfinite(graph.value(weight)))
 
 
 def test_closing_a_graph_in_use_by_another_thread_is_busy_or_waits_for_nothing():
