@@ -213,17 +213,17 @@ def test_backward_after_predict_is_a_state_error():
 
 @isolated
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-@pytest.mark.parametrize("call", ["forward", "predict", "train_step"])
+@pytest.mark.parametrize("call", ["forward", "predict"])
 def test_nonfinite_inputs_are_refused_and_nothing_changes(call, bad):
-    # The header: "On failure nothing was changed": neither weights nor gradients.
+    # The header: "On failure nothing was changed": neither weights nor gradients. (train_step:
+    # see test_a_failing_train_step_changes_neither_weights_nor_gradients.)
     net = mse_net()
     net.train_step(X, Y, 0.1)  # some gradients to keep
     before, grads_before = weights(net), gradients(net)
     x = X.copy()
     x[2, 1] = bad
     with pytest.raises(backprop.NonFiniteError):
-        {"forward": net.forward, "predict": net.predict,
-         "train_step": lambda x: net.train_step(x, Y, 0.1)}[call](x)
+        getattr(net, call)(x)
     assert_same(before, weights(net))
     assert_same(grads_before, gradients(net))
 
@@ -328,3 +328,32 @@ def test_a_layer_index_out_of_range_is_an_invalid_argument():
         net.layer_parameters(2)
     with pytest.raises(backprop.InvalidArgumentError):
         Network(2).layer_nodes(0)
+
+
+@isolated
+@pytest.mark.parametrize("case", ["nan input", "inf target", "negative learning rate",
+                                  "nan input, labels", "label out of range",
+                                  "nan learning rate, labels"])
+def test_a_failing_train_step_changes_neither_weights_nor_gradients(case):
+    # The header: "On failure nothing was changed" (and for train_step: "on failure the weights
+    # are unchanged"). The gradients of the previous step must survive too.
+    labels = "labels" in case or "label " in case
+    net = ce_net() if labels else mse_net()
+    targets = LABELS if labels else Y
+    net.train_step(X, targets, 0.1)
+    before, grads_before = weights(net), gradients(net)
+    x, y, lr = X.copy(), targets.copy(), 0.1
+    if "nan input" in case:
+        x[1, 1] = np.nan
+    elif case == "inf target":
+        y[2, 0] = np.inf
+    elif case == "label out of range":
+        y[2] = 5
+    else:
+        lr = -1.0 if "negative" in case else np.nan
+    error = backprop.NonFiniteError if "input" in case or "target" in case else \
+        backprop.InvalidArgumentError
+    with pytest.raises(error):
+        net.train_step(x, y, lr)
+    assert_same(before, weights(net))
+    assert_same(grads_before, gradients(net))
