@@ -164,8 +164,11 @@ bp_status bp_graph_relu(bp_graph *graph, bp_node x, bp_node *out);
 bp_status bp_graph_sigmoid(bp_graph *graph, bp_node x, bp_node *out);
 bp_status bp_graph_tanh(bp_graph *graph, bp_node x, bp_node *out);
 
-/* Matrix product of a [m, k] and b [k, n], giving [m, n]. Both must have rank 2.
- * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (out NULL), BP_ERR_SHAPE. */
+/* Matrix product of a [..., m, k] and b [..., k, n], giving [..., m, n]: the last two axes are
+ * the matrices, and leading axes are a batch that broadcasts as in NumPy's matmul ([2, m, k]
+ * times [k, n] gives [2, m, n]). Both operands need rank 2 or more.
+ * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (out NULL), BP_ERR_SHAPE (a rank
+ * below 2, inner dimensions that differ, batch axes that do not broadcast). */
 bp_status bp_graph_matmul(bp_graph *graph, bp_node a, bp_node b, bp_node *out);
 
 /* Sum and mean of all elements of x, giving a scalar (rank 0).
@@ -180,14 +183,16 @@ bp_status bp_graph_mean(bp_graph *graph, bp_node x, bp_node *out);
 bp_status bp_graph_mse_loss(bp_graph *graph, bp_node prediction, bp_node target,
                             bp_reduction reduction, bp_node *out);
 
-/* Softmax cross-entropy from logits [batch, classes] and labels [batch] holding class indices
- * (whole numbers in [0, classes), stored in the graph's element type). Fused and stable:
- * log-softmax is computed with the log-sum-exp shift, and the gradient is softmax - onehot.
- * BP_REDUCTION_MEAN averages over the batch; BP_REDUCTION_NONE gives one loss per sample.
- * No gradient flows into the labels. A label that is not a valid class index makes
- * bp_graph_forward fail with BP_ERR_INVALID_ARGUMENT.
+/* Softmax cross-entropy from logits [batch, classes] against either class indices [batch]
+ * (whole numbers in [0, classes), stored in the graph's element type) or class probabilities
+ * [batch, classes], as PyTorch's cross_entropy. Fused and stable: log-softmax is computed with
+ * the log-sum-exp shift, and the gradient is softmax - onehot (softmax * sum(t) - t for
+ * probabilities). BP_REDUCTION_MEAN averages over the batch; BP_REDUCTION_NONE gives one loss
+ * per sample. Class indices get no gradient; probability targets get -log softmax.
+ * A label that is not a valid class index makes bp_graph_forward fail with
+ * BP_ERR_INVALID_ARGUMENT.
  * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (out NULL, unknown reduction),
- * BP_ERR_SHAPE (logits not rank 2, labels not [batch]). */
+ * BP_ERR_SHAPE (logits not rank 2, targets neither [batch] nor [batch, classes]). */
 bp_status bp_graph_cross_entropy(bp_graph *graph, bp_node logits, bp_node labels,
                                  bp_reduction reduction, bp_node *out);
 
@@ -312,20 +317,22 @@ bp_status bp_net_layer_count(const bp_net *net, size_t *out);
  * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (out NULL). */
 bp_status bp_net_parameter_count(const bp_net *net, size_t *out);
 
-/* Forward pass on a minibatch: `inputs` holds batch * input_width floats (row-major), and the
- * outputs (batch * output_width floats) are written to `outputs`. Keeps what backward needs.
- * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (NULL buffers, batch 0, wrong
- * output_count), BP_ERR_STATE (no layers), BP_ERR_NONFINITE (an input is NaN or infinite),
+/* Forward pass on a minibatch of `batch` samples: `inputs` holds input_count floats, which must
+ * be batch * input_width (row-major), and the outputs, batch * output_width floats, are written
+ * to `outputs`, which holds output_count. Keeps what backward needs.
+ * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (NULL buffers, batch 0, a count that
+ * does not match), BP_ERR_STATE (no layers), BP_ERR_NONFINITE (an input is NaN or infinite),
  * BP_ERR_OUT_OF_MEMORY (batch too large), BP_ERR_BUSY. */
-bp_status bp_net_forward(bp_net *net, const float *inputs, size_t batch, float *outputs,
-                         size_t output_count);
+bp_status bp_net_forward(bp_net *net, size_t batch, const float *inputs, size_t input_count,
+                         float *outputs, size_t output_count);
 
 /* Backward pass for the latest bp_net_forward, against float targets (BP_LOSS_MSE):
  * `targets` holds batch * output_width floats. Writes the loss to *loss (may be NULL) and adds
  * the gradient of the batch-averaged loss into the parameter gradients.
  * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (targets NULL, wrong count, the loss is
- * cross-entropy), BP_ERR_STATE (no forward since the last change), BP_ERR_NONFINITE (a target
- * is NaN or infinite), BP_ERR_BUSY. On failure no gradient changes. */
+ * cross-entropy), BP_ERR_STATE (no forward since the last update, predict or change),
+ * BP_ERR_NONFINITE (a target is NaN or infinite, or the loss itself is not finite),
+ * BP_ERR_BUSY. On failure no gradient changes. */
 bp_status bp_net_backward(bp_net *net, const float *targets, size_t target_count, float *loss);
 
 /* Backward pass for the latest bp_net_forward against class labels (BP_LOSS_CROSS_ENTROPY):
@@ -345,17 +352,20 @@ bp_status bp_net_zero_grad(bp_net *net);
 
 /* One whole training step: zero_grad, forward, backward and update, with the arguments of those
  * calls; the loss before the update is written to *loss (may be NULL). The _labels form is for
- * BP_LOSS_CROSS_ENTROPY. Errors: those of the steps; on failure the weights are unchanged. */
-bp_status bp_net_train_step(bp_net *net, const float *inputs, size_t batch, const float *targets,
-                            size_t target_count, float learning_rate, float *loss);
-bp_status bp_net_train_step_labels(bp_net *net, const float *inputs, size_t batch,
-                                   const int32_t *labels, size_t label_count, float learning_rate,
-                                   float *loss);
+ * BP_LOSS_CROSS_ENTROPY. Every argument is checked first: bad input changes nothing. If the loss
+ * or a gradient turns out not finite (BP_ERR_NONFINITE), the weights are unchanged and the
+ * gradients hold this step's. Errors: those of the steps. */
+bp_status bp_net_train_step(bp_net *net, size_t batch, const float *inputs, size_t input_count,
+                            const float *targets, size_t target_count, float learning_rate,
+                            float *loss);
+bp_status bp_net_train_step_labels(bp_net *net, size_t batch, const float *inputs,
+                                   size_t input_count, const int32_t *labels, size_t label_count,
+                                   float learning_rate, float *loss);
 
 /* Inference: like bp_net_forward (same arguments), but a following bp_net_backward fails with
  * BP_ERR_STATE until the next bp_net_forward. Gradients are not touched. */
-bp_status bp_net_predict(bp_net *net, const float *inputs, size_t batch, float *outputs,
-                         size_t output_count);
+bp_status bp_net_predict(bp_net *net, size_t batch, const float *inputs, size_t input_count,
+                         float *outputs, size_t output_count);
 
 /* The graph the network is built on, through *out: borrowed, owned by the network, valid until
  * bp_net_free. Use it to read parameters and gradients (see bp_net_layer_nodes), or to add nodes

@@ -73,10 +73,28 @@ func required<T>(_ pointer: UnsafePointer<T>?, _ name: String) throws -> UnsafeP
     return pointer
 }
 
-/// A size_t from C as a Swift Int, rejecting values beyond Int.max.
-func count(_ value: UInt, _ name: String) throws -> Int {
+/// A caller's buffer of `count` elements; NULL is refused even when the count is 0.
+func buffer<T>(_ pointer: UnsafePointer<T>?, _ count: UInt, _ name: String) throws -> UnsafeBufferPointer<T> {
+    UnsafeBufferPointer(start: try required(pointer, name), count: try elementCount(count, "\(name) count"))
+}
+
+func mutableBuffer<T>(_ pointer: UnsafeMutablePointer<T>?, _ count: UInt, _ name: String) throws -> UnsafeMutableBufferPointer<T> {
+    UnsafeMutableBufferPointer(start: try required(pointer, name), count: try elementCount(count, "\(name) count"))
+}
+
+/// An element count from C as a Swift Int. One beyond Int.max cannot match any buffer.
+func elementCount(_ value: UInt, _ name: String) throws -> Int {
     guard let result = Int(exactly: value) else {
         throw BoundaryError.invalidArgument("\(name) \(value) is too large")
+    }
+    return result
+}
+
+/// A size from C (units, a batch, a width) as a Swift Int. One beyond Int.max is a size no
+/// memory can hold, so it is reported as out of memory, like any size too large to allocate.
+func size(_ value: UInt, _ name: String) throws -> Int {
+    guard let result = Int(exactly: value) else {
+        throw BoundaryError(status: .outOfMemory, message: "\(name) \(value) is too large to allocate")
     }
     return result
 }

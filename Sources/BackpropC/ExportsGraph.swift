@@ -151,12 +151,12 @@ public func bp_graph_cross_entropy(_ g: OpaquePointer?, _ logits: Int32, _ label
 
 @_cdecl("bp_graph_set_value")
 public func bp_graph_set_value(_ g: OpaquePointer?, _ n: Int32, _ values: UnsafePointer<Float>?, _ count: UInt) -> Int32 {
-    withGraph(g) { try $0.setValue(node(n, $0), from: required(values, "values"), count: elementCount(count)) }
+    withGraph(g) { try $0.setValue(node(n, $0), from: required(values, "values"), count: elementCount(count, "count")) }
 }
 
 @_cdecl("bp_graph_set_value_f64")
 public func bp_graph_set_value_f64(_ g: OpaquePointer?, _ n: Int32, _ values: UnsafePointer<Double>?, _ count: UInt) -> Int32 {
-    withGraph(g) { try $0.setValue(node(n, $0), from: required(values, "values"), count: elementCount(count)) }
+    withGraph(g) { try $0.setValue(node(n, $0), from: required(values, "values"), count: elementCount(count, "count")) }
 }
 
 @_cdecl("bp_graph_forward")
@@ -176,22 +176,22 @@ public func bp_graph_zero_grad(_ g: OpaquePointer?) -> Int32 {
 
 @_cdecl("bp_graph_value")
 public func bp_graph_value(_ g: OpaquePointer?, _ n: Int32, _ out: UnsafeMutablePointer<Float>?, _ count: UInt) -> Int32 {
-    withGraph(g) { try $0.value(node(n, $0), into: required(out, "out"), count: elementCount(count)) }
+    withGraph(g) { try $0.value(node(n, $0), into: required(out, "out"), count: elementCount(count, "count")) }
 }
 
 @_cdecl("bp_graph_value_f64")
 public func bp_graph_value_f64(_ g: OpaquePointer?, _ n: Int32, _ out: UnsafeMutablePointer<Double>?, _ count: UInt) -> Int32 {
-    withGraph(g) { try $0.value(node(n, $0), into: required(out, "out"), count: elementCount(count)) }
+    withGraph(g) { try $0.value(node(n, $0), into: required(out, "out"), count: elementCount(count, "count")) }
 }
 
 @_cdecl("bp_graph_grad")
 public func bp_graph_grad(_ g: OpaquePointer?, _ n: Int32, _ out: UnsafeMutablePointer<Float>?, _ count: UInt) -> Int32 {
-    withGraph(g) { try $0.gradient(node(n, $0), into: required(out, "out"), count: elementCount(count)) }
+    withGraph(g) { try $0.gradient(node(n, $0), into: required(out, "out"), count: elementCount(count, "count")) }
 }
 
 @_cdecl("bp_graph_grad_f64")
 public func bp_graph_grad_f64(_ g: OpaquePointer?, _ n: Int32, _ out: UnsafeMutablePointer<Double>?, _ count: UInt) -> Int32 {
-    withGraph(g) { try $0.gradient(node(n, $0), into: required(out, "out"), count: elementCount(count)) }
+    withGraph(g) { try $0.gradient(node(n, $0), into: required(out, "out"), count: elementCount(count, "count")) }
 }
 
 // MARK: Queries
@@ -202,7 +202,8 @@ public func bp_graph_shape(_ g: OpaquePointer?, _ n: Int32, _ dims: UnsafeMutabl
     withGraph(g) { graph in
         let rank = try required(rank, "rank")
         let shape = try graph.shape(of: node(n, graph))
-        if shape.rank > 0 {
+        // NULL with capacity 0 asks for the rank only.
+        if shape.rank > 0 && !(dims == nil && capacity == 0) {
             guard capacity >= UInt(shape.rank) else {
                 throw BoundaryError.invalidArgument("capacity \(capacity) is smaller than the rank \(shape.rank)")
             }
@@ -258,4 +259,3 @@ func node(_ id: Int32, _ graph: Graph) throws -> NodeID {
     return Int(id)
 }
 
-private func elementCount(_ value: UInt) throws -> Int { try count(value, "count") }

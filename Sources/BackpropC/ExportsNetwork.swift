@@ -6,7 +6,7 @@ import Backprop
 public func bp_net_create(_ inputWidth: UInt, _ seed: UInt64, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
     guarded(#function) {
         let out = try required(out, "out")
-        let network = try Network(inputWidth: count(inputWidth, "input_width"), seed: seed)
+        let network = try Network(inputWidth: size(inputWidth, "input_width"), seed: seed)
         let handle = Handle(network: network)
         out.pointee = OpaquePointer(Registry.register(handle))
     }
@@ -31,7 +31,7 @@ public func bp_net_free(_ net: OpaquePointer?) -> Int32 {
 public func bp_net_add_dense(_ net: OpaquePointer?, _ units: UInt, _ activation: Int32) -> Int32 {
     withNetwork(net) { network in
         let activation: Activation = try enumValue(activation, "activation")
-        try network.addDense(units: count(units, "units"), activation: activation)
+        try network.addDense(units: size(units, "units"), activation: activation)
     }
 }
 
@@ -61,20 +61,20 @@ public func bp_net_parameter_count(_ net: OpaquePointer?, _ out: UnsafeMutablePo
 }
 
 @_cdecl("bp_net_forward")
-public func bp_net_forward(_ net: OpaquePointer?, _ inputs: UnsafePointer<Float>?, _ batch: UInt,
+public func bp_net_forward(_ net: OpaquePointer?, _ batch: UInt, _ inputs: UnsafePointer<Float>?, _ inputCount: UInt,
                            _ outputs: UnsafeMutablePointer<Float>?, _ outputCount: UInt) -> Int32 {
     withNetwork(net) {
-        try $0.forward(required(inputs, "inputs"), batch: count(batch, "batch"),
-                       into: required(outputs, "outputs"), count: count(outputCount, "output_count"))
+        try $0.forward(buffer(inputs, inputCount, "inputs"), batch: size(batch, "batch"),
+                       into: mutableBuffer(outputs, outputCount, "outputs"))
     }
 }
 
 @_cdecl("bp_net_predict")
-public func bp_net_predict(_ net: OpaquePointer?, _ inputs: UnsafePointer<Float>?, _ batch: UInt,
+public func bp_net_predict(_ net: OpaquePointer?, _ batch: UInt, _ inputs: UnsafePointer<Float>?, _ inputCount: UInt,
                            _ outputs: UnsafeMutablePointer<Float>?, _ outputCount: UInt) -> Int32 {
     withNetwork(net) {
-        try $0.predict(required(inputs, "inputs"), batch: count(batch, "batch"),
-                       into: required(outputs, "outputs"), count: count(outputCount, "output_count"))
+        try $0.predict(buffer(inputs, inputCount, "inputs"), batch: size(batch, "batch"),
+                       into: mutableBuffer(outputs, outputCount, "outputs"))
     }
 }
 
@@ -82,7 +82,7 @@ public func bp_net_predict(_ net: OpaquePointer?, _ inputs: UnsafePointer<Float>
 public func bp_net_backward(_ net: OpaquePointer?, _ targets: UnsafePointer<Float>?, _ targetCount: UInt,
                             _ loss: UnsafeMutablePointer<Float>?) -> Int32 {
     withNetwork(net) {
-        let value = try $0.backward(targets: required(targets, "targets"), count: count(targetCount, "target_count"))
+        let value = try $0.backward(targets: buffer(targets, targetCount, "targets"))
         loss?.pointee = Float(value)
     }
 }
@@ -91,7 +91,7 @@ public func bp_net_backward(_ net: OpaquePointer?, _ targets: UnsafePointer<Floa
 public func bp_net_backward_labels(_ net: OpaquePointer?, _ labels: UnsafePointer<Int32>?, _ labelCount: UInt,
                                    _ loss: UnsafeMutablePointer<Float>?) -> Int32 {
     withNetwork(net) {
-        let value = try $0.backward(labels: required(labels, "labels"), count: count(labelCount, "count"))
+        let value = try $0.backward(labels: buffer(labels, labelCount, "labels"))
         loss?.pointee = Float(value)
     }
 }
@@ -107,25 +107,23 @@ public func bp_net_zero_grad(_ net: OpaquePointer?) -> Int32 {
 }
 
 @_cdecl("bp_net_train_step")
-public func bp_net_train_step(_ net: OpaquePointer?, _ inputs: UnsafePointer<Float>?, _ batch: UInt,
+public func bp_net_train_step(_ net: OpaquePointer?, _ batch: UInt, _ inputs: UnsafePointer<Float>?, _ inputCount: UInt,
                               _ targets: UnsafePointer<Float>?, _ targetCount: UInt, _ learningRate: Float,
                               _ loss: UnsafeMutablePointer<Float>?) -> Int32 {
     withNetwork(net) {
-        let value = try $0.trainStep(required(inputs, "inputs"), batch: count(batch, "batch"),
-                                     targets: required(targets, "targets"), count: count(targetCount, "target_count"),
-                                     learningRate: Double(learningRate))
+        let value = try $0.trainStep(buffer(inputs, inputCount, "inputs"), batch: size(batch, "batch"),
+                                     targets: buffer(targets, targetCount, "targets"), learningRate: Double(learningRate))
         loss?.pointee = Float(value)
     }
 }
 
 @_cdecl("bp_net_train_step_labels")
-public func bp_net_train_step_labels(_ net: OpaquePointer?, _ inputs: UnsafePointer<Float>?, _ batch: UInt,
+public func bp_net_train_step_labels(_ net: OpaquePointer?, _ batch: UInt, _ inputs: UnsafePointer<Float>?, _ inputCount: UInt,
                                      _ labels: UnsafePointer<Int32>?, _ labelCount: UInt, _ learningRate: Float,
                                      _ loss: UnsafeMutablePointer<Float>?) -> Int32 {
     withNetwork(net) {
-        let value = try $0.trainStep(required(inputs, "inputs"), batch: count(batch, "batch"),
-                                     labels: required(labels, "labels"), count: count(labelCount, "label_count"),
-                                     learningRate: Double(learningRate))
+        let value = try $0.trainStep(buffer(inputs, inputCount, "inputs"), batch: size(batch, "batch"),
+                                     labels: buffer(labels, labelCount, "labels"), learningRate: Double(learningRate))
         loss?.pointee = Float(value)
     }
 }

@@ -1,6 +1,32 @@
 import Testing
 @testable import Backprop
 
+/// Array conveniences over the network's buffer-based API.
+extension Network {
+    func forward(_ x: [Float], batch: Int) throws -> [Float] {
+        var out = [Float](repeating: .nan, count: batch * outputWidth)
+        try x.withUnsafeBufferPointer { xs in try out.withUnsafeMutableBufferPointer { try forward(xs, batch: batch, into: $0) } }
+        return out
+    }
+    func predict(_ x: [Float], batch: Int) throws -> [Float] {
+        var out = [Float](repeating: .nan, count: batch * outputWidth)
+        try x.withUnsafeBufferPointer { xs in try out.withUnsafeMutableBufferPointer { try predict(xs, batch: batch, into: $0) } }
+        return out
+    }
+    func backward(labels: [Int32]) throws -> Double { try labels.withUnsafeBufferPointer { try backward(labels: $0) } }
+    func backward(targets: [Float]) throws -> Double { try targets.withUnsafeBufferPointer { try backward(targets: $0) } }
+    func trainStep(_ x: [Float], batch: Int, labels: [Int32], learningRate: Double) throws -> Double {
+        try x.withUnsafeBufferPointer { xs in
+            try labels.withUnsafeBufferPointer { try trainStep(xs, batch: batch, labels: $0, learningRate: learningRate) }
+        }
+    }
+    func trainStep(_ x: [Float], batch: Int, targets: [Float], learningRate: Double) throws -> Double {
+        try x.withUnsafeBufferPointer { xs in
+            try targets.withUnsafeBufferPointer { try trainStep(xs, batch: batch, targets: $0, learningRate: learningRate) }
+        }
+    }
+}
+
 @Suite struct NetworkTests {
     static let xorInputs: [Float] = [0, 0, 0, 1, 1, 0, 1, 1]
     static let xorLabels: [Int32] = [0, 1, 1, 0]
@@ -34,13 +60,13 @@ import Testing
         var first = 0.0, last = 0.0
         for epoch in 0..<500 {
             net.zeroGradients()
-            try net.forward(Self.xorInputs, batch: 4, into: &outputs, count: 8)
-            last = try net.backward(labels: Self.xorLabels, count: 4)
+            outputs = try net.forward(Self.xorInputs, batch: 4)
+            last = try net.backward(labels: Self.xorLabels)
             if epoch == 0 { first = last }
             try net.update(learningRate: 0.5)
         }
         #expect(last < first / 10)
-        try net.predict(Self.xorInputs, batch: 4, into: &outputs, count: 8)
+        outputs = try net.predict(Self.xorInputs, batch: 4)
         for row in 0..<4 {
             let predicted: Int32 = outputs[2 * row + 1] > outputs[2 * row] ? 1 : 0
             #expect(predicted == Self.xorLabels[row])
@@ -52,8 +78,8 @@ import Testing
         #expect(try parameters(a) == parameters(b))
         #expect(try parameters(a) != parameters(c))
         for _ in 0..<20 {
-            let la = try a.trainStep(Self.xorInputs, batch: 4, labels: Self.xorLabels, count: 4, learningRate: 0.1)
-            let lb = try b.trainStep(Self.xorInputs, batch: 4, labels: Self.xorLabels, count: 4, learningRate: 0.1)
+            let la = try a.trainStep(Self.xorInputs, batch: 4, labels: Self.xorLabels, learningRate: 0.1)
+            let lb = try b.trainStep(Self.xorInputs, batch: 4, labels: Self.xorLabels, learningRate: 0.1)
             #expect(la == lb)
         }
         #expect(try parameters(a) == parameters(b))
@@ -75,9 +101,8 @@ import Testing
             try net.addDense(units: 2, activation: .sigmoid)
             let x: [Float] = (0..<3 * batch).map { Float($0 % 3) - 1 }
             let y: [Float] = (0..<2 * batch).map { $0 % 2 == 0 ? 0.25 : 0.75 }
-            var out = [Float](repeating: 0, count: 2 * batch)
-            try net.forward(x, batch: batch, into: &out, count: out.count)
-            let loss = try net.backward(targets: y, count: y.count)
+            _ = try net.forward(x, batch: batch)
+            let loss = try net.backward(targets: y)
             var g = [Double](repeating: 0, count: 6)
             try net.graph.gradient(net.layers[0].weight, into: &g, count: 6)
             return (g, loss)
@@ -89,31 +114,44 @@ import Testing
 
     @Test func backwardIsRefusedAfterPredictOrUpdate() throws {
         let net = try xorNetwork(seed: 1)
-        var outputs = [Float](repeating: 0, count: 8)
-        #expect(throws: BackpropError.self) { try net.backward(labels: Self.xorLabels, count: 4) }
-        try net.predict(Self.xorInputs, batch: 4, into: &outputs, count: 8)
-        #expect(throws: BackpropError.self) { try net.backward(labels: Self.xorLabels, count: 4) }
-        try net.forward(Self.xorInputs, batch: 4, into: &outputs, count: 8)
-        _ = try net.backward(labels: Self.xorLabels, count: 4)
+        #expect(throws: BackpropError.self) { try net.backward(labels: Self.xorLabels) }
+        let predicted = try net.predict(Self.xorInputs, batch: 4)
+        #expect(throws: BackpropError.self) { try net.backward(labels: Self.xorLabels) }
+        #expect(try net.forward(Self.xorInputs, batch: 4) == predicted)
+        _ = try net.backward(labels: Self.xorLabels)
         try net.update(learningRate: 0.1)
-        #expect(throws: BackpropError.self) { try net.backward(labels: Self.xorLabels, count: 4) }
+        #expect(throws: BackpropError.self) { try net.backward(labels: Self.xorLabels) }
     }
 
     @Test func badInputChangesNoWeight() throws {
         let net = try xorNetwork(seed: 2)
         let before = try parameters(net)
-        var outputs = [Float](repeating: 0, count: 8)
         let nanInputs: [Float] = [0, .nan, 1, 1, 0, 0, 1, 1]
         #expect(throws: BackpropError.nonFinite("input 1 (row 0, column 1) is nan")) {
-            try net.trainStep(nanInputs, batch: 4, labels: Self.xorLabels, count: 4, learningRate: 0.1)
+            try net.trainStep(nanInputs, batch: 4, labels: Self.xorLabels, learningRate: 0.1)
         }
         #expect(throws: BackpropError.self) {
-            try net.trainStep(Self.xorInputs, batch: 4, labels: [0, 1, 2, 0], count: 4, learningRate: 0.1)
+            try net.trainStep(Self.xorInputs, batch: 4, labels: [0, 1, 2, 0], learningRate: 0.1)
         }
         #expect(throws: BackpropError.self) {
-            try net.trainStep(Self.xorInputs, batch: 4, labels: Self.xorLabels, count: 4, learningRate: -1)
+            try net.trainStep(Self.xorInputs, batch: 4, labels: Self.xorLabels, learningRate: -1)
         }
-        #expect(throws: BackpropError.self) { try net.forward(Self.xorInputs, batch: 4, into: &outputs, count: 7) }
+        var short = [Float](repeating: 0, count: 7)
+        #expect(throws: BackpropError.self) {
+            try Self.xorInputs.withUnsafeBufferPointer { x in try short.withUnsafeMutableBufferPointer { try net.forward(x, batch: 4, into: $0) } }
+        }
+        #expect(throws: BackpropError.self) { try net.forward(Array(Self.xorInputs.prefix(6)), batch: 4) }
+        // A failed step leaves the gradients alone as well as the weights.
+        _ = try net.forward(Self.xorInputs, batch: 4)
+        _ = try net.backward(labels: Self.xorLabels)
+        var gradientsBefore = [Double](repeating: 0, count: 16)
+        try net.graph.gradient(net.layers[0].weight, into: &gradientsBefore, count: 16)
+        #expect(throws: BackpropError.self) {
+            try net.trainStep(nanInputs, batch: 4, labels: Self.xorLabels, learningRate: 0.1)
+        }
+        var gradientsAfter = [Double](repeating: 0, count: 16)
+        try net.graph.gradient(net.layers[0].weight, into: &gradientsAfter, count: 16)
+        #expect(gradientsAfter == gradientsBefore)
         #expect(try parameters(net) == before)
     }
 
@@ -121,7 +159,7 @@ import Testing
         let net = try xorNetwork(seed: 4)
         for batch in [4, 1, 3, 4] {
             let x = Array(Self.xorInputs.prefix(2 * batch)), y = Array(Self.xorLabels.prefix(batch))
-            let loss = try net.trainStep(x, batch: batch, labels: y, count: batch, learningRate: 0.1)
+            let loss = try net.trainStep(x, batch: batch, labels: y, learningRate: 0.1)
             #expect(loss.isFinite && loss > 0)
         }
     }
@@ -129,9 +167,9 @@ import Testing
     @Test func layersAddedAfterTrainingRebuildTheLoss() throws {
         let net = try Network(inputWidth: 2, seed: 9)
         try net.addDense(units: 3, activation: .relu)
-        _ = try net.trainStep(Self.xorInputs, batch: 4, targets: [Float](repeating: 0.5, count: 12), count: 12, learningRate: 0.1)
+        _ = try net.trainStep(Self.xorInputs, batch: 4, targets: [Float](repeating: 0.5, count: 12), learningRate: 0.1)
         try net.addDense(units: 1, activation: .sigmoid)
-        let loss = try net.trainStep(Self.xorInputs, batch: 4, targets: [0, 1, 1, 0], count: 4, learningRate: 0.1)
+        let loss = try net.trainStep(Self.xorInputs, batch: 4, targets: [0, 1, 1, 0], learningRate: 0.1)
         #expect(loss.isFinite)
         #expect(net.outputWidth == 1)
     }

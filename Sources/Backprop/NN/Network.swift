@@ -77,57 +77,42 @@ public final class Network {
     }
 
     // MARK: - Training steps
+    //
+    // Every step checks all of its arguments before it changes anything, so a call that fails
+    // leaves weights, gradients and the pending forward exactly as they were.
 
-    /// Forward pass on `batch` samples (`batch * inputWidth` floats), writing `batch * outputWidth`
-    /// floats to `outputs` and keeping the activations for `backward`.
-    public func forward(_ inputs: UnsafePointer<Float>, batch: Int, into outputs: UnsafeMutablePointer<Float>, count: Int) throws {
-        try run(inputs, batch: batch, into: outputs, count: count)
+    /// Forward pass on a minibatch: `inputs` holds `batch * inputWidth` values, `outputs` receives
+    /// `batch * outputWidth`. Keeps the activations for `backward`.
+    public func forward(_ inputs: UnsafeBufferPointer<Float>, batch: Int, into outputs: UnsafeMutableBufferPointer<Float>) throws {
+        try checkInputs(inputs, batch: batch, outputs: outputs.count)
+        try run(inputs, batch: batch, into: outputs)
         hasTrainingForward = true
     }
 
     /// Inference: the same computation, but a following `backward` is refused until the next
     /// `forward` (inference and training passes may differ once layers like dropout exist).
-    public func predict(_ inputs: UnsafePointer<Float>, batch: Int, into outputs: UnsafeMutablePointer<Float>, count: Int) throws {
+    public func predict(_ inputs: UnsafeBufferPointer<Float>, batch: Int, into outputs: UnsafeMutableBufferPointer<Float>) throws {
+        try checkInputs(inputs, batch: batch, outputs: outputs.count)
         hasTrainingForward = false
-        try run(inputs, batch: batch, into: outputs, count: count)
+        try run(inputs, batch: batch, into: outputs)
     }
 
     /// Backward pass against float targets (`batch * outputWidth`) for the MSE loss. Returns the
     /// loss and adds the gradient of the batch-averaged loss into the parameter gradients.
-    public func backward(targets: UnsafePointer<Float>, count: Int) throws -> Double {
-        guard loss == .mse else {
-            throw BackpropError.invalidArgument("the network's loss is cross-entropy: pass class labels, not float targets")
-        }
+    /// A non-finite loss is refused before any gradient changes.
+    public func backward(targets: UnsafeBufferPointer<Float>) throws -> Double {
         try checkTrainingForward()
-        let expected = batch * outputWidth
-        guard count == expected else {
-            throw BackpropError.invalidArgument("expected \(expected) targets (batch \(batch) × \(outputWidth) outputs), got \(count)")
-        }
-        if let bad = firstNonFinite(targets, count) {
-            throw BackpropError.nonFinite("target \(bad) is \(targets[bad])")
-        }
-        let nodes = try lossNodesForCurrentBatch()
-        try graph.setValue(nodes.target, from: targets, count: count)
-        return try backpropagate(from: nodes.loss)
+        try checkTargets(targets, batch: batch)
+        return try backpropagate { try graph.setValue($0, from: targets.baseAddress!, count: targets.count) }
     }
 
     /// Backward pass against class labels in [0, outputWidth), one per sample, for cross-entropy.
-    public func backward(labels: UnsafePointer<Int32>, count: Int) throws -> Double {
-        guard loss == .crossEntropy else {
-            throw BackpropError.invalidArgument("the network's loss is MSE: pass float targets, not class labels")
-        }
+    public func backward(labels: UnsafeBufferPointer<Int32>) throws -> Double {
         try checkTrainingForward()
-        guard count == batch else {
-            throw BackpropError.invalidArgument("expected \(batch) labels (one per sample), got \(count)")
-        }
-        for i in 0..<count where labels[i] < 0 || Int(labels[i]) >= outputWidth {
-            throw BackpropError.invalidArgument("label \(labels[i]) at row \(i) is not a class index in [0, \(outputWidth))")
-        }
-        let nodes = try lossNodesForCurrentBatch()
-        if labelValues.count != count { labelValues = [Double](repeating: 0, count: count) }
-        for i in 0..<count { labelValues[i] = Double(labels[i]) }
-        try graph.setValue(nodes.target, from: labelValues, count: count)
-        return try backpropagate(from: nodes.loss)
+        try checkLabels(labels, batch: batch)
+        if labelValues.count != labels.count { labelValues = [Double](repeating: 0, count: labels.count) }
+        for i in labels.indices { labelValues[i] = Double(labels[i]) }
+        return try backpropagate { try graph.setValue($0, from: labelValues, count: labelValues.count) }
     }
 
     /// Gradient descent on every parameter; see `GradientDescent.step`.
@@ -137,37 +122,38 @@ public final class Network {
 
     public func zeroGradients() { graph.zeroGradients() }
 
-    /// zeroGradients, forward, backward (targets or labels) and update; returns the loss before
-    /// the update. On failure the weights are unchanged.
-    public func trainStep(_ inputs: UnsafePointer<Float>, batch: Int, targets: UnsafePointer<Float>, count: Int, learningRate: Double) throws -> Double {
-        try trainStep(inputs, batch: batch, learningRate: learningRate) { try backward(targets: targets, count: count) }
+    /// zeroGradients, forward, backward and update in one call; returns the loss before the
+    /// update. Arguments are checked first; a non-finite loss or gradient found on the way leaves
+    /// the weights unchanged (the gradients then hold this step's, as after a failed backward).
+    public func trainStep(_ inputs: UnsafeBufferPointer<Float>, batch: Int, targets: UnsafeBufferPointer<Float>,
+                          learningRate: Double) throws -> Double {
+        try checkTargets(targets, batch: batch)
+        return try trainStep(inputs, batch: batch, learningRate: learningRate) { try backward(targets: targets) }
     }
 
-    public func trainStep(_ inputs: UnsafePointer<Float>, batch: Int, labels: UnsafePointer<Int32>, count: Int, learningRate: Double) throws -> Double {
-        try trainStep(inputs, batch: batch, learningRate: learningRate) { try backward(labels: labels, count: count) }
+    public func trainStep(_ inputs: UnsafeBufferPointer<Float>, batch: Int, labels: UnsafeBufferPointer<Int32>,
+                          learningRate: Double) throws -> Double {
+        try checkLabels(labels, batch: batch)
+        return try trainStep(inputs, batch: batch, learningRate: learningRate) { try backward(labels: labels) }
     }
 
-    private func trainStep(_ inputs: UnsafePointer<Float>, batch: Int, learningRate: Double, backward: () throws -> Double) throws -> Double {
-        guard learningRate.isFinite, learningRate >= 0 else {
-            throw BackpropError.invalidArgument("learning rate must be finite and not negative, got \(learningRate)")
-        }
+    private func trainStep(_ inputs: UnsafeBufferPointer<Float>, batch: Int, learningRate: Double,
+                           backward: () throws -> Double) throws -> Double {
+        try GradientDescent.checkLearningRate(learningRate)
         let (outputCount, overflow) = batch.multipliedReportingOverflow(by: outputWidth)
-        guard !overflow, batch >= 1 else {
-            throw BackpropError.invalidArgument("batch must be at least 1 and its outputs countable, got \(batch)")
-        }
+        try checkInputs(inputs, batch: batch, outputs: overflow ? -1 : outputCount)
         if outputScratch.count != outputCount { outputScratch = [Float](repeating: 0, count: outputCount) }
         zeroGradients()
-        try outputScratch.withUnsafeMutableBufferPointer {
-            try forward(inputs, batch: batch, into: $0.baseAddress!, count: outputCount)
-        }
+        try outputScratch.withUnsafeMutableBufferPointer { try run(inputs, batch: batch, into: $0) }
+        hasTrainingForward = true
         let lossValue = try backward()
         try update(learningRate: learningRate)
         return lossValue
     }
 
-    // MARK: - Internals
+    // MARK: - Argument checks
 
-    private func run(_ inputs: UnsafePointer<Float>, batch: Int, into outputs: UnsafeMutablePointer<Float>, count: Int) throws {
+    private func checkInputs(_ inputs: UnsafeBufferPointer<Float>, batch: Int, outputs: Int) throws {
         guard !layers.isEmpty else {
             throw BackpropError.state("the network has no layers: add a dense layer first")
         }
@@ -176,16 +162,55 @@ public final class Network {
         }
         let inputShape = try Shape([batch, inputWidth])
         let outputShape = try Shape([batch, outputWidth])
-        guard count == outputShape.count else {
-            throw BackpropError.invalidArgument("expected room for \(outputShape.count) outputs (batch \(batch) × \(outputWidth)), got \(count)")
+        guard inputs.count == inputShape.count else {
+            throw BackpropError.invalidArgument("expected \(inputShape.count) inputs (batch \(batch) × \(inputWidth) features), got \(inputs.count)")
         }
-        if let bad = firstNonFinite(inputs, inputShape.count) {
+        guard outputs == outputShape.count else {
+            throw BackpropError.invalidArgument("expected room for \(outputShape.count) outputs (batch \(batch) × \(outputWidth)), got \(outputs)")
+        }
+        if let bad = firstNonFinite(inputs.baseAddress!, inputs.count) {
             throw BackpropError.nonFinite("input \(bad) (row \(bad / inputWidth), column \(bad % inputWidth)) is \(inputs[bad])")
         }
+    }
+
+    private func checkTargets(_ targets: UnsafeBufferPointer<Float>, batch: Int) throws {
+        guard loss == .mse else {
+            throw BackpropError.invalidArgument("the network's loss is cross-entropy: pass class labels, not float targets")
+        }
+        let (expected, overflow) = batch.multipliedReportingOverflow(by: outputWidth)
+        guard !overflow, targets.count == expected else {
+            throw BackpropError.invalidArgument("expected \(batch) × \(outputWidth) targets, got \(targets.count)")
+        }
+        if let bad = firstNonFinite(targets.baseAddress!, targets.count) {
+            throw BackpropError.nonFinite("target \(bad) is \(targets[bad])")
+        }
+    }
+
+    private func checkLabels(_ labels: UnsafeBufferPointer<Int32>, batch: Int) throws {
+        guard loss == .crossEntropy else {
+            throw BackpropError.invalidArgument("the network's loss is MSE: pass float targets, not class labels")
+        }
+        guard labels.count == batch else {
+            throw BackpropError.invalidArgument("expected \(batch) labels (one per sample), got \(labels.count)")
+        }
+        for (i, label) in labels.enumerated() where label < 0 || Int(label) >= outputWidth {
+            throw BackpropError.invalidArgument("label \(label) at row \(i) is not a class index in [0, \(outputWidth))")
+        }
+    }
+
+    private func checkTrainingForward() throws {
+        guard hasTrainingForward, graph.isComputed(output) else {
+            throw BackpropError.state("no forward pass since the last update, prediction or change: call forward first")
+        }
+    }
+
+    // MARK: - Internals
+
+    private func run(_ inputs: UnsafeBufferPointer<Float>, batch: Int, into outputs: UnsafeMutableBufferPointer<Float>) throws {
         try setBatch(batch)
-        try graph.setValue(input, from: inputs, count: inputShape.count)
+        try graph.setValue(input, from: inputs.baseAddress!, count: inputs.count)
         try graph.forward(through: output)
-        try graph.value(output, into: outputs, count: count)
+        try graph.value(output, into: outputs.baseAddress!, count: outputs.count)
     }
 
     private func setBatch(_ newBatch: Int) throws {
@@ -196,12 +221,6 @@ public final class Network {
             try graph.reshapeLeaf(lossNodes.target, to: try targetShape(batch: newBatch))
         }
         batch = newBatch
-    }
-
-    private func checkTrainingForward() throws {
-        guard hasTrainingForward, graph.isComputed(output) else {
-            throw BackpropError.state("no forward pass since the last update, prediction or change: call forward first")
-        }
     }
 
     private func targetShape(batch: Int) throws -> Shape {
@@ -230,14 +249,18 @@ public final class Network {
         hasTrainingForward = false
     }
 
-    private func backpropagate(from lossNode: NodeID) throws -> Double {
-        try graph.forward(through: lossNode)
+    /// Sets the targets through `setTargets`, computes the loss, refuses a non-finite one, then
+    /// backpropagates from it.
+    private func backpropagate(setTargets: (NodeID) throws -> Void) throws -> Double {
+        let nodes = try lossNodesForCurrentBatch()
+        try setTargets(nodes.target)
+        try graph.forward(through: nodes.loss)
         var value = 0.0
-        try graph.value(lossNode, into: &value, count: 1)
+        try graph.value(nodes.loss, into: &value, count: 1)
         guard value.isFinite else {
             throw BackpropError.nonFinite("the loss is \(value); no gradient was changed")
         }
-        try graph.backward(from: lossNode)
+        try graph.backward(from: nodes.loss)
         return value
     }
 }

@@ -3,14 +3,18 @@ public enum GradientDescent {
     /// Applies one step to every parameter of `graph`. Checks first: an invalid learning rate or a
     /// non-finite gradient throws and leaves every weight as it was.
     public static func step(_ graph: Graph, learningRate: Double) throws {
-        guard learningRate.isFinite, learningRate >= 0 else {
-            throw BackpropError.invalidArgument("learning rate must be finite and not negative, got \(learningRate)")
-        }
+        try checkLearningRate(learningRate)
         switch graph.dtype {
         case .float32: try step(graph, Float(learningRate))
         case .float64: try step(graph, learningRate)
         }
         graph.parametersDidChange()
+    }
+
+    public static func checkLearningRate(_ learningRate: Double) throws {
+        guard learningRate.isFinite, learningRate >= 0 else {
+            throw BackpropError.invalidArgument("learning rate must be finite and not negative, got \(learningRate)")
+        }
     }
 
     private static func step<T: Scalar>(_ graph: Graph, _ learningRate: T) throws {
