@@ -96,15 +96,18 @@ $(BUILD_DIR)/examples/%: examples/%.c $(HEADER) $(LIB)
 
 run-examples: run-c-examples run-python-examples
 
+# Every example runs even when one fails; any failure fails the target.
 run-c-examples: examples
-	@set -e; for bin in $(EXAMPLE_BINS); do \
-	  echo "== $$bin"; ./$$bin; echo; \
-	done
+	@failed=""; for bin in $(EXAMPLE_BINS); do \
+	  echo "== $$bin"; ./$$bin || failed="$$failed $$bin"; echo; \
+	done; \
+	if [ -n "$$failed" ]; then echo "C examples failed:$$failed"; exit 1; fi
 
 run-python-examples: lib
-	@set -e; for script in $(PY_EXAMPLES); do \
-	  echo "== $$script"; $(PY_ENV) $(PYTHON) $$script; echo; \
-	done
+	@failed=""; for script in $(PY_EXAMPLES); do \
+	  echo "== $$script"; $(PY_ENV) $(PYTHON) $$script || failed="$$failed $$script"; echo; \
+	done; \
+	if [ -n "$$failed" ]; then echo "Python examples failed:$$failed"; exit 1; fi
 
 # ---------------------------------------------------------------------------------------------
 # Tests
@@ -120,11 +123,13 @@ tests: lib $(CTEST_BINS)
 swift-test:
 	$(SWIFT) test
 
-# Each test program prints "N passed, M failed" and exits non-zero on any failure.
+# Each test program prints "N passed, M failed" and exits non-zero on any failure. All of them
+# run even when one fails, so that one run shows every failure.
 c-tests: tests
-	@set -e; for bin in $(CTEST_BINS); do \
-	  echo "== $$bin"; ./$$bin; \
-	done
+	@failed=""; for bin in $(CTEST_BINS); do \
+	  echo "== $$bin"; ./$$bin || failed="$$failed $$bin"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "C tests failed:$$failed"; exit 1; fi
 
 # The header compiles alone as C99, C11 and C++; the exported symbols match it; and the library
 # loads without the Swift toolchain.

@@ -83,7 +83,7 @@ int main(void) {
     for (int epoch = 1; epoch <= EPOCHS; epoch++) {
         float loss;
         CHECK(bp_net_zero_grad(net)); /* gradients accumulate until cleared */
-        CHECK(bp_net_forward(net, inputs, SAMPLES, logits, SAMPLES * CLASSES));
+        CHECK(bp_net_forward(net, SAMPLES, inputs, SAMPLES * INPUTS, logits, SAMPLES * CLASSES));
         CHECK(bp_net_backward_labels(net, labels, SAMPLES, &loss));
         CHECK(bp_net_update(net, LEARNING_RATE)); /* w -= learning_rate * grad(w) */
 
@@ -93,7 +93,7 @@ int main(void) {
     }
 
     /* Evaluate. predict is forward without keeping anything for a backward pass. */
-    CHECK(bp_net_predict(net, inputs, SAMPLES, logits, SAMPLES * CLASSES));
+    CHECK(bp_net_predict(net, SAMPLES, inputs, SAMPLES * INPUTS, logits, SAMPLES * CLASSES));
 
     int correct = 0;
     printf("\n  x1 x2  label  predicted  p(1)\n");

@@ -306,7 +306,7 @@ static void test_net_handle_is_not_a_graph(void) {
 
     /* The network survived all of that. */
     float outputs[8];
-    CHECK_OK(bp_net_forward(net, XOR_INPUTS, 4, outputs, 8));
+    CHECK_OK(bp_net_forward(net, 4, XOR_INPUTS, 8, outputs, 8));
     CHECK_OK(bp_net_free(net));
 }
 
@@ -322,7 +322,7 @@ static void test_graph_owned_by_net_cannot_be_freed(void) {
     CHECK_OK(bp_graph_node_count(graph, &count));
     CHECK(count > 0);
     float loss = -1;
-    CHECK_OK(bp_net_train_step(net, XOR_INPUTS, 4, XOR_TARGETS, 8, 0.1f, &loss));
+    CHECK_OK(bp_net_train_step(net, 4, XOR_INPUTS, 8, XOR_TARGETS, 8, 0.1f, &loss));
     CHECK_OK(bp_net_free(net));
 }
 
@@ -482,12 +482,14 @@ static void test_shape_mismatch_at_node_creation_leaves_graph_usable(void) {
     fixture f = make_fixture();
     bp_graph *g = f.graph;
     static const size_t s3[] = {3}, s4[] = {4}, s32[] = {3, 2}, s223[] = {2, 2, 3};
-    static const size_t s21[] = {2, 1};
+    static const size_t s21[] = {2, 1}, s22[] = {2, 2}, s323[] = {3, 3, 2};
     bp_node v4 = leaf(g, 0, s4, 1);
     bp_node m32 = leaf(g, 0, s32, 2);
     bp_node t223 = leaf(g, 0, s223, 3);
+    bp_node t323 = leaf(g, 0, s323, 3);
     bp_node labels3 = leaf(g, 2, s3, 1);
     bp_node labels21 = leaf(g, 2, s21, 2);
+    bp_node m22 = leaf(g, 2, s22, 2);
     bp_node out = UNTOUCHED_NODE;
     size_t before = node_count(g);
 
@@ -500,22 +502,24 @@ static void test_shape_mismatch_at_node_creation_leaves_graph_usable(void) {
     CHECK_STATUS(BP_ERR_SHAPE, bp_graph_minimum(g, f.m23, v4, &out));
     /* [2,3] with [3,2]: neither dimension pair matches. */
     CHECK_STATUS(BP_ERR_SHAPE, bp_graph_add(g, f.m23, m32, &out));
-    /* matmul: inner dimensions differ, or an operand is not a matrix. */
+    /* matmul: inner dimensions differ, an operand has rank below 2, or batch axes differ. */
     CHECK_STATUS(BP_ERR_SHAPE, bp_graph_matmul(g, f.m23, f.m23, &out));
     CHECK_STATUS(BP_ERR_SHAPE, bp_graph_matmul(g, f.row3, m32, &out));
     CHECK_STATUS(BP_ERR_SHAPE, bp_graph_matmul(g, f.m23, f.row3, &out));
-    CHECK_STATUS(BP_ERR_SHAPE, bp_graph_matmul(g, t223, m32, &out));
+    CHECK_STATUS(BP_ERR_SHAPE, bp_graph_matmul(g, t223, t323, &out)); /* batch 2 vs 3 */
+    CHECK_STATUS(BP_ERR_SHAPE, bp_graph_matmul(g, t223, f.m23, &out)); /* inner 3 vs 2 */
     CHECK_STATUS(BP_ERR_SHAPE, bp_graph_matmul(g, f.scalar, f.scalar, &out));
     /* mse_loss wants the same shape, even where broadcasting would work. */
     CHECK_STATUS(BP_ERR_SHAPE, bp_graph_mse_loss(g, f.m23, m32, BP_REDUCTION_MEAN, &out));
     CHECK_STATUS(BP_ERR_SHAPE, bp_graph_mse_loss(g, f.m23, f.row3, BP_REDUCTION_MEAN, &out));
-    /* cross_entropy wants logits [batch, classes] and labels [batch]. */
+    /* cross_entropy wants logits [batch, classes] and labels [batch] or [batch, classes]. */
     CHECK_STATUS(BP_ERR_SHAPE,
                  bp_graph_cross_entropy(g, f.row3, labels3, BP_REDUCTION_MEAN, &out));
     CHECK_STATUS(BP_ERR_SHAPE,
                  bp_graph_cross_entropy(g, f.m23, labels3, BP_REDUCTION_MEAN, &out));
     CHECK_STATUS(BP_ERR_SHAPE,
                  bp_graph_cross_entropy(g, f.m23, labels21, BP_REDUCTION_MEAN, &out));
+    CHECK_STATUS(BP_ERR_SHAPE, bp_graph_cross_entropy(g, f.m23, m22, BP_REDUCTION_MEAN, &out));
     CHECK_STATUS(BP_ERR_SHAPE,
                  bp_graph_cross_entropy(g, t223, labels21, BP_REDUCTION_MEAN, &out));
 
@@ -753,16 +757,16 @@ static void check_net_functions_reject(bp_net *bad) {
     CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_output_width(bad, &value));
     CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_layer_count(bad, &value));
     CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_parameter_count(bad, &value));
-    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_forward(bad, XOR_INPUTS, 4, outputs, 8));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_forward(bad, 4, XOR_INPUTS, 8, outputs, 8));
     CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_backward(bad, XOR_TARGETS, 8, &loss));
     CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_backward_labels(bad, XOR_LABELS, 4, &loss));
     CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_update(bad, 0.1f));
     CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_zero_grad(bad));
     CHECK_STATUS(BP_ERR_INVALID_HANDLE,
-                 bp_net_train_step(bad, XOR_INPUTS, 4, XOR_TARGETS, 8, 0.1f, &loss));
+                 bp_net_train_step(bad, 4, XOR_INPUTS, 8, XOR_TARGETS, 8, 0.1f, &loss));
     CHECK_STATUS(BP_ERR_INVALID_HANDLE,
-                 bp_net_train_step_labels(bad, XOR_INPUTS, 4, XOR_LABELS, 4, 0.1f, &loss));
-    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_predict(bad, XOR_INPUTS, 4, outputs, 8));
+                 bp_net_train_step_labels(bad, 4, XOR_INPUTS, 8, XOR_LABELS, 4, 0.1f, &loss));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_predict(bad, 4, XOR_INPUTS, 8, outputs, 8));
     CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_graph(bad, &graph));
     CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_layer_nodes(bad, 0, &weight, &bias));
 
@@ -833,7 +837,7 @@ static void test_add_dense_and_set_loss_reject_bad_arguments(void) {
     /* Still MSE, still trains. */
     float loss = -1;
     static const float targets[12] = {0};
-    CHECK_OK(bp_net_train_step(net, XOR_INPUTS, 4, targets, 12, 0.1f, &loss));
+    CHECK_OK(bp_net_train_step(net, 4, XOR_INPUTS, 8, targets, 12, 0.1f, &loss));
     CHECK_OK(bp_net_free(net));
 }
 
@@ -859,7 +863,7 @@ static void test_net_queries_reject_null_out_and_bad_layer(void) {
 }
 
 /* forward and predict share their argument rules. */
-typedef bp_status (*run_fn)(bp_net *, const float *, size_t, float *, size_t);
+typedef bp_status (*run_fn)(bp_net *, size_t, const float *, size_t, float *, size_t);
 
 static void check_run_rejects_bad_input(run_fn run) {
     bp_net *net = NULL;
@@ -869,27 +873,33 @@ static void check_run_rejects_bad_input(run_fn run) {
 
     /* No layers yet. */
     CHECK_OK(bp_net_create(2, 3, &net));
-    CHECK_STATUS(BP_ERR_STATE, run(net, inputs, 4, outputs, 8));
+    CHECK_STATUS(BP_ERR_STATE, run(net, 4, inputs, 8, outputs, 8));
     CHECK_OK(bp_net_free(net));
 
+    /* 2 inputs, 2 outputs per sample: batch 4 takes 8 floats in and gives 8 out. */
     net = new_net(BP_LOSS_MSE);
-    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, run(net, NULL, 4, outputs, 8));
-    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, run(net, inputs, 4, NULL, 8));
-    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, run(net, inputs, 0, outputs, 0));
-    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, run(net, inputs, 4, outputs, 7));
-    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, run(net, inputs, 4, outputs, 9));
-    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, run(net, inputs, 3, outputs, 8));
-    /* The batch times the widths does not fit in memory (or in size_t). The output count is
-     * consistent, so only the size can be the problem. */
-    CHECK_STATUS(BP_ERR_OUT_OF_MEMORY, run(net, inputs, SIZE_MAX / 4, outputs, SIZE_MAX / 4 * 2));
-    CHECK_STATUS(BP_ERR_OUT_OF_MEMORY, run(net, inputs, SIZE_MAX / 2, outputs, SIZE_MAX / 2 * 2));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, run(net, 4, NULL, 8, outputs, 8));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, run(net, 4, inputs, 8, NULL, 8));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, run(net, 0, inputs, 0, outputs, 0));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, run(net, 4, inputs, 7, outputs, 8));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, run(net, 4, inputs, 9, outputs, 8));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, run(net, 4, inputs, 8, outputs, 7));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, run(net, 4, inputs, 8, outputs, 9));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, run(net, 3, inputs, 8, outputs, 8));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, run(net, 3, inputs, 6, outputs, 8));
+    /* The batch times the widths does not fit in memory (or in a signed size). The counts are
+     * consistent with the batch, so only the size can be the problem. */
+    CHECK_STATUS(BP_ERR_OUT_OF_MEMORY,
+                 run(net, SIZE_MAX / 4, inputs, SIZE_MAX / 4 * 2, outputs, SIZE_MAX / 4 * 2));
+    CHECK_STATUS(BP_ERR_OUT_OF_MEMORY,
+                 run(net, SIZE_MAX / 2, inputs, SIZE_MAX / 2 * 2, outputs, SIZE_MAX / 2 * 2));
 
     inputs[5] = NAN;
-    CHECK_STATUS(BP_ERR_NONFINITE, run(net, inputs, 4, outputs, 8));
+    CHECK_STATUS(BP_ERR_NONFINITE, run(net, 4, inputs, 8, outputs, 8));
     inputs[5] = INFINITY;
-    CHECK_STATUS(BP_ERR_NONFINITE, run(net, inputs, 4, outputs, 8));
+    CHECK_STATUS(BP_ERR_NONFINITE, run(net, 4, inputs, 8, outputs, 8));
     inputs[5] = -INFINITY;
-    CHECK_STATUS(BP_ERR_NONFINITE, run(net, inputs, 4, outputs, 8));
+    CHECK_STATUS(BP_ERR_NONFINITE, run(net, 4, inputs, 8, outputs, 8));
 
     for (int i = 0; i < 8; i++) {
         CHECK(outputs[i] == -9);
@@ -916,9 +926,9 @@ static void test_net_backward_rejects_bad_targets(void) {
     CHECK_STATUS(BP_ERR_STATE, bp_net_backward(net, targets, 8, &loss));
 
     /* One good step, so that the gradients are not all zero. */
-    CHECK_OK(bp_net_forward(net, XOR_INPUTS, 4, outputs, 8));
+    CHECK_OK(bp_net_forward(net, 4, XOR_INPUTS, 8, outputs, 8));
     CHECK_OK(bp_net_backward(net, targets, 8, &loss));
-    CHECK_OK(bp_net_forward(net, XOR_INPUTS, 4, outputs, 8));
+    CHECK_OK(bp_net_forward(net, 4, XOR_INPUTS, 8, outputs, 8));
     CHECK_EQ(read_parameters(net, 1, grads_before), NET_PARAMETERS);
     loss = -9;
 
@@ -953,9 +963,9 @@ static void test_net_backward_labels_rejects_bad_labels(void) {
 
     CHECK_STATUS(BP_ERR_STATE, bp_net_backward_labels(net, labels, 4, &loss));
 
-    CHECK_OK(bp_net_forward(net, XOR_INPUTS, 4, outputs, 8));
+    CHECK_OK(bp_net_forward(net, 4, XOR_INPUTS, 8, outputs, 8));
     CHECK_OK(bp_net_backward_labels(net, labels, 4, &loss));
-    CHECK_OK(bp_net_forward(net, XOR_INPUTS, 4, outputs, 8));
+    CHECK_OK(bp_net_forward(net, 4, XOR_INPUTS, 8, outputs, 8));
     CHECK_EQ(read_parameters(net, 1, grads_before), NET_PARAMETERS);
     loss = -9;
 
@@ -986,7 +996,7 @@ static void test_net_update_rejects_bad_learning_rates(void) {
     bp_net *net = new_net(BP_LOSS_MSE);
     float outputs[8], loss;
     float before[NET_PARAMETERS], after[NET_PARAMETERS];
-    CHECK_OK(bp_net_forward(net, XOR_INPUTS, 4, outputs, 8));
+    CHECK_OK(bp_net_forward(net, 4, XOR_INPUTS, 8, outputs, 8));
     CHECK_OK(bp_net_backward(net, XOR_TARGETS, 8, &loss));
     CHECK_EQ(read_parameters(net, 0, before), NET_PARAMETERS);
 
@@ -1005,14 +1015,14 @@ static void test_net_update_rejects_bad_learning_rates(void) {
     CHECK_OK(bp_net_free(net));
 }
 
-static void test_nonfinite_gradients_block_the_update(void) {
+static void test_nonfinite_loss_or_gradients_change_no_weights(void) {
     /* One linear unit y = w x + b, fed x near FLT_MAX with a target of the opposite sign: every
      * input and target is finite, but y - target, the loss and the gradients overflow. */
     bp_net *net = NULL;
     bp_graph *graph = NULL;
     bp_node weight = UNTOUCHED_NODE, bias = UNTOUCHED_NODE;
-    float before[2] = {0, 0}, after[2] = {0, 0}, grad[1] = {0};
-    float output[1], loss = 0;
+    float before[2] = {0, 0}, after[2] = {0, 0}, grad[2] = {-9, -9};
+    float output[1], loss = -9;
 
     CHECK_OK(bp_net_create(1, 11, &net));
     CHECK_OK(bp_net_add_dense(net, 1, BP_ACTIVATION_NONE));
@@ -1023,76 +1033,130 @@ static void test_nonfinite_gradients_block_the_update(void) {
 
     const float input[1] = {3e38f};
     const float target[1] = {before[0] >= 0 ? -3e38f : 3e38f};
-    CHECK_OK(bp_net_forward(net, input, 1, output, 1));
+    CHECK_OK(bp_net_forward(net, 1, input, 1, output, 1));
+    /* backward refuses a loss that is not finite, and then leaves the gradients alone; should
+     * the loss come out finite, update must refuse the overflowing gradients instead. */
     bp_status backward = bp_net_backward(net, target, 1, &loss);
-    /* The header lists no error for a non-finite loss, so backward succeeds; if it does refuse,
-     * it may only say NONFINITE. Either way the weights must not move. */
-    CHECK(backward == BP_OK || backward == BP_ERR_NONFINITE);
-    if (backward == BP_OK) {
-        CHECK_OK(bp_graph_grad(graph, weight, grad, 1));
+    CHECK(backward == BP_ERR_NONFINITE || backward == BP_OK);
+    if (backward == BP_ERR_NONFINITE) {
+        CHECK(loss == -9);
+        CHECK_OK(bp_graph_grad(graph, weight, &grad[0], 1));
+        CHECK_OK(bp_graph_grad(graph, bias, &grad[1], 1));
+        CHECK(grad[0] == 0 && grad[1] == 0);
+    } else {
+        CHECK_OK(bp_graph_grad(graph, weight, &grad[0], 1));
         CHECK(!isfinite(grad[0]));
         CHECK_STATUS(BP_ERR_NONFINITE, bp_net_update(net, 0.1f));
     }
     CHECK_OK(bp_graph_value(graph, weight, &after[0], 1));
     CHECK_OK(bp_graph_value(graph, bias, &after[1], 1));
     CHECK(same_floats(before, after, 2));
+
+    /* The same through train_step: NONFINITE, and the weights stay. */
+    loss = -9;
+    CHECK_STATUS(BP_ERR_NONFINITE, bp_net_train_step(net, 1, input, 1, target, 1, 0.1f, &loss));
+    CHECK_OK(bp_graph_value(graph, weight, &after[0], 1));
+    CHECK_OK(bp_graph_value(graph, bias, &after[1], 1));
+    CHECK(same_floats(before, after, 2));
+    CHECK(loss == -9);
     CHECK_OK(bp_net_free(net));
 }
 
-static void test_failed_train_steps_change_no_weights(void) {
+/* Gives the network non-zero gradients from a good forward and backward on XOR, and copies its
+ * weights and gradients (NET_PARAMETERS floats each). */
+static void prime_gradients(bp_net *net, bp_loss loss, float *weights, float *grads) {
+    float outputs[8];
+    CHECK_OK(bp_net_zero_grad(net));
+    CHECK_OK(bp_net_forward(net, 4, XOR_INPUTS, 8, outputs, 8));
+    if (loss == BP_LOSS_MSE) {
+        CHECK_OK(bp_net_backward(net, XOR_TARGETS, 8, NULL));
+    } else {
+        CHECK_OK(bp_net_backward_labels(net, XOR_LABELS, 4, NULL));
+    }
+    CHECK_EQ(read_parameters(net, 0, weights), NET_PARAMETERS);
+    CHECK_EQ(read_parameters(net, 1, grads), NET_PARAMETERS);
+}
+
+/* After a call that failed: the network's weights and gradients are still `weights` and
+ * `grads`. Failures name the call. */
+static void check_net_unchanged(bp_net *net, const float *weights, const float *grads,
+                                const char *call) {
+    float now[NET_PARAMETERS];
+    CHECK_CONTEXT(call);
+    CHECK_EQ(read_parameters(net, 0, now), NET_PARAMETERS);
+    CHECK(same_floats(weights, now, NET_PARAMETERS));
+    CHECK_EQ(read_parameters(net, 1, now), NET_PARAMETERS);
+    CHECK(same_floats(grads, now, NET_PARAMETERS));
+    CHECK_CONTEXT(NULL);
+}
+
+/* The call fails with `expected` and changes neither the weights nor the gradients, which are
+ * made non-zero first so that a stray zero_grad shows. */
+#define CHECK_STEP_FAILS(expected, net, loss, call)                     \
+    do {                                                                \
+        float weights_[NET_PARAMETERS], grads_[NET_PARAMETERS];         \
+        prime_gradients(net, loss, weights_, grads_);                   \
+        CHECK_STATUS(expected, call);                                   \
+        check_net_unchanged(net, weights_, grads_, #call);              \
+    } while (0)
+
+/* A failed train step changes nothing: neither the weights nor the gradients that an earlier
+ * backward left (train_step's zero_grad must not run when the step is going to fail). */
+static void test_failed_train_steps_change_nothing(void) {
     bp_net *mse = new_net(BP_LOSS_MSE);
     bp_net *ce = new_net(BP_LOSS_CROSS_ENTROPY);
-    float before_mse[NET_PARAMETERS], before_ce[NET_PARAMETERS], after[NET_PARAMETERS];
     float inputs[8], targets[8], loss = -9;
     int32_t labels[4];
     memcpy(inputs, XOR_INPUTS, sizeof inputs);
     memcpy(targets, XOR_TARGETS, sizeof targets);
     memcpy(labels, XOR_LABELS, sizeof labels);
-    CHECK_EQ(read_parameters(mse, 0, before_mse), NET_PARAMETERS);
-    CHECK_EQ(read_parameters(ce, 0, before_ce), NET_PARAMETERS);
 
-    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT,
-                 bp_net_train_step(mse, NULL, 4, targets, 8, 0.1f, &loss));
-    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT,
-                 bp_net_train_step(mse, inputs, 4, NULL, 8, 0.1f, &loss));
-    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT,
-                 bp_net_train_step(mse, inputs, 0, targets, 0, 0.1f, &loss));
-    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT,
-                 bp_net_train_step(mse, inputs, 4, targets, 6, 0.1f, &loss));
-    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT,
-                 bp_net_train_step(mse, inputs, 4, targets, 8, -1.0f, &loss));
-    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT,
-                 bp_net_train_step(mse, inputs, 4, targets, 8, NAN, &loss));
-    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT,
-                 bp_net_train_step_labels(mse, inputs, 4, labels, 4, 0.1f, &loss));
+    CHECK_STEP_FAILS(BP_ERR_INVALID_ARGUMENT, mse, BP_LOSS_MSE,
+                     bp_net_train_step(mse, 4, NULL, 8, targets, 8, 0.1f, &loss));
+    CHECK_STEP_FAILS(BP_ERR_INVALID_ARGUMENT, mse, BP_LOSS_MSE,
+                     bp_net_train_step(mse, 4, inputs, 8, NULL, 8, 0.1f, &loss));
+    CHECK_STEP_FAILS(BP_ERR_INVALID_ARGUMENT, mse, BP_LOSS_MSE,
+                     bp_net_train_step(mse, 0, inputs, 0, targets, 0, 0.1f, &loss));
+    CHECK_STEP_FAILS(BP_ERR_INVALID_ARGUMENT, mse, BP_LOSS_MSE,
+                     bp_net_train_step(mse, 4, inputs, 7, targets, 8, 0.1f, &loss));
+    CHECK_STEP_FAILS(BP_ERR_INVALID_ARGUMENT, mse, BP_LOSS_MSE,
+                     bp_net_train_step(mse, 4, inputs, 9, targets, 8, 0.1f, &loss));
+    CHECK_STEP_FAILS(BP_ERR_INVALID_ARGUMENT, mse, BP_LOSS_MSE,
+                     bp_net_train_step(mse, 4, inputs, 8, targets, 6, 0.1f, &loss));
+    CHECK_STEP_FAILS(BP_ERR_INVALID_ARGUMENT, mse, BP_LOSS_MSE,
+                     bp_net_train_step(mse, 4, inputs, 8, targets, 8, -1.0f, &loss));
+    CHECK_STEP_FAILS(BP_ERR_INVALID_ARGUMENT, mse, BP_LOSS_MSE,
+                     bp_net_train_step(mse, 4, inputs, 8, targets, 8, NAN, &loss));
+    CHECK_STEP_FAILS(BP_ERR_INVALID_ARGUMENT, mse, BP_LOSS_MSE,
+                     bp_net_train_step_labels(mse, 4, inputs, 8, labels, 4, 0.1f, &loss));
     inputs[0] = NAN;
-    CHECK_STATUS(BP_ERR_NONFINITE, bp_net_train_step(mse, inputs, 4, targets, 8, 0.1f, &loss));
+    CHECK_STEP_FAILS(BP_ERR_NONFINITE, mse, BP_LOSS_MSE,
+                     bp_net_train_step(mse, 4, inputs, 8, targets, 8, 0.1f, &loss));
     inputs[0] = XOR_INPUTS[0];
     targets[7] = -INFINITY;
-    CHECK_STATUS(BP_ERR_NONFINITE, bp_net_train_step(mse, inputs, 4, targets, 8, 0.1f, &loss));
-    CHECK_EQ(read_parameters(mse, 0, after), NET_PARAMETERS);
-    CHECK(same_floats(before_mse, after, NET_PARAMETERS));
+    CHECK_STEP_FAILS(BP_ERR_NONFINITE, mse, BP_LOSS_MSE,
+                     bp_net_train_step(mse, 4, inputs, 8, targets, 8, 0.1f, &loss));
 
-    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT,
-                 bp_net_train_step_labels(ce, inputs, 4, NULL, 4, 0.1f, &loss));
-    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT,
-                 bp_net_train_step_labels(ce, inputs, 4, labels, 3, 0.1f, &loss));
-    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT,
-                 bp_net_train_step_labels(ce, inputs, 4, labels, 4, -0.5f, &loss));
-    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT,
-                 bp_net_train_step(ce, inputs, 4, XOR_TARGETS, 8, 0.1f, &loss));
+    CHECK_STEP_FAILS(BP_ERR_INVALID_ARGUMENT, ce, BP_LOSS_CROSS_ENTROPY,
+                     bp_net_train_step_labels(ce, 4, inputs, 8, NULL, 4, 0.1f, &loss));
+    CHECK_STEP_FAILS(BP_ERR_INVALID_ARGUMENT, ce, BP_LOSS_CROSS_ENTROPY,
+                     bp_net_train_step_labels(ce, 4, inputs, 8, labels, 3, 0.1f, &loss));
+    CHECK_STEP_FAILS(BP_ERR_INVALID_ARGUMENT, ce, BP_LOSS_CROSS_ENTROPY,
+                     bp_net_train_step_labels(ce, 4, inputs, 6, labels, 4, 0.1f, &loss));
+    CHECK_STEP_FAILS(BP_ERR_INVALID_ARGUMENT, ce, BP_LOSS_CROSS_ENTROPY,
+                     bp_net_train_step_labels(ce, 4, inputs, 8, labels, 4, -0.5f, &loss));
+    CHECK_STEP_FAILS(BP_ERR_INVALID_ARGUMENT, ce, BP_LOSS_CROSS_ENTROPY,
+                     bp_net_train_step(ce, 4, inputs, 8, XOR_TARGETS, 8, 0.1f, &loss));
     labels[1] = 2;
-    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT,
-                 bp_net_train_step_labels(ce, inputs, 4, labels, 4, 0.1f, &loss));
+    CHECK_STEP_FAILS(BP_ERR_INVALID_ARGUMENT, ce, BP_LOSS_CROSS_ENTROPY,
+                     bp_net_train_step_labels(ce, 4, inputs, 8, labels, 4, 0.1f, &loss));
     labels[1] = -3;
-    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT,
-                 bp_net_train_step_labels(ce, inputs, 4, labels, 4, 0.1f, &loss));
+    CHECK_STEP_FAILS(BP_ERR_INVALID_ARGUMENT, ce, BP_LOSS_CROSS_ENTROPY,
+                     bp_net_train_step_labels(ce, 4, inputs, 8, labels, 4, 0.1f, &loss));
     labels[1] = XOR_LABELS[1];
     inputs[6] = NAN;
-    CHECK_STATUS(BP_ERR_NONFINITE,
-                 bp_net_train_step_labels(ce, inputs, 4, labels, 4, 0.1f, &loss));
-    CHECK_EQ(read_parameters(ce, 0, after), NET_PARAMETERS);
-    CHECK(same_floats(before_ce, after, NET_PARAMETERS));
+    CHECK_STEP_FAILS(BP_ERR_NONFINITE, ce, BP_LOSS_CROSS_ENTROPY,
+                     bp_net_train_step_labels(ce, 4, inputs, 8, labels, 4, 0.1f, &loss));
 
     CHECK(loss == -9);
     CHECK_OK(bp_net_free(mse));
@@ -1137,8 +1201,8 @@ int main(void) {
     RUN(test_net_backward_rejects_bad_targets);
     RUN(test_net_backward_labels_rejects_bad_labels);
     RUN(test_net_update_rejects_bad_learning_rates);
-    RUN(test_nonfinite_gradients_block_the_update);
-    RUN(test_failed_train_steps_change_no_weights);
+    RUN(test_nonfinite_loss_or_gradients_change_no_weights);
+    RUN(test_failed_train_steps_change_nothing);
 
     return check_summary();
 }

@@ -275,6 +275,32 @@ static void test_matmul_values_and_gradients(void) {
     CHECK_OK(bp_graph_free(g));
 }
 
+static void test_batched_matmul_broadcasts_the_right_operand(void) {
+    bp_graph *g = new_graph(BP_FLOAT32);
+    static const size_t s222[] = {2, 2, 2}, s22[] = {2, 2};
+    static const float a_values[8] = {1, 2, 3, 4, 5, 6, 7, 8}; /* two 2x2 matrices */
+    static const float b_values[4] = {1, 0, 2, 1};
+    bp_node a = input(g, s222, 3, a_values);
+    bp_node b = input(g, s22, 2, b_values);
+    bp_node c = -1, loss = -1;
+    CHECK_OK(bp_graph_matmul(g, a, b, &c)); /* [2,2,2] x [2,2] -> [2,2,2] */
+    CHECK_OK(bp_graph_sum(g, c, &loss));
+    size_t shape[BP_MAX_RANK], rank = 0;
+    CHECK_OK(bp_graph_shape(g, c, shape, BP_MAX_RANK, &rank));
+    CHECK(rank == 3 && shape[0] == 2 && shape[1] == 2 && shape[2] == 2);
+
+    CHECK_OK(bp_graph_forward(g));
+    static const double c_want[8] = {5, 2, 11, 4, 17, 6, 23, 8};
+    check_values(g, c, c_want, 8);
+    CHECK_OK(bp_graph_backward(g, loss));
+    /* dL/dA[i] = ones B^T: every row is the row sums of B. dL/dB = sum over i of A[i]^T ones. */
+    static const double a_grad[8] = {1, 3, 1, 3, 1, 3, 1, 3};
+    static const double b_grad[4] = {16, 16, 20, 20};
+    check_grads(g, a, a_grad, 8);
+    check_grads(g, b, b_grad, 4);
+    CHECK_OK(bp_graph_free(g));
+}
+
 /* ---- elementwise ops -------------------------------------------------------------------- */
 
 typedef bp_status (*unary_fn)(bp_graph *, bp_node, bp_node *);
@@ -491,6 +517,32 @@ static void test_cross_entropy_values_and_gradients(void) {
     grad[2] -= 0.5;
     grad[3] -= 0.5;
     check_grads(g, logits, grad, 6);
+    CHECK_OK(bp_graph_free(g));
+}
+
+static void test_cross_entropy_with_probability_targets(void) {
+    bp_graph *g = new_graph(BP_FLOAT32);
+    static const size_t s13[] = {1, 3};
+    static const float logits_values[3] = {1, 2, 3};
+    static const float target_values[3] = {0.2f, 0.3f, 0.5f};
+    bp_node logits = input(g, s13, 2, logits_values);
+    bp_node targets = input(g, s13, 2, target_values);
+    bp_node loss = -1;
+    CHECK_OK(bp_graph_cross_entropy(g, logits, targets, BP_REDUCTION_MEAN, &loss));
+    CHECK_OK(bp_graph_forward(g));
+    /* loss = -sum t log softmax(z) = logsumexp(z) - sum t z, as the targets sum to 1. */
+    double lse = log(exp(1.0) + exp(2.0) + exp(3.0));
+    double t[3] = {target_values[0], target_values[1], target_values[2]};
+    CHECK_NEAR(value1(g, loss), lse - (t[0] * 1 + t[1] * 2 + t[2] * 3), 1e-5);
+
+    CHECK_OK(bp_graph_backward(g, loss));
+    double logits_grad[3], targets_grad[3];
+    for (int j = 0; j < 3; j++) {
+        logits_grad[j] = exp(logits_values[j] - lse) - t[j]; /* softmax * sum(t) - t */
+        targets_grad[j] = lse - logits_values[j];            /* -log softmax */
+    }
+    check_grads(g, logits, logits_grad, 3);
+    check_grads(g, targets, targets_grad, 3);
     CHECK_OK(bp_graph_free(g));
 }
 
@@ -715,12 +767,14 @@ int main(void) {
     RUN(test_broadcast_row_gradient_is_the_column_sum);
     RUN(test_scalar_and_column_broadcast);
     RUN(test_matmul_values_and_gradients);
+    RUN(test_batched_matmul_broadcasts_the_right_operand);
     RUN(test_unary_ops_values_and_gradients);
     RUN(test_sigmoid_and_tanh_saturate_without_overflow);
     RUN(test_binary_ops_values_and_gradients);
     RUN(test_sum_and_mean);
     RUN(test_mse_loss_reductions);
     RUN(test_cross_entropy_values_and_gradients);
+    RUN(test_cross_entropy_with_probability_targets);
     RUN(test_cross_entropy_is_stable_for_large_logits);
     RUN(test_float64_graph_keeps_double_precision);
     RUN(test_float32_graph_converts_doubles);

@@ -197,7 +197,7 @@ static void test_forward_computes_what_the_weights_say(void) {
     bp_net *net = new_net(3, 99, units, acts, 3, BP_LOSS_MSE);
     static const float inputs[3 * 3] = {0.5f, -1, 2, -0.3f, 0.8f, 0.1f, 1.5f, 1.5f, -2};
     float outputs[3 * 2];
-    CHECK_OK(bp_net_forward(net, inputs, 3, outputs, 6));
+    CHECK_OK(bp_net_forward(net, 3, inputs, 9, outputs, 6));
 
     float w0[4 * 3], b0[4], w1[5 * 4], b1[5], w2[2 * 5], b2[2];
     read_layer(net, 0, w0, 12, b0, 4);
@@ -226,7 +226,7 @@ static void test_mse_backward_matches_hand_gradients(void) {
     static const float targets[6] = {0.5f, -0.5f, 1, 0, -1, 2};
     float outputs[6], loss = -1;
     CHECK_OK(bp_net_zero_grad(net));
-    CHECK_OK(bp_net_forward(net, inputs, 3, outputs, 6));
+    CHECK_OK(bp_net_forward(net, 3, inputs, 6, outputs, 6));
     CHECK_OK(bp_net_backward(net, targets, 6, &loss));
 
     double expected_loss = 0, dy[6];
@@ -270,7 +270,7 @@ static void test_mse_backward_matches_hand_gradients(void) {
 static void test_cross_entropy_backward_matches_softmax_minus_onehot(void) {
     bp_net *net = three_class_net(21);
     float logits[6 * 3], loss = -1;
-    CHECK_OK(bp_net_forward(net, BLOB_INPUTS, 6, logits, 18));
+    CHECK_OK(bp_net_forward(net, 6, BLOB_INPUTS, 12, logits, 18));
     CHECK_OK(bp_net_backward_labels(net, BLOB_LABELS, 6, &loss));
 
     /* loss = mean over samples of logsumexp(z) - z[label]; dL/db = mean of softmax - onehot. */
@@ -304,7 +304,7 @@ static void test_cross_entropy_backward_matches_softmax_minus_onehot(void) {
 static void test_update_is_plain_gradient_descent(void) {
     bp_net *net = xor_regression_net(8);
     float before[MAX_PARAMETERS], grads[MAX_PARAMETERS], after[MAX_PARAMETERS], outputs[4];
-    CHECK_OK(bp_net_forward(net, XOR_INPUTS, 4, outputs, 4));
+    CHECK_OK(bp_net_forward(net, 4, XOR_INPUTS, 8, outputs, 4));
     CHECK_OK(bp_net_backward(net, XOR_TARGETS, 4, NULL)); /* loss may be NULL */
     size_t n = read_parameters(net, 0, before, MAX_PARAMETERS);
     CHECK_EQ(read_parameters(net, 1, grads, MAX_PARAMETERS), n);
@@ -330,7 +330,7 @@ static void test_update_is_plain_gradient_descent(void) {
 static void test_gradients_accumulate_until_zero_grad(void) {
     bp_net *net = xor_regression_net(8);
     float once[MAX_PARAMETERS], twice[MAX_PARAMETERS], outputs[4], loss1 = 0, loss2 = 0;
-    CHECK_OK(bp_net_forward(net, XOR_INPUTS, 4, outputs, 4));
+    CHECK_OK(bp_net_forward(net, 4, XOR_INPUTS, 8, outputs, 4));
     CHECK_OK(bp_net_backward(net, XOR_TARGETS, 4, &loss1));
     size_t n = read_parameters(net, 1, once, MAX_PARAMETERS);
     CHECK_OK(bp_net_backward(net, XOR_TARGETS, 4, &loss2));
@@ -350,12 +350,12 @@ static void test_gradients_accumulate_until_zero_grad(void) {
 static void test_backward_after_update_needs_a_new_forward(void) {
     bp_net *net = xor_regression_net(8);
     float outputs[4];
-    CHECK_OK(bp_net_forward(net, XOR_INPUTS, 4, outputs, 4));
+    CHECK_OK(bp_net_forward(net, 4, XOR_INPUTS, 8, outputs, 4));
     CHECK_OK(bp_net_backward(net, XOR_TARGETS, 4, NULL));
     CHECK_OK(bp_net_update(net, 0.1f));
     /* The weights changed, so the kept forward pass is stale. */
     CHECK_STATUS(BP_ERR_STATE, bp_net_backward(net, XOR_TARGETS, 4, NULL));
-    CHECK_OK(bp_net_forward(net, XOR_INPUTS, 4, outputs, 4));
+    CHECK_OK(bp_net_forward(net, 4, XOR_INPUTS, 8, outputs, 4));
     CHECK_OK(bp_net_backward(net, XOR_TARGETS, 4, NULL));
     CHECK_OK(bp_net_free(net));
 }
@@ -363,9 +363,9 @@ static void test_backward_after_update_needs_a_new_forward(void) {
 static void test_train_step_lowers_the_mse_loss(void) {
     bp_net *net = xor_regression_net(1);
     float first = -1, loss = -1;
-    CHECK_OK(bp_net_train_step(net, XOR_INPUTS, 4, XOR_TARGETS, 4, 0.2f, &first));
+    CHECK_OK(bp_net_train_step(net, 4, XOR_INPUTS, 8, XOR_TARGETS, 4, 0.2f, &first));
     for (int step = 0; step < 1500; step++) {
-        if (!CHECK_OK(bp_net_train_step(net, XOR_INPUTS, 4, XOR_TARGETS, 4, 0.2f, &loss))) {
+        if (!CHECK_OK(bp_net_train_step(net, 4, XOR_INPUTS, 8, XOR_TARGETS, 4, 0.2f, &loss))) {
             break;
         }
     }
@@ -376,7 +376,7 @@ static void test_train_step_lowers_the_mse_loss(void) {
 
     /* It learned XOR. */
     float outputs[4];
-    CHECK_OK(bp_net_predict(net, XOR_INPUTS, 4, outputs, 4));
+    CHECK_OK(bp_net_predict(net, 4, XOR_INPUTS, 8, outputs, 4));
     for (int i = 0; i < 4; i++) {
         CHECK_NEAR(outputs[i], XOR_TARGETS[i], 0.25);
     }
@@ -386,9 +386,9 @@ static void test_train_step_lowers_the_mse_loss(void) {
 static void test_train_step_labels_lowers_the_cross_entropy_loss(void) {
     bp_net *net = three_class_net(2);
     float first = -1, loss = -1;
-    CHECK_OK(bp_net_train_step_labels(net, BLOB_INPUTS, 6, BLOB_LABELS, 6, 0.1f, &first));
+    CHECK_OK(bp_net_train_step_labels(net, 6, BLOB_INPUTS, 12, BLOB_LABELS, 6, 0.1f, &first));
     for (int step = 0; step < 300; step++) {
-        if (!CHECK_OK(bp_net_train_step_labels(net, BLOB_INPUTS, 6, BLOB_LABELS, 6, 0.1f,
+        if (!CHECK_OK(bp_net_train_step_labels(net, 6, BLOB_INPUTS, 12, BLOB_LABELS, 6, 0.1f,
                                                &loss))) {
             break;
         }
@@ -398,7 +398,7 @@ static void test_train_step_labels_lowers_the_cross_entropy_loss(void) {
     CHECK(loss < first / 10);
 
     float logits[18];
-    CHECK_OK(bp_net_predict(net, BLOB_INPUTS, 6, logits, 18));
+    CHECK_OK(bp_net_predict(net, 6, BLOB_INPUTS, 12, logits, 18));
     for (int i = 0; i < 6; i++) {
         const float *z = &logits[i * 3];
         int best = z[1] > z[0] ? 1 : 0;
@@ -414,9 +414,9 @@ static void test_train_step_equals_the_four_separate_calls(void) {
     float outputs[4];
     for (int step = 0; step < 25; step++) {
         float loss_a = -1, loss_b = -2;
-        CHECK_OK(bp_net_train_step(a, XOR_INPUTS, 4, XOR_TARGETS, 4, 0.3f, &loss_a));
+        CHECK_OK(bp_net_train_step(a, 4, XOR_INPUTS, 8, XOR_TARGETS, 4, 0.3f, &loss_a));
         CHECK_OK(bp_net_zero_grad(b));
-        CHECK_OK(bp_net_forward(b, XOR_INPUTS, 4, outputs, 4));
+        CHECK_OK(bp_net_forward(b, 4, XOR_INPUTS, 8, outputs, 4));
         CHECK_OK(bp_net_backward(b, XOR_TARGETS, 4, &loss_b));
         CHECK_OK(bp_net_update(b, 0.3f));
         CHECK(loss_a == loss_b);
@@ -444,8 +444,8 @@ static void test_same_seed_gives_same_weights_and_losses(void) {
 
     for (int step = 0; step < 40; step++) {
         float loss_a = -1, loss_b = -2;
-        CHECK_OK(bp_net_train_step_labels(a, BLOB_INPUTS, 6, BLOB_LABELS, 6, 0.05f, &loss_a));
-        CHECK_OK(bp_net_train_step_labels(b, BLOB_INPUTS, 6, BLOB_LABELS, 6, 0.05f, &loss_b));
+        CHECK_OK(bp_net_train_step_labels(a, 6, BLOB_INPUTS, 12, BLOB_LABELS, 6, 0.05f, &loss_a));
+        CHECK_OK(bp_net_train_step_labels(b, 6, BLOB_INPUTS, 12, BLOB_LABELS, 6, 0.05f, &loss_b));
         CHECK(loss_a == loss_b);
     }
     CHECK_EQ(read_parameters(a, 0, wa, MAX_PARAMETERS), n);
@@ -462,11 +462,11 @@ static void test_predict_equals_forward_and_keeps_gradients(void) {
     bp_net *net = three_class_net(5);
     float forward_out[18], predict_out[18];
     float grads_before[MAX_PARAMETERS], grads_after[MAX_PARAMETERS];
-    CHECK_OK(bp_net_forward(net, BLOB_INPUTS, 6, forward_out, 18));
+    CHECK_OK(bp_net_forward(net, 6, BLOB_INPUTS, 12, forward_out, 18));
     CHECK_OK(bp_net_backward_labels(net, BLOB_LABELS, 6, NULL));
     size_t n = read_parameters(net, 1, grads_before, MAX_PARAMETERS);
 
-    CHECK_OK(bp_net_predict(net, BLOB_INPUTS, 6, predict_out, 18));
+    CHECK_OK(bp_net_predict(net, 6, BLOB_INPUTS, 12, predict_out, 18));
     CHECK(memcmp(forward_out, predict_out, sizeof forward_out) == 0);
     CHECK_EQ(read_parameters(net, 1, grads_after, MAX_PARAMETERS), n);
     CHECK(memcmp(grads_before, grads_after, n * sizeof(float)) == 0);
@@ -478,16 +478,16 @@ static void test_backward_after_predict_is_a_state_error(void) {
     bp_net *mse = xor_regression_net(5);
     float out[18];
 
-    CHECK_OK(bp_net_forward(ce, BLOB_INPUTS, 6, out, 18));
-    CHECK_OK(bp_net_predict(ce, BLOB_INPUTS, 6, out, 18));
+    CHECK_OK(bp_net_forward(ce, 6, BLOB_INPUTS, 12, out, 18));
+    CHECK_OK(bp_net_predict(ce, 6, BLOB_INPUTS, 12, out, 18));
     CHECK_STATUS(BP_ERR_STATE, bp_net_backward_labels(ce, BLOB_LABELS, 6, NULL));
-    CHECK_OK(bp_net_forward(ce, BLOB_INPUTS, 6, out, 18));
+    CHECK_OK(bp_net_forward(ce, 6, BLOB_INPUTS, 12, out, 18));
     CHECK_OK(bp_net_backward_labels(ce, BLOB_LABELS, 6, NULL));
 
-    CHECK_OK(bp_net_forward(mse, XOR_INPUTS, 4, out, 4));
-    CHECK_OK(bp_net_predict(mse, XOR_INPUTS, 4, out, 4));
+    CHECK_OK(bp_net_forward(mse, 4, XOR_INPUTS, 8, out, 4));
+    CHECK_OK(bp_net_predict(mse, 4, XOR_INPUTS, 8, out, 4));
     CHECK_STATUS(BP_ERR_STATE, bp_net_backward(mse, XOR_TARGETS, 4, NULL));
-    CHECK_OK(bp_net_forward(mse, XOR_INPUTS, 4, out, 4));
+    CHECK_OK(bp_net_forward(mse, 4, XOR_INPUTS, 8, out, 4));
     CHECK_OK(bp_net_backward(mse, XOR_TARGETS, 4, NULL));
     CHECK_OK(bp_net_free(ce));
     CHECK_OK(bp_net_free(mse));
@@ -496,17 +496,17 @@ static void test_backward_after_predict_is_a_state_error(void) {
 static void test_batch_size_can_change_between_calls(void) {
     bp_net *net = xor_regression_net(12);
     float all[4], one[1], three[3];
-    CHECK_OK(bp_net_predict(net, XOR_INPUTS, 4, all, 4));
-    CHECK_OK(bp_net_predict(net, XOR_INPUTS + 2, 1, one, 1));
-    CHECK_OK(bp_net_forward(net, XOR_INPUTS + 2, 3, three, 3));
+    CHECK_OK(bp_net_predict(net, 4, XOR_INPUTS, 8, all, 4));
+    CHECK_OK(bp_net_predict(net, 1, XOR_INPUTS + 2, 2, one, 1));
+    CHECK_OK(bp_net_forward(net, 3, XOR_INPUTS + 2, 6, three, 3));
     CHECK_NEAR(one[0], all[1], 1e-6);
     for (int i = 0; i < 3; i++) {
         CHECK_NEAR(three[i], all[i + 1], 1e-6);
     }
     /* Training works at either size. */
     CHECK_OK(bp_net_backward(net, XOR_TARGETS + 1, 3, NULL));
-    CHECK_OK(bp_net_train_step(net, XOR_INPUTS, 4, XOR_TARGETS, 4, 0.1f, NULL));
-    CHECK_OK(bp_net_train_step(net, XOR_INPUTS, 1, XOR_TARGETS, 1, 0.1f, NULL));
+    CHECK_OK(bp_net_train_step(net, 4, XOR_INPUTS, 8, XOR_TARGETS, 4, 0.1f, NULL));
+    CHECK_OK(bp_net_train_step(net, 1, XOR_INPUTS, 2, XOR_TARGETS, 1, 0.1f, NULL));
     CHECK_OK(bp_net_free(net));
 }
 
