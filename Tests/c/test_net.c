@@ -429,6 +429,47 @@ static void test_train_step_equals_the_four_separate_calls(void) {
     CHECK_OK(bp_net_free(b));
 }
 
+static void test_own_nodes_on_the_network_graph_add_a_regularizer(void) {
+    /* The header's example: an L2 penalty sum(W0 * W0) built on the network's graph, whose
+     * gradient 2 W0 is added to the loss gradient before the update. */
+    bp_net *net = xor_regression_net(4);
+    bp_graph *graph = NULL;
+    bp_node w0 = -1, square = -1, penalty = -1;
+    size_t nodes_before = 0, nodes_after = 0;
+    CHECK_OK(bp_net_graph(net, &graph));
+    CHECK_OK(bp_net_layer_nodes(net, 0, &w0, NULL));
+    CHECK_OK(bp_graph_node_count(graph, &nodes_before));
+    CHECK_OK(bp_graph_mul(graph, w0, w0, &square));
+    CHECK_OK(bp_graph_sum(graph, square, &penalty));
+    CHECK_OK(bp_graph_node_count(graph, &nodes_after));
+    CHECK_EQ(nodes_after, nodes_before + 2);
+
+    float outputs[4], weights[16], loss_grad[16], total_grad[16], penalty_value = -1;
+    CHECK_OK(bp_net_zero_grad(net));
+    CHECK_OK(bp_net_forward(net, 4, XOR_INPUTS, 8, outputs, 4));
+    CHECK_OK(bp_net_backward(net, XOR_TARGETS, 4, NULL));
+    CHECK_OK(bp_graph_value(graph, w0, weights, 16));
+    CHECK_OK(bp_graph_grad(graph, w0, loss_grad, 16));
+
+    CHECK_OK(bp_graph_forward(graph));
+    CHECK_OK(bp_graph_value(graph, penalty, &penalty_value, 1));
+    double want = 0;
+    for (int i = 0; i < 16; i++) {
+        want += (double)weights[i] * weights[i];
+    }
+    CHECK_NEAR(penalty_value, want, 1e-5);
+    CHECK_OK(bp_graph_backward(graph, penalty));
+    CHECK_OK(bp_graph_grad(graph, w0, total_grad, 16));
+    for (int i = 0; i < 16; i++) {
+        CHECK_NEAR(total_grad[i], loss_grad[i] + 2 * weights[i], 1e-6);
+    }
+
+    /* The network still trains with the extra nodes in its graph. */
+    CHECK_OK(bp_net_update(net, 0.1f));
+    CHECK_OK(bp_net_train_step(net, 4, XOR_INPUTS, 8, XOR_TARGETS, 4, 0.1f, NULL));
+    CHECK_OK(bp_net_free(net));
+}
+
 /* ---- reproducibility -------------------------------------------------------------------- */
 
 static void test_same_seed_gives_same_weights_and_losses(void) {
@@ -522,6 +563,7 @@ int main(void) {
     RUN(test_train_step_lowers_the_mse_loss);
     RUN(test_train_step_labels_lowers_the_cross_entropy_loss);
     RUN(test_train_step_equals_the_four_separate_calls);
+    RUN(test_own_nodes_on_the_network_graph_add_a_regularizer);
     RUN(test_same_seed_gives_same_weights_and_losses);
     RUN(test_predict_equals_forward_and_keeps_gradients);
     RUN(test_backward_after_predict_is_a_state_error);
