@@ -60,6 +60,10 @@ help:
 	@echo "make examples      build examples/*.c into $(BUILD_DIR)/examples/"
 	@echo "make run-examples  run the C examples, then the Python examples"
 	@echo "make test          Swift tests, C tests, examples, ABI checks, then pytest"
+	@echo "make swift-test    only the Swift tests (swift test)"
+	@echo "make c-tests       only the C tests in Tests/c"
+	@echo "make abi-check     only the header, export and loading checks in Tests/abi"
+	@echo "make python-tests  only pytest on $(PY_TESTS)"
 	@echo "make clean         remove $(BUILD_DIR)/ and SwiftPM's build products"
 
 # ---------------------------------------------------------------------------------------------
