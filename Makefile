@@ -71,7 +71,7 @@ help:
 # ---------------------------------------------------------------------------------------------
 
 setup:
-	bash scripts/setup.sh
+	PYTHON=$(PYTHON) bash scripts/setup.sh
 
 # Always ask SwiftPM: it knows what changed and does nothing quickly when nothing did. The copy
 # keeps SwiftPM's timestamp (cp -p), so examples relink only when the library really changed,
