@@ -135,7 +135,7 @@ _GRAPH_LEAF = (GraphHandle, _size_p, c_size_t, _node_p)
 _GRAPH_BINARY = (GraphHandle, bp_node, bp_node, _node_p)
 _GRAPH_UNARY = (GraphHandle, bp_node, _node_p)
 _NET_WIDTH = (NetHandle, _size_p)
-_NET_FORWARD = (NetHandle, _float_p, c_size_t, _float_p, c_size_t)
+_NET_FORWARD = (NetHandle, c_size_t, _float_p, c_size_t, _float_p, c_size_t)
 
 DECLARATIONS = (
     # Version
@@ -197,9 +197,9 @@ DECLARATIONS = (
     ("bp_net_update", bp_status, (NetHandle, c_float)),
     ("bp_net_zero_grad", bp_status, (NetHandle,)),
     ("bp_net_train_step", bp_status,
-     (NetHandle, _float_p, c_size_t, _float_p, c_size_t, c_float, _float_p)),
+     (NetHandle, c_size_t, _float_p, c_size_t, _float_p, c_size_t, c_float, _float_p)),
     ("bp_net_train_step_labels", bp_status,
-     (NetHandle, _float_p, c_size_t, POINTER(c_int32), c_size_t, c_float, _float_p)),
+     (NetHandle, c_size_t, _float_p, c_size_t, POINTER(c_int32), c_size_t, c_float, _float_p)),
     ("bp_net_predict", bp_status, _NET_FORWARD),
     ("bp_net_graph", bp_status, (NetHandle, POINTER(GraphHandle))),
     ("bp_net_layer_nodes", bp_status, (NetHandle, c_size_t, _node_p, _node_p)),

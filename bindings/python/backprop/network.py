@@ -204,7 +204,7 @@ class Network:
         handle = self._h()
         x = self._inputs(x)
         out = np.empty((x.shape[0], self.output_width), dtype=np.float32)
-        check(function(handle, _pointer(x), x.shape[0], _pointer(out), out.size))
+        check(function(handle, x.shape[0], _pointer(x), x.size, _pointer(out), out.size))
         self._batch = x.shape[0]
         return out
 
@@ -251,11 +251,12 @@ class Network:
         if self._loss == Loss.CROSS_ENTROPY:
             labels = self._labels(y, batch)
             check(lib.bp_net_train_step_labels(
-                handle, _pointer(x), batch, labels.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)),
-                labels.size, float(lr), ctypes.byref(loss)))
+                handle, batch, _pointer(x), x.size,
+                labels.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)), labels.size, float(lr),
+                ctypes.byref(loss)))
         else:
             targets = self._targets(y, batch)
-            check(lib.bp_net_train_step(handle, _pointer(x), batch, _pointer(targets),
+            check(lib.bp_net_train_step(handle, batch, _pointer(x), x.size, _pointer(targets),
                                         targets.size, float(lr), ctypes.byref(loss)))
         self._batch = batch
         return loss.value

@@ -7,6 +7,7 @@ checked in a process of its own (``isolated``), so a crash names the function it
 """
 
 import ctypes
+import mmap
 from ctypes import byref, c_double, c_float, c_int, c_int32, c_size_t
 
 import numpy as np
@@ -132,6 +133,33 @@ def net_gradients(net):
     return np.array(buffer)
 
 
+class GuardedFloats:
+    """Floats placed at the very end of a readable page, followed by a page that cannot be read
+    or written: a call that reads past the end of the buffer crashes at once (SIGSEGV) instead of
+    silently reading whatever follows."""
+
+    def __init__(self, values):
+        values = list(values)
+        page = mmap.PAGESIZE
+        self._map = mmap.mmap(-1, 2 * page)
+        base = ctypes.addressof(ctypes.c_char.from_buffer(self._map))
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mprotect.argtypes = (ctypes.c_void_p, c_size_t, c_int)
+        if libc.mprotect(base + page, page, 0) != 0:  # PROT_NONE
+            raise OSError(ctypes.get_errno(), "mprotect failed")
+        address = base + page - len(values) * ctypes.sizeof(c_float)
+        self.array = (c_float * len(values)).from_address(address)
+        self.array[:] = values
+        self.pointer = ctypes.cast(self.array, ctypes.POINTER(c_float))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        # The mapping stays until the child exits: ctypes objects still point into it.
+        pass
+
+
 # ------------------------------------------------------------------------------------------------
 # One checker per function
 # ------------------------------------------------------------------------------------------------
@@ -201,7 +229,7 @@ def _(fx, check, name):
           lib.bp_graph_free(ctypes.cast(junk, _capi.GraphHandle)))
     # The network still works after the refused free of its graph.
     check("bp_net_forward after the refused free", OK,
-          lib.bp_net_forward(fx.net, fx.inputs, 4, fx.outputs, 8))
+          lib.bp_net_forward(fx.net, 4, fx.inputs, 8, fx.outputs, 8))
 
 
 @cases("bp_graph_dtype")
@@ -282,6 +310,8 @@ def _(fx, check, name):
 @cases("bp_graph_mse_loss", "bp_graph_cross_entropy")
 def _(fx, check, name):
     function = getattr(lib, name)
+    # Targets that are neither [batch] nor [batch, classes] for logits [2, 3].
+    other_batch, other_classes = leaf(fx.g, "constant", 3), leaf(fx.g, "constant", 2, 2)
     before = fx.nodes()
     out = node_out()
     a, b = (fx.x, fx.p) if name == "bp_graph_mse_loss" else (fx.x, fx.labels)
@@ -300,11 +330,16 @@ def _(fx, check, name):
     else:
         check(f"{name}(logits [2], labels [2])", SHAPE,
               function(fx.g, fx.labels, fx.labels, 0, byref(out)), out)
-        check(f"{name}(labels [2, 3])", SHAPE, function(fx.g, fx.x, fx.c, 0, byref(out)), out)
+        check(f"{name}(labels [3])", SHAPE,
+              function(fx.g, fx.x, other_batch, 0, byref(out)), out)
+        check(f"{name}(probabilities [2, 2])", SHAPE,
+              function(fx.g, fx.x, other_classes, 0, byref(out)), out)
         check(f"{name}(scalar labels)", SHAPE, function(fx.g, fx.x, fx.s, 0, byref(out)), out)
     check.same(f"{name}: node count after failures", fx.nodes(), before)
     for reduction in Reduction:
         check(f"{name}({reduction.name})", OK, function(fx.g, a, b, reduction, byref(out)))
+    if name == "bp_graph_cross_entropy":
+        check(f"{name}(probabilities [2, 3])", OK, function(fx.g, fx.x, fx.c, 0, byref(out)))
 
 
 @cases("bp_graph_set_value", "bp_graph_set_value_f64")
@@ -496,7 +531,7 @@ def _(fx, check, name):
     for loss in (2, -1, 2 ** 31 - 1):
         check(f"{name}(loss {loss})", ARG, lib.bp_net_set_loss(fx.net, loss))
     # The loss is unchanged: MSE backward still works, labels are still refused.
-    assert lib.bp_net_forward(fx.net, fx.inputs, 4, fx.outputs, 8) == OK
+    assert lib.bp_net_forward(fx.net, 4, fx.inputs, 8, fx.outputs, 8) == OK
     check(f"{name}: backward_labels after failures", ARG,
           lib.bp_net_backward_labels(fx.net, fx.int_labels, 4, None))
     check(f"{name}: backward after failures", OK,
@@ -520,23 +555,42 @@ def _(fx, check, name):
 def _(fx, check, name):
     function = getattr(lib, name)
     outputs = (c_float * 8)(*[SENTINEL] * 8)
-    check(f"{name}(NULL net)", HANDLE, function(NULL_NET, fx.inputs, 4, outputs, 8))
-    check(f"{name}(inputs NULL)", ARG, function(fx.net, None, 4, outputs, 8))
-    check(f"{name}(outputs NULL)", ARG, function(fx.net, fx.inputs, 4, None, 8))
-    check(f"{name}(batch 0)", ARG, function(fx.net, fx.inputs, 0, outputs, 0))
+    check(f"{name}(NULL net)", HANDLE, function(NULL_NET, 4, fx.inputs, 8, outputs, 8))
+    check(f"{name}(inputs NULL)", ARG, function(fx.net, 4, None, 8, outputs, 8))
+    check(f"{name}(outputs NULL)", ARG, function(fx.net, 4, fx.inputs, 8, None, 8))
+    check(f"{name}(batch 0)", ARG, function(fx.net, 0, fx.inputs, 0, outputs, 0))
+    check(f"{name}(batch 0, counts 8)", ARG, function(fx.net, 0, fx.inputs, 8, outputs, 8))
+    for count in (0, 6, 7, 9, 16, 2 ** 64 - 1):
+        check(f"{name}(input_count {count})", ARG,
+              function(fx.net, 4, fx.inputs, count, outputs, 8))
     for count in (0, 7, 9, 2 ** 64 - 1):
-        check(f"{name}(output_count {count})", ARG, function(fx.net, fx.inputs, 4, outputs, count))
-    check(f"{name}(no layers)", STATE, function(fx.empty, fx.inputs, 4, outputs, 8))
+        check(f"{name}(output_count {count})", ARG,
+              function(fx.net, 4, fx.inputs, 8, outputs, count))
+    # Counts that agree with each other but not with the batch.
+    check(f"{name}(batch 3, counts of batch 4)", ARG, function(fx.net, 3, fx.inputs, 8, outputs, 8))
+    check(f"{name}(batch 4, input_count of batch 3)", ARG,
+          function(fx.net, 4, fx.inputs, 6, outputs, 8))
+    # A short buffer with its true count, ending right before an unreadable page: reading
+    # batch * input_width floats would crash this child instead of failing with a status.
+    with GuardedFloats(range(6)) as short:
+        check(f"{name}(6 inputs for batch 4)", ARG, function(fx.net, 4, short.pointer, 6,
+                                                            outputs, 8))
+    check(f"{name}(no layers)", STATE, function(fx.empty, 4, fx.inputs, 8, outputs, 8))
     for batch in (2 ** 62, 2 ** 63, 2 ** 64 - 1):
         # batch * width overflows: the library must say so before touching the buffers. (The
-        # header names OUT_OF_MEMORY for "batch too large"; output_count cannot match either.)
-        check(f"{name}(batch {batch})", (OOM, ARG), function(fx.net, fx.inputs, batch, outputs, 8))
+        # header names OUT_OF_MEMORY for "batch too large"; the counts cannot match either.)
+        check(f"{name}(batch {batch})", (OOM, ARG), function(fx.net, batch, fx.inputs, 8,
+                                                             outputs, 8))
     for bad in (float("nan"), float("inf"), float("-inf")):
         inputs = (c_float * 8)(*range(8))
         inputs[5] = bad
-        check(f"{name}(input {bad})", NONFINITE, function(fx.net, inputs, 4, outputs, 8))
-    check.same(f"{name}: outputs after failures", outputs[0], SENTINEL)
-    check(f"{name}(net)", OK, function(fx.net, fx.inputs, 4, outputs, 8))
+        check(f"{name}(input {bad})", NONFINITE, function(fx.net, 4, inputs, 8, outputs, 8))
+    check.same(f"{name}: outputs after failures", list(outputs), [SENTINEL] * 8)
+    with GuardedFloats(range(8)) as exact:
+        check(f"{name}(inputs ending at an unreadable page)", OK,
+              function(fx.net, 4, exact.pointer, 8, outputs, 8))
+    check(f"{name}(batch 2 of a larger buffer)", OK, function(fx.net, 2, fx.inputs, 4, outputs, 4))
+    check(f"{name}(net)", OK, function(fx.net, 4, fx.inputs, 8, outputs, 8))
 
 
 @cases("bp_net_backward")
@@ -544,7 +598,7 @@ def _(fx, check, name):
     loss = c_float(SENTINEL)
     check(f"{name}(before forward)", STATE, lib.bp_net_backward(fx.net, fx.targets, 8,
                                                                 byref(loss)), loss)
-    assert lib.bp_net_forward(fx.net, fx.inputs, 4, fx.outputs, 8) == OK
+    assert lib.bp_net_forward(fx.net, 4, fx.inputs, 8, fx.outputs, 8) == OK
     assert lib.bp_net_zero_grad(fx.net) == OK
     check(f"{name}(NULL net)", HANDLE, lib.bp_net_backward(NULL_NET, fx.targets, 8, byref(loss)),
           loss)
@@ -557,7 +611,7 @@ def _(fx, check, name):
         targets[3] = bad
         check(f"{name}(target {bad})", NONFINITE,
               lib.bp_net_backward(fx.net, targets, 8, byref(loss)), loss)
-    assert lib.bp_net_forward(fx.ce, fx.inputs, 4, fx.outputs, 8) == OK
+    assert lib.bp_net_forward(fx.ce, 4, fx.inputs, 8, fx.outputs, 8) == OK
     check(f"{name}(cross-entropy net)", ARG, lib.bp_net_backward(fx.ce, fx.targets, 8,
                                                                  byref(loss)), loss)
     check.same(f"{name}: gradients after failures", net_gradients(fx.net), np.zeros(6))
@@ -570,7 +624,7 @@ def _(fx, check, name):
     loss = c_float(SENTINEL)
     check(f"{name}(before forward)", STATE,
           lib.bp_net_backward_labels(fx.ce, fx.int_labels, 4, byref(loss)), loss)
-    assert lib.bp_net_forward(fx.ce, fx.inputs, 4, fx.outputs, 8) == OK
+    assert lib.bp_net_forward(fx.ce, 4, fx.inputs, 8, fx.outputs, 8) == OK
     assert lib.bp_net_zero_grad(fx.ce) == OK
     check(f"{name}(NULL net)", HANDLE,
           lib.bp_net_backward_labels(NULL_NET, fx.int_labels, 4, byref(loss)), loss)
@@ -583,7 +637,7 @@ def _(fx, check, name):
         labels = (c_int32 * 4)(0, 1, bad, 0)
         check(f"{name}(label {bad})", ARG,
               lib.bp_net_backward_labels(fx.ce, labels, 4, byref(loss)), loss)
-    assert lib.bp_net_forward(fx.net, fx.inputs, 4, fx.outputs, 8) == OK
+    assert lib.bp_net_forward(fx.net, 4, fx.inputs, 8, fx.outputs, 8) == OK
     check(f"{name}(MSE net)", ARG, lib.bp_net_backward_labels(fx.net, fx.int_labels, 4,
                                                               byref(loss)), loss)
     check.same(f"{name}: gradients after failures", net_gradients(fx.ce), np.zeros(6))
@@ -593,7 +647,7 @@ def _(fx, check, name):
 
 @cases("bp_net_update")
 def _(fx, check, name):
-    assert lib.bp_net_forward(fx.net, fx.inputs, 4, fx.outputs, 8) == OK
+    assert lib.bp_net_forward(fx.net, 4, fx.inputs, 8, fx.outputs, 8) == OK
     assert lib.bp_net_backward(fx.net, fx.targets, 8, None) == OK
     before = net_weights(fx.net)
     check(f"{name}(NULL net)", HANDLE, lib.bp_net_update(NULL_NET, 0.1))
@@ -616,36 +670,43 @@ def _(fx, check, name):
     step = lib.bp_net_train_step
     loss = c_float(SENTINEL)
     before = net_weights(fx.net)
-    check(f"{name}(NULL net)", HANDLE, step(NULL_NET, fx.inputs, 4, fx.targets, 8, 0.1,
-                                           byref(loss)), loss)
-    check(f"{name}(inputs NULL)", ARG, step(fx.net, None, 4, fx.targets, 8, 0.1, byref(loss)),
+    inputs, targets = fx.inputs, fx.targets
+
+    def call(net, batch, inputs, input_count, targets, target_count, lr=0.1):
+        return step(net, batch, inputs, input_count, targets, target_count, lr, byref(loss))
+
+    check(f"{name}(NULL net)", HANDLE, call(NULL_NET, 4, inputs, 8, targets, 8), loss)
+    check(f"{name}(inputs NULL)", ARG, call(fx.net, 4, None, 8, targets, 8), loss)
+    check(f"{name}(targets NULL)", ARG, call(fx.net, 4, inputs, 8, None, 8), loss)
+    check(f"{name}(batch 0)", ARG, call(fx.net, 0, inputs, 0, targets, 0), loss)
+    check(f"{name}(batch 0, counts 8)", ARG, call(fx.net, 0, inputs, 8, targets, 8), loss)
+    for count in (0, 6, 7, 9, 2 ** 64 - 1):
+        check(f"{name}(input_count {count})", ARG, call(fx.net, 4, inputs, count, targets, 8),
+              loss)
+    check(f"{name}(target_count 7)", ARG, call(fx.net, 4, inputs, 8, targets, 7), loss)
+    check(f"{name}(batch 3, counts of batch 4)", ARG, call(fx.net, 3, inputs, 8, targets, 8),
           loss)
-    check(f"{name}(targets NULL)", ARG, step(fx.net, fx.inputs, 4, None, 8, 0.1, byref(loss)),
-          loss)
-    check(f"{name}(batch 0)", ARG, step(fx.net, fx.inputs, 0, fx.targets, 0, 0.1, byref(loss)),
-          loss)
-    check(f"{name}(target_count 7)", ARG, step(fx.net, fx.inputs, 4, fx.targets, 7, 0.1,
-                                               byref(loss)), loss)
-    check(f"{name}(learning rate -1)", ARG, step(fx.net, fx.inputs, 4, fx.targets, 8, -1.0,
-                                                 byref(loss)), loss)
-    check(f"{name}(learning rate NaN)", ARG, step(fx.net, fx.inputs, 4, fx.targets, 8,
-                                                  float("nan"), byref(loss)), loss)
-    inputs = (c_float * 8)(*range(8))
-    inputs[0] = float("nan")
-    check(f"{name}(input NaN)", NONFINITE, step(fx.net, inputs, 4, fx.targets, 8, 0.1,
-                                                byref(loss)), loss)
-    targets = (c_float * 8)()
-    targets[7] = float("inf")
-    check(f"{name}(target inf)", NONFINITE, step(fx.net, fx.inputs, 4, targets, 8, 0.1,
-                                                 byref(loss)), loss)
-    check(f"{name}(cross-entropy net)", ARG, step(fx.ce, fx.inputs, 4, fx.targets, 8, 0.1,
-                                                  byref(loss)), loss)
-    check(f"{name}(no layers)", STATE, step(fx.empty, fx.inputs, 4, fx.targets, 8, 0.1,
-                                            byref(loss)), loss)
+    with GuardedFloats(range(6)) as short:
+        check(f"{name}(6 inputs for batch 4)", ARG, call(fx.net, 4, short.pointer, 6, targets, 8),
+              loss)
+    for batch in (2 ** 62, 2 ** 64 - 1):
+        check(f"{name}(batch {batch})", (OOM, ARG), call(fx.net, batch, inputs, 8, targets, 8),
+              loss)
+    check(f"{name}(learning rate -1)", ARG, call(fx.net, 4, inputs, 8, targets, 8, -1.0), loss)
+    check(f"{name}(learning rate NaN)", ARG, call(fx.net, 4, inputs, 8, targets, 8,
+                                                  float("nan")), loss)
+    bad_inputs = (c_float * 8)(*range(8))
+    bad_inputs[0] = float("nan")
+    check(f"{name}(input NaN)", NONFINITE, call(fx.net, 4, bad_inputs, 8, targets, 8), loss)
+    bad_targets = (c_float * 8)()
+    bad_targets[7] = float("inf")
+    check(f"{name}(target inf)", NONFINITE, call(fx.net, 4, inputs, 8, bad_targets, 8), loss)
+    check(f"{name}(cross-entropy net)", ARG, call(fx.ce, 4, inputs, 8, targets, 8), loss)
+    check(f"{name}(no layers)", STATE, call(fx.empty, 4, inputs, 8, targets, 8), loss)
     for got, want in zip(net_weights(fx.net), before):
         check.same(f"{name}: weights after failures", got, want)
-    check(f"{name}(loss NULL)", OK, step(fx.net, fx.inputs, 4, fx.targets, 8, 0.1, None))
-    check(f"{name}(net)", OK, step(fx.net, fx.inputs, 4, fx.targets, 8, 0.1, byref(loss)))
+    check(f"{name}(loss NULL)", OK, step(fx.net, 4, inputs, 8, targets, 8, 0.1, None))
+    check(f"{name}(net)", OK, call(fx.net, 4, inputs, 8, targets, 8))
 
 
 @cases("bp_net_train_step_labels")
@@ -653,28 +714,35 @@ def _(fx, check, name):
     step = lib.bp_net_train_step_labels
     loss = c_float(SENTINEL)
     before = net_weights(fx.ce)
-    labels = fx.int_labels
-    check(f"{name}(NULL net)", HANDLE, step(NULL_NET, fx.inputs, 4, labels, 4, 0.1, byref(loss)),
+    inputs, labels = fx.inputs, fx.int_labels
+
+    def call(net, batch, inputs, input_count, labels, label_count, lr=0.1):
+        return step(net, batch, inputs, input_count, labels, label_count, lr, byref(loss))
+
+    check(f"{name}(NULL net)", HANDLE, call(NULL_NET, 4, inputs, 8, labels, 4), loss)
+    check(f"{name}(inputs NULL)", ARG, call(fx.ce, 4, None, 8, labels, 4), loss)
+    check(f"{name}(labels NULL)", ARG, call(fx.ce, 4, inputs, 8, None, 4), loss)
+    check(f"{name}(batch 0)", ARG, call(fx.ce, 0, inputs, 0, labels, 0), loss)
+    for count in (0, 6, 7, 9, 2 ** 64 - 1):
+        check(f"{name}(input_count {count})", ARG, call(fx.ce, 4, inputs, count, labels, 4),
+              loss)
+    check(f"{name}(label_count 3)", ARG, call(fx.ce, 4, inputs, 8, labels, 3), loss)
+    check(f"{name}(batch 3, counts of batch 4)", ARG, call(fx.ce, 3, inputs, 8, labels, 4), loss)
+    with GuardedFloats(range(6)) as short:
+        check(f"{name}(6 inputs for batch 4)", ARG, call(fx.ce, 4, short.pointer, 6, labels, 4),
+              loss)
+    check(f"{name}(learning rate inf)", ARG, call(fx.ce, 4, inputs, 8, labels, 4, float("inf")),
           loss)
-    check(f"{name}(inputs NULL)", ARG, step(fx.ce, None, 4, labels, 4, 0.1, byref(loss)), loss)
-    check(f"{name}(labels NULL)", ARG, step(fx.ce, fx.inputs, 4, None, 4, 0.1, byref(loss)), loss)
-    check(f"{name}(batch 0)", ARG, step(fx.ce, fx.inputs, 0, labels, 0, 0.1, byref(loss)), loss)
-    check(f"{name}(label_count 3)", ARG, step(fx.ce, fx.inputs, 4, labels, 3, 0.1, byref(loss)),
-          loss)
-    check(f"{name}(learning rate inf)", ARG, step(fx.ce, fx.inputs, 4, labels, 4, float("inf"),
-                                                  byref(loss)), loss)
     bad = (c_int32 * 4)(0, 2, 1, 0)
-    check(f"{name}(label 2 of 2 classes)", ARG, step(fx.ce, fx.inputs, 4, bad, 4, 0.1,
-                                                     byref(loss)), loss)
-    inputs = (c_float * 8)(*range(8))
-    inputs[4] = float("-inf")
-    check(f"{name}(input -inf)", NONFINITE, step(fx.ce, inputs, 4, labels, 4, 0.1, byref(loss)),
-          loss)
-    check(f"{name}(MSE net)", ARG, step(fx.net, fx.inputs, 4, labels, 4, 0.1, byref(loss)), loss)
+    check(f"{name}(label 2 of 2 classes)", ARG, call(fx.ce, 4, inputs, 8, bad, 4), loss)
+    bad_inputs = (c_float * 8)(*range(8))
+    bad_inputs[4] = float("-inf")
+    check(f"{name}(input -inf)", NONFINITE, call(fx.ce, 4, bad_inputs, 8, labels, 4), loss)
+    check(f"{name}(MSE net)", ARG, call(fx.net, 4, inputs, 8, labels, 4), loss)
     for got, want in zip(net_weights(fx.ce), before):
         check.same(f"{name}: weights after failures", got, want)
-    check(f"{name}(loss NULL)", OK, step(fx.ce, fx.inputs, 4, labels, 4, 0.1, None))
-    check(f"{name}(net)", OK, step(fx.ce, fx.inputs, 4, labels, 4, 0.1, byref(loss)))
+    check(f"{name}(loss NULL)", OK, step(fx.ce, 4, inputs, 8, labels, 4, 0.1, None))
+    check(f"{name}(net)", OK, call(fx.ce, 4, inputs, 8, labels, 4))
 
 
 @cases("bp_net_graph")
@@ -747,14 +815,16 @@ NET_CALLS = {
     "bp_net_set_loss": lambda n: lib.bp_net_set_loss(n, 0),
     "bp_net_output_width": lambda n: lib.bp_net_output_width(n, byref(c_size_t())),
     "bp_net_parameter_count": lambda n: lib.bp_net_parameter_count(n, byref(c_size_t())),
-    "bp_net_forward": lambda n: lib.bp_net_forward(n, (c_float * 4)(), 2, (c_float * 4)(), 4),
+    "bp_net_forward": lambda n: lib.bp_net_forward(n, 2, (c_float * 4)(), 4, (c_float * 4)(), 4),
     "bp_net_backward": lambda n: lib.bp_net_backward(n, (c_float * 4)(), 4, None),
     "bp_net_backward_labels": lambda n: lib.bp_net_backward_labels(n, (c_int32 * 2)(), 2, None),
     "bp_net_update": lambda n: lib.bp_net_update(n, 0.1),
     "bp_net_zero_grad": lambda n: lib.bp_net_zero_grad(n),
-    "bp_net_train_step": lambda n: lib.bp_net_train_step(n, (c_float * 4)(), 2, (c_float * 4)(),
-                                                         4, 0.1, None),
-    "bp_net_predict": lambda n: lib.bp_net_predict(n, (c_float * 4)(), 2, (c_float * 4)(), 4),
+    "bp_net_train_step": lambda n: lib.bp_net_train_step(n, 2, (c_float * 4)(), 4,
+                                                         (c_float * 4)(), 4, 0.1, None),
+    "bp_net_train_step_labels": lambda n: lib.bp_net_train_step_labels(
+        n, 2, (c_float * 4)(), 4, (c_int32 * 2)(), 2, 0.1, None),
+    "bp_net_predict": lambda n: lib.bp_net_predict(n, 2, (c_float * 4)(), 4, (c_float * 4)(), 4),
     "bp_net_graph": lambda n: lib.bp_net_graph(n, byref(_capi.GraphHandle())),
     "bp_net_layer_nodes": lambda n: lib.bp_net_layer_nodes(n, 0, None, None),
     "bp_net_free": lambda n: lib.bp_net_free(n),
