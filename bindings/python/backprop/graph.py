@@ -399,7 +399,8 @@ class Graph:
         return self._unary(lib.bp_graph_tanh, x)
 
     def matmul(self, a, b):
-        """The matrix product of a [m, k] and b [k, n]."""
+        """The matrix product of a [..., m, k] and b [..., k, n], giving [..., m, n]: leading
+        axes are a batch that broadcasts as in numpy's matmul. Both need rank 2 or more."""
         return self._binary(lib.bp_graph_matmul, a, b)
 
     def sum(self, x):
@@ -420,8 +421,10 @@ class Graph:
         return Node(self, out.value)
 
     def cross_entropy(self, logits, labels, reduction="mean"):
-        """Softmax cross-entropy of logits [batch, classes] against class indices [batch], reduced
-        by "mean" over the batch, "sum" or "none" (one loss per sample)."""
+        """Softmax cross-entropy of logits [batch, classes] against class indices [batch] or
+        class probabilities [batch, classes] (PyTorch's cross_entropy), reduced by "mean" over
+        the batch, "sum" or "none" (one loss per sample). Class indices get no gradient;
+        probability targets do."""
         code = _reduction_code(reduction)
         handle = self._h()
         logits, labels = self._operands(logits, labels)

@@ -104,6 +104,14 @@ def test_matmul_gradients(m, k, n):
                                                     rng.normal(size=(k, n))])
 
 
+@pytest.mark.parametrize("left, right", [((2, 3, 4), (4, 2)), ((3, 2), (2, 2, 3)),
+                                         ((2, 1, 2, 3), (3, 3, 2))], ids=str)
+def test_batched_matmul_gradients(left, right):
+    rng = np.random.default_rng(14)
+    check_gradients(lambda g, a, b: g.matmul(a, b), [rng.normal(size=left),
+                                                    rng.normal(size=right)])
+
+
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("shape", [(), (4,), (3, 2)], ids=str)
 def test_mse_loss_gradients(reduction, shape):
@@ -124,6 +132,16 @@ def test_cross_entropy_gradients(reduction, batch, classes):
         return g.cross_entropy(logits, target, reduction=reduction)
 
     check_gradients(build, [rng.normal(size=(batch, classes)) * 2])
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_gradients_against_probabilities(reduction):
+    rng = np.random.default_rng(15)
+    logits = rng.normal(size=(3, 4)) * 2
+    targets = rng.dirichlet(np.ones(4), size=3)
+    # Both the logits and the probability targets get gradients.
+    check_gradients(lambda g, x, t: g.cross_entropy(x, t, reduction=reduction),
+                    [logits, targets])
 
 
 def test_cross_entropy_gradient_is_softmax_minus_onehot():

@@ -280,6 +280,21 @@ def test_matmul_values(graph):
                                rtol=1e-5 if graph.dtype == np.float32 else 1e-12)
 
 
+@pytest.mark.parametrize("left, right", [((2, 3, 4), (4, 5)), ((3, 4), (2, 4, 5)),
+                                         ((2, 1, 3, 4), (3, 4, 2))], ids=str)
+def test_batched_matmul_values_follow_numpy(graph, left, right):
+    rng = np.random.default_rng(2)
+    a_value, b_value = rng.normal(size=left), rng.normal(size=right)
+    a, b = graph.input(left), graph.input(right)
+    c = a @ b
+    want = a_value @ b_value
+    assert c.shape == want.shape
+    graph.set_value(a, a_value)
+    graph.set_value(b, b_value)
+    graph.forward()
+    np.testing.assert_allclose(c.value, want, rtol=1e-5 if graph.dtype == np.float32 else 1e-12)
+
+
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_mse_loss_values(graph, reduction):
     rng = np.random.default_rng(3)
@@ -312,6 +327,24 @@ def test_cross_entropy_values(graph, reduction):
     graph.set_value(labels, labels_value)
     graph.forward()
     per_sample = reference_cross_entropy(logits_value, labels_value)
+    expected = {"mean": per_sample.mean(), "sum": per_sample.sum(), "none": per_sample}[reduction]
+    assert loss.shape == np.shape(expected)
+    np.testing.assert_allclose(loss.value, expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_against_probabilities(graph, reduction):
+    rng = np.random.default_rng(5)
+    logits_value = rng.normal(size=(4, 3)) * 2
+    targets_value = rng.dirichlet(np.ones(3), size=4)
+    logits, targets = graph.input((4, 3)), graph.input((4, 3))
+    loss = graph.cross_entropy(logits, targets, reduction=reduction)
+    graph.set_value(logits, logits_value)
+    graph.set_value(targets, targets_value)
+    graph.forward()
+    shifted = logits_value - logits_value.max(axis=1, keepdims=True)
+    log_softmax = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    per_sample = -(targets_value * log_softmax).sum(axis=1)
     expected = {"mean": per_sample.mean(), "sum": per_sample.sum(), "none": per_sample}[reduction]
     assert loss.shape == np.shape(expected)
     np.testing.assert_allclose(loss.value, expected, rtol=1e-5)

@@ -198,7 +198,8 @@ def test_shapes_that_do_not_broadcast_are_shape_errors(op, left, right):
 
 @isolated
 @pytest.mark.parametrize("left, right", [((2, 3), (2, 3)), ((3,), (3, 2)), ((2, 3), (3,)),
-                                         ((2, 3, 4), (4, 2)), ((), (1, 1))], ids=str)
+                                         ((2, 3, 4), (3, 4, 2)), ((2, 3, 4), (2, 3, 2)),
+                                         ((), (1, 1))], ids=str)
 def test_matmul_of_wrong_shapes_is_a_shape_error(left, right):
     g = Graph()
     a, b = g.input(left), g.input(right)
