@@ -78,6 +78,13 @@ const char *bp_status_string(bp_status status);
  * Owned by the library; valid until the next call into the library from this thread. */
 const char *bp_last_error(void);
 
+/* The number of threads the library's kernels may use (today: the BLAS thread pool, which is
+ * shared by the whole process). Errors: BP_ERR_INVALID_ARGUMENT (threads < 1). */
+bp_status bp_set_num_threads(int threads);
+
+/* The current number of threads. Never fails. */
+int bp_get_num_threads(void);
+
 /* ---------------------------------------------------------------------------------------------
  * Element types and enumerations
  * ------------------------------------------------------------------------------------------- */
@@ -137,64 +144,244 @@ bp_status bp_graph_input(bp_graph *graph, const size_t *shape, size_t rank, bp_n
 bp_status bp_graph_parameter(bp_graph *graph, const size_t *shape, size_t rank, bp_node *out);
 bp_status bp_graph_constant(bp_graph *graph, const size_t *shape, size_t rank, bp_node *out);
 
+/* ---- Ops --------------------------------------------------------------------------------------
+ * Every op below adds one node and writes its id to *out. Unless stated otherwise they fail with
+ * BP_ERR_INVALID_HANDLE (graph or an input node), BP_ERR_INVALID_ARGUMENT (out NULL, an unknown
+ * enum value, a parameter out of range) or BP_ERR_SHAPE (input shapes the op cannot take; the
+ * message names the op and the shapes). docs/OPS.md lists every op with its gradient.
+ * Semantics follow PyTorch wherever both define the op. */
+
+/* No node: pass it where a node is optional (layer norm's weight and bias). */
+#define BP_NO_NODE ((bp_node)-1)
+
 /* Elementwise binary ops with broadcasting: shapes are aligned from the right, and each pair of
  * dimensions must be equal or one of them 1 (NumPy's rule; scalars and rows broadcast). The
  * gradient of a broadcast operand is summed over the broadcast dimensions.
  *   add: a + b    sub: a - b    mul: a * b    div: a / b
+ *   pow: a^b; d/db is taken as 0 where a == 0 and b >= 0 (as PyTorch)
  *   maximum / minimum: the larger / smaller of a and b. The gradient is routed to the input that
  *   was chosen; on a tie (a == b) it is split evenly, half to each (as PyTorch does).
- * Errors: BP_ERR_INVALID_HANDLE (graph or node), BP_ERR_INVALID_ARGUMENT (out NULL),
- * BP_ERR_SHAPE (shapes do not broadcast). */
+ * A zero upstream gradient adds exactly zero, even where a local derivative is infinite. */
 bp_status bp_graph_add(bp_graph *graph, bp_node a, bp_node b, bp_node *out);
 bp_status bp_graph_sub(bp_graph *graph, bp_node a, bp_node b, bp_node *out);
 bp_status bp_graph_mul(bp_graph *graph, bp_node a, bp_node b, bp_node *out);
 bp_status bp_graph_div(bp_graph *graph, bp_node a, bp_node b, bp_node *out);
+bp_status bp_graph_pow(bp_graph *graph, bp_node a, bp_node b, bp_node *out);
 bp_status bp_graph_maximum(bp_graph *graph, bp_node a, bp_node b, bp_node *out);
 bp_status bp_graph_minimum(bp_graph *graph, bp_node a, bp_node b, bp_node *out);
 
+typedef enum bp_comparison {
+    BP_CMP_EQ = 0, /* a == b */
+    BP_CMP_NE = 1, /* a != b */
+    BP_CMP_LT = 2, /* a <  b */
+    BP_CMP_LE = 3, /* a <= b */
+    BP_CMP_GT = 4, /* a >  b */
+    BP_CMP_GE = 5  /* a >= b */
+} bp_comparison;
+
+/* 1 where the comparison holds, else 0, with broadcasting. The result carries no gradient. */
+bp_status bp_graph_compare(bp_graph *graph, bp_node a, bp_node b, bp_comparison comparison,
+                           bp_node *out);
+
+/* condition != 0 ? a : b elementwise, the three broadcast together. The gradient flows only into
+ * the branch taken, so NaN or infinity in the other branch (log of 0, say) never reaches it; the
+ * condition gets none. */
+bp_status bp_graph_where(bp_graph *graph, bp_node condition, bp_node a, bp_node b, bp_node *out);
+
 /* Elementwise unary ops; the result has the input's shape.
- *   neg: -x    exp: e^x    log: ln x (x <= 0 gives -inf or NaN, as in C)
- *   relu: max(x, 0), with gradient 0 at x == 0 (as PyTorch)
+ *   neg: -x    abs: |x| (gradient 0 at 0)    exp: e^x    square: x^2    reciprocal: 1/x
+ *   log: ln x; at 0 the value is -inf and the gradient +inf, as in float64 math and PyTorch
+ *   sqrt: the square root; at 0 the gradient is +inf, as in float64 math and PyTorch
+ *   relu: max(x, 0), gradient 0 at x == 0    silu: x * sigmoid(x)
+ *   softplus: ln(1 + e^x), computed without overflow; x itself above 20 (PyTorch's threshold)
  *   sigmoid: 1 / (1 + e^-x), computed without overflow    tanh: tanh x
- * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (out NULL). */
+ *   detach: x itself, with no gradient behind it (PyTorch's detach) */
 bp_status bp_graph_neg(bp_graph *graph, bp_node x, bp_node *out);
+bp_status bp_graph_abs(bp_graph *graph, bp_node x, bp_node *out);
 bp_status bp_graph_exp(bp_graph *graph, bp_node x, bp_node *out);
 bp_status bp_graph_log(bp_graph *graph, bp_node x, bp_node *out);
+bp_status bp_graph_sqrt(bp_graph *graph, bp_node x, bp_node *out);
+bp_status bp_graph_square(bp_graph *graph, bp_node x, bp_node *out);
+bp_status bp_graph_reciprocal(bp_graph *graph, bp_node x, bp_node *out);
 bp_status bp_graph_relu(bp_graph *graph, bp_node x, bp_node *out);
+bp_status bp_graph_silu(bp_graph *graph, bp_node x, bp_node *out);
+bp_status bp_graph_softplus(bp_graph *graph, bp_node x, bp_node *out);
 bp_status bp_graph_sigmoid(bp_graph *graph, bp_node x, bp_node *out);
 bp_status bp_graph_tanh(bp_graph *graph, bp_node x, bp_node *out);
+bp_status bp_graph_detach(bp_graph *graph, bp_node x, bp_node *out);
+
+/* Unary ops with a parameter (each must be finite):
+ *   pow_scalar: x^exponent; the gradient exponent * x^(exponent-1) is 0 when exponent is 0
+ *   leaky_relu: x for x > 0, else slope * x (gradient slope at 0)
+ *   elu: x for x > 0, else alpha * (e^x - 1) */
+bp_status bp_graph_pow_scalar(bp_graph *graph, bp_node x, double exponent, bp_node *out);
+bp_status bp_graph_leaky_relu(bp_graph *graph, bp_node x, double slope, bp_node *out);
+bp_status bp_graph_elu(bp_graph *graph, bp_node x, double alpha, bp_node *out);
+
+typedef enum bp_gelu_approximation {
+    BP_GELU_EXACT = 0, /* x * Phi(x), with erf */
+    BP_GELU_TANH = 1   /* PyTorch's approximate='tanh' form */
+} bp_gelu_approximation;
+
+/* GELU: x times the standard normal CDF of x, exactly or in the tanh approximation. */
+bp_status bp_graph_gelu(bp_graph *graph, bp_node x, bp_gelu_approximation approximation,
+                        bp_node *out);
 
 /* Matrix product of a [..., m, k] and b [..., k, n], giving [..., m, n]: the last two axes are
  * the matrices, and leading axes are a batch that broadcasts as in NumPy's matmul ([2, m, k]
- * times [k, n] gives [2, m, n]). Both operands need rank 2 or more.
- * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (out NULL), BP_ERR_SHAPE (a rank
- * below 2, inner dimensions that differ, batch axes that do not broadcast). */
+ * times [k, n] gives [2, m, n]). Both operands need rank 2 or more. Products run on CBLAS.
+ * Errors also: BP_ERR_SHAPE for a rank below 2, inner dimensions that differ, batch axes that do
+ * not broadcast. */
 bp_status bp_graph_matmul(bp_graph *graph, bp_node a, bp_node b, bp_node *out);
 
-/* Sum and mean of all elements of x, giving a scalar (rank 0).
- * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (out NULL). */
+/* The same with either operand's last two axes transposed first (non-zero flag): x W^T, say,
+ * with W stored [out, in] as PyTorch's Linear keeps it. No transposed copy is made. */
+bp_status bp_graph_matmul_transposed(bp_graph *graph, bp_node a, bp_node b, int transpose_a,
+                                     int transpose_b, bp_node *out);
+
+/* Sum and mean of all elements of x, giving a scalar (rank 0). */
 bp_status bp_graph_sum(bp_graph *graph, bp_node x, bp_node *out);
 bp_status bp_graph_mean(bp_graph *graph, bp_node x, bp_node *out);
 
-/* Mean squared error between prediction and target of the same shape: (prediction - target)^2,
- * reduced. BP_REDUCTION_MEAN divides by the number of elements (PyTorch's MSELoss).
- * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (out NULL, unknown reduction),
- * BP_ERR_SHAPE (shapes differ). */
+typedef enum bp_reduce_op {
+    BP_REDUCE_SUM = 0,
+    BP_REDUCE_MEAN = 1,
+    BP_REDUCE_MAX = 2,      /* gradient split evenly among tied maxima (PyTorch's amax) */
+    BP_REDUCE_MIN = 3,      /* likewise for minima */
+    BP_REDUCE_LOGSUMEXP = 4 /* log(sum(e^x)), with the maximum subtracted first */
+} bp_reduce_op;
+
+/* Reduces x over the `axis_count` axes in `axes` (negative ones count from the end; each at most
+ * once), or over every axis when axis_count is 0 (axes may then be NULL). With keep_dims non-zero
+ * the reduced axes stay as size 1, otherwise they are removed (NumPy's keepdims). */
+bp_status bp_graph_reduce(bp_graph *graph, bp_node x, bp_reduce_op op, const int32_t *axes,
+                          size_t axis_count, int keep_dims, bp_node *out);
+
+/* Layout ops: they move elements and send each gradient back to where it came from.
+ *   reshape: the same elements under `shape` (same element count)
+ *   permute: output axis i is input axis permutation[i]; `rank` entries, a permutation of 0..rank-1
+ *   transpose: swaps the last two axes (rank 2 or more)
+ *   concat: `input_count` (1 or more) nodes joined along `axis`; other axes must agree
+ *   slice: elements start..end-1 along `axis` (0 <= start < end <= the axis's size)
+ *   gather: rows of `table` [rows, ...] picked by `indices` (any shape, whole numbers in
+ *           [0, rows)), giving [indices..., ...]: an embedding lookup. Repeated indices add their
+ *           gradients into the same row; indices get none. An index out of range makes
+ *           bp_graph_forward fail with BP_ERR_INVALID_ARGUMENT.
+ * Axes may be negative, counting from the end. */
+bp_status bp_graph_reshape(bp_graph *graph, bp_node x, const size_t *shape, size_t rank,
+                           bp_node *out);
+bp_status bp_graph_permute(bp_graph *graph, bp_node x, const size_t *permutation, size_t rank,
+                           bp_node *out);
+bp_status bp_graph_transpose(bp_graph *graph, bp_node x, bp_node *out);
+bp_status bp_graph_concat(bp_graph *graph, const bp_node *inputs, size_t input_count,
+                          int32_t axis, bp_node *out);
+bp_status bp_graph_slice(bp_graph *graph, bp_node x, int32_t axis, size_t start, size_t end,
+                         bp_node *out);
+bp_status bp_graph_gather(bp_graph *graph, bp_node table, bp_node indices, bp_node *out);
+
+/* Softmax and log-softmax along `axis` (negative counts from the end), stable for any finite
+ * input: the maximum is subtracted before exponentiating. */
+bp_status bp_graph_softmax(bp_graph *graph, bp_node x, int32_t axis, bp_node *out);
+bp_status bp_graph_log_softmax(bp_graph *graph, bp_node x, int32_t axis, bp_node *out);
+
+/* Layer normalization over the last `normalized_rank` axes of x, as PyTorch's LayerNorm:
+ * (x - mean) / sqrt(var + eps) with the biased variance, then * weight + bias when both are
+ * given (shaped like those last axes), or neither (pass BP_NO_NODE twice). eps must be > 0. */
+bp_status bp_graph_layer_norm(bp_graph *graph, bp_node x, size_t normalized_rank, bp_node weight,
+                              bp_node bias, double eps, bp_node *out);
+
+/* Dropout: in training mode (see bp_graph_set_training) each element is zeroed with probability
+ * p and the rest scaled by 1/(1-p), drawing from the graph's seeded generator; in evaluation
+ * mode it passes x through. The mask of the latest forward is used by backward. p in [0, 1]. */
+bp_status bp_graph_dropout(bp_graph *graph, bp_node x, double p, bp_node *out);
+
+/* ---- Losses ---------------------------------------------------------------------------------
+ * Each reduces as `reduction` says: BP_REDUCTION_MEAN divides by the number of elements for the
+ * elementwise losses and by the batch for cross-entropy and NLL (as PyTorch). Both operands of an
+ * elementwise loss get gradients when they need them (a target is usually a constant). */
+
+/* (prediction - target)^2; shapes must be equal. */
 bp_status bp_graph_mse_loss(bp_graph *graph, bp_node prediction, bp_node target,
                             bp_reduction reduction, bp_node *out);
+
+/* |prediction - target|, gradient 0 where they are equal. */
+bp_status bp_graph_l1_loss(bp_graph *graph, bp_node prediction, bp_node target,
+                           bp_reduction reduction, bp_node *out);
+
+/* 0.5 d^2 where |d| < delta, else delta * (|d| - 0.5 delta), for d = prediction - target
+ * (PyTorch's HuberLoss). delta must be > 0. */
+bp_status bp_graph_huber_loss(bp_graph *graph, bp_node prediction, bp_node target, double delta,
+                              bp_reduction reduction, bp_node *out);
+
+/* Binary cross-entropy of probabilities p in [0, 1] against targets t:
+ * -(t ln p + (1 - t) ln(1 - p)), each log clamped at -100 as PyTorch's BCELoss, so p of exactly
+ * 0 or 1 gives finite values and gradients. */
+bp_status bp_graph_bce_loss(bp_graph *graph, bp_node probabilities, bp_node target,
+                            bp_reduction reduction, bp_node *out);
+
+/* Binary cross-entropy from logits x, fused and stable for any x:
+ * max(x, 0) - x t + ln(1 + e^-|x|), gradient sigmoid(x) - t. */
+bp_status bp_graph_bce_with_logits_loss(bp_graph *graph, bp_node logits, bp_node target,
+                                        bp_reduction reduction, bp_node *out);
 
 /* Softmax cross-entropy from logits [batch, classes] against either class indices [batch]
  * (whole numbers in [0, classes), stored in the graph's element type) or class probabilities
  * [batch, classes], as PyTorch's cross_entropy. Fused and stable: log-softmax is computed with
  * the log-sum-exp shift, and the gradient is softmax - onehot (softmax * sum(t) - t for
- * probabilities). BP_REDUCTION_MEAN averages over the batch; BP_REDUCTION_NONE gives one loss
- * per sample. Class indices get no gradient; probability targets get -log softmax.
- * A label that is not a valid class index makes bp_graph_forward fail with
- * BP_ERR_INVALID_ARGUMENT.
- * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (out NULL, unknown reduction),
- * BP_ERR_SHAPE (logits not rank 2, targets neither [batch] nor [batch, classes]). */
+ * probabilities). BP_REDUCTION_NONE gives one loss per sample. Class indices get no gradient;
+ * probability targets get -log softmax. A label that is not a valid class index makes
+ * bp_graph_forward fail with BP_ERR_INVALID_ARGUMENT.
+ * Errors also: BP_ERR_SHAPE (logits not rank 2, targets neither [batch] nor [batch, classes]). */
 bp_status bp_graph_cross_entropy(bp_graph *graph, bp_node logits, bp_node labels,
                                  bp_reduction reduction, bp_node *out);
+
+/* Negative log-likelihood from log-probabilities [batch, classes] (use log_softmax) and class
+ * indices [batch]: -logp[label]. Indices get no gradient; invalid ones fail the forward. */
+bp_status bp_graph_nll_loss(bp_graph *graph, bp_node log_probabilities, bp_node labels,
+                            bp_reduction reduction, bp_node *out);
+
+/* ---- Custom ops ------------------------------------------------------------------------------
+ * A caller's own gate, usable in any graph (and a network's). The contract is the one every
+ * built-in op follows:
+ *   shape:    from the input shapes (data is NULL), write the output's rank to *out_rank and its
+ *             dimensions to out_shape (room for BP_MAX_RANK). Return 0 to accept, non-zero to
+ *             reject the inputs (the op is then not added: BP_ERR_SHAPE).
+ *   forward:  compute output->data from inputs[i].data. Return 0, or non-zero to fail the
+ *             bp_graph_forward that ran it (BP_ERR_INVALID_ARGUMENT).
+ *   backward: read output_grad->data (the upstream gradient) and ADD (+=) each input's share
+ *             into input_grads[i].data; never overwrite, since a node used by several consumers
+ *             receives the sum. input_grads[i].data is NULL for an input that needs no gradient.
+ *             Return 0, or non-zero to fail the bp_graph_backward that ran it.
+ * Data is float* or double* according to the graph's dtype, row-major, `count` elements; it
+ * belongs to the graph and is valid only during the callback. The callbacks and userdata must
+ * stay valid as long as the graph; the library copies the struct and the name. Callbacks run on
+ * the thread that called bp_graph_forward / bp_graph_backward and must not call into the same
+ * graph. */
+typedef struct bp_tensor {
+    void *data;          /* float* or double*; NULL in shape callbacks and unneeded gradients */
+    const size_t *shape; /* `rank` dimensions (NULL when rank is 0) */
+    size_t rank;
+    size_t count;        /* element count: the product of the dimensions */
+} bp_tensor;
+
+typedef struct bp_custom_op {
+    size_t size; /* sizeof(bp_custom_op): lets later versions append fields */
+    const char *name;
+    int (*shape)(void *userdata, const bp_tensor *inputs, size_t input_count, size_t *out_shape,
+                 size_t *out_rank);
+    int (*forward)(void *userdata, const bp_tensor *inputs, size_t input_count,
+                   const bp_tensor *output);
+    int (*backward)(void *userdata, const bp_tensor *inputs, size_t input_count,
+                    const bp_tensor *output, const bp_tensor *output_grad,
+                    const bp_tensor *input_grads);
+    void *userdata;
+} bp_custom_op;
+
+/* Adds a node computed by `op` from `input_count` (0 to 64) inputs.
+ * Errors also: BP_ERR_INVALID_ARGUMENT (op NULL, op->size smaller than this header's
+ * sizeof(bp_custom_op), a callback NULL), BP_ERR_SHAPE (the shape callback rejected). */
+bp_status bp_graph_custom(bp_graph *graph, const bp_custom_op *op, const bp_node *inputs,
+                          size_t input_count, bp_node *out);
 
 /* Sets the values of a leaf (input, parameter or constant). `count` must equal the node's
  * element count. The _f64 form takes doubles; each form converts if the graph's dtype differs.
@@ -256,6 +443,16 @@ bp_status bp_graph_node_count(const bp_graph *graph, size_t *out);
  * bp_graph_backward, and BP_ERR_INVALID_ARGUMENT (eps not positive, a tolerance negative). */
 bp_status bp_graph_check_gradients(bp_graph *graph, bp_node root, double eps, double atol,
                                    double rtol, int *passed, double *max_abs_error);
+
+/* Training mode (non-zero, the default) or evaluation mode (0). Only dropout behaves
+ * differently: in evaluation mode it passes values through. Switching marks op values stale.
+ * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_BUSY. */
+bp_status bp_graph_set_training(bp_graph *graph, int training);
+
+/* Restarts the graph's random generator (used by dropout) from `seed`; a new graph starts from
+ * seed 0. The same seed and the same calls give the same results.
+ * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_BUSY. */
+bp_status bp_graph_seed(bp_graph *graph, uint64_t seed);
 
 /* ---------------------------------------------------------------------------------------------
  * Network: dense layers trained by backpropagation

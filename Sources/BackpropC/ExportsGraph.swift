@@ -54,99 +54,6 @@ public func bp_graph_constant(_ graph: OpaquePointer?, _ dims: UnsafePointer<UIn
     addNode(graph, out) { graph in try graph.constant(try shape(dims, rank)) }
 }
 
-// MARK: Ops
-
-@_cdecl("bp_graph_add")
-public func bp_graph_add(_ g: OpaquePointer?, _ a: Int32, _ b: Int32, _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
-    addNode(g, out) { try $0.add(node(a, $0), node(b, $0)) }
-}
-
-@_cdecl("bp_graph_sub")
-public func bp_graph_sub(_ g: OpaquePointer?, _ a: Int32, _ b: Int32, _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
-    addNode(g, out) { try $0.sub(node(a, $0), node(b, $0)) }
-}
-
-@_cdecl("bp_graph_mul")
-public func bp_graph_mul(_ g: OpaquePointer?, _ a: Int32, _ b: Int32, _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
-    addNode(g, out) { try $0.mul(node(a, $0), node(b, $0)) }
-}
-
-@_cdecl("bp_graph_div")
-public func bp_graph_div(_ g: OpaquePointer?, _ a: Int32, _ b: Int32, _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
-    addNode(g, out) { try $0.div(node(a, $0), node(b, $0)) }
-}
-
-@_cdecl("bp_graph_maximum")
-public func bp_graph_maximum(_ g: OpaquePointer?, _ a: Int32, _ b: Int32, _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
-    addNode(g, out) { try $0.maximum(node(a, $0), node(b, $0)) }
-}
-
-@_cdecl("bp_graph_minimum")
-public func bp_graph_minimum(_ g: OpaquePointer?, _ a: Int32, _ b: Int32, _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
-    addNode(g, out) { try $0.minimum(node(a, $0), node(b, $0)) }
-}
-
-@_cdecl("bp_graph_neg")
-public func bp_graph_neg(_ g: OpaquePointer?, _ x: Int32, _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
-    addNode(g, out) { try $0.neg(node(x, $0)) }
-}
-
-@_cdecl("bp_graph_exp")
-public func bp_graph_exp(_ g: OpaquePointer?, _ x: Int32, _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
-    addNode(g, out) { try $0.exp(node(x, $0)) }
-}
-
-@_cdecl("bp_graph_log")
-public func bp_graph_log(_ g: OpaquePointer?, _ x: Int32, _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
-    addNode(g, out) { try $0.log(node(x, $0)) }
-}
-
-@_cdecl("bp_graph_relu")
-public func bp_graph_relu(_ g: OpaquePointer?, _ x: Int32, _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
-    addNode(g, out) { try $0.relu(node(x, $0)) }
-}
-
-@_cdecl("bp_graph_sigmoid")
-public func bp_graph_sigmoid(_ g: OpaquePointer?, _ x: Int32, _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
-    addNode(g, out) { try $0.sigmoid(node(x, $0)) }
-}
-
-@_cdecl("bp_graph_tanh")
-public func bp_graph_tanh(_ g: OpaquePointer?, _ x: Int32, _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
-    addNode(g, out) { try $0.tanh(node(x, $0)) }
-}
-
-@_cdecl("bp_graph_matmul")
-public func bp_graph_matmul(_ g: OpaquePointer?, _ a: Int32, _ b: Int32, _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
-    addNode(g, out) { try $0.matmul(node(a, $0), node(b, $0)) }
-}
-
-@_cdecl("bp_graph_sum")
-public func bp_graph_sum(_ g: OpaquePointer?, _ x: Int32, _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
-    addNode(g, out) { try $0.sum(node(x, $0)) }
-}
-
-@_cdecl("bp_graph_mean")
-public func bp_graph_mean(_ g: OpaquePointer?, _ x: Int32, _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
-    addNode(g, out) { try $0.mean(node(x, $0)) }
-}
-
-@_cdecl("bp_graph_mse_loss")
-public func bp_graph_mse_loss(_ g: OpaquePointer?, _ prediction: Int32, _ target: Int32, _ reduction: Int32,
-                              _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
-    addNode(g, out) {
-        try $0.mseLoss(node(prediction, $0), node(target, $0), reduction: enumValue(reduction, "reduction"))
-    }
-}
-
-@_cdecl("bp_graph_cross_entropy")
-public func bp_graph_cross_entropy(_ g: OpaquePointer?, _ logits: Int32, _ labels: Int32, _ reduction: Int32,
-                                   _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
-    addNode(g, out) {
-        try $0.crossEntropy(node(logits, $0), node(labels, $0), reduction: enumValue(reduction, "reduction"))
-    }
-}
-
 // MARK: Values, forward, backward
 
 @_cdecl("bp_graph_set_value")
@@ -240,7 +147,7 @@ public func bp_graph_check_gradients(_ g: OpaquePointer?, _ root: Int32, _ eps: 
 // MARK: Helpers
 
 /// Adds a node with `body` and writes its id; the out-pointer is checked before the graph changes.
-private func addNode(_ g: OpaquePointer?, _ out: UnsafeMutablePointer<Int32>?, _ function: String = #function,
+func addNode(_ g: OpaquePointer?, _ out: UnsafeMutablePointer<Int32>?, _ function: String = #function,
                      _ body: (Graph) throws -> NodeID) -> Int32 {
     withGraph(g, function) { graph in
         let out = try required(out, "out")
@@ -259,3 +166,15 @@ func node(_ id: Int32, _ graph: Graph) throws -> NodeID {
     return Int(id)
 }
 
+
+// MARK: Modes
+
+@_cdecl("bp_graph_set_training")
+public func bp_graph_set_training(_ g: OpaquePointer?, _ training: Int32) -> Int32 {
+    withGraph(g) { $0.isTraining = training != 0 }
+}
+
+@_cdecl("bp_graph_seed")
+public func bp_graph_seed(_ g: OpaquePointer?, _ seed: UInt64) -> Int32 {
+    withGraph(g) { $0.seed(seed) }
+}

@@ -29,3 +29,18 @@ public func bp_last_error() -> UnsafePointer<CChar> {
 func cString(_ string: StaticString) -> UnsafePointer<CChar> {
     UnsafeRawPointer(string.utf8Start).assumingMemoryBound(to: CChar.self)
 }
+
+// Library-wide settings.
+
+@_cdecl("bp_set_num_threads")
+public func bp_set_num_threads(_ threads: Int32) -> Int32 {
+    guarded(#function) {
+        guard threads >= 1 else { throw BoundaryError.invalidArgument("threads must be at least 1, got \(threads)") }
+        Parallelism.setThreadCount(Int(threads))
+    }
+}
+
+@_cdecl("bp_get_num_threads")
+public func bp_get_num_threads() -> Int32 {
+    Int32(Parallelism.threadCount)
+}

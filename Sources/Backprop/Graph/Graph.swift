@@ -44,6 +44,12 @@ public final class Graph {
 
     public var nodeCount: Int { nodes.count }
 
+    /// Restarts the generator that random ops (dropout) draw from.
+    public func seed(_ seed: UInt64) {
+        context.generator = Generator(seed: seed)
+        for id in nodes.indices where !nodes[id].kind.isLeaf { isCurrent[id] = false }
+    }
+
     /// Training mode (the default) or evaluation mode, in which dropout passes values through.
     /// Changing it makes every op node out of date.
     public var isTraining: Bool {

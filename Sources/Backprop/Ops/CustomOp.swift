@@ -3,6 +3,11 @@
 public struct RawTensor {
     public let data: UnsafeMutableRawPointer?
     public let shape: Shape
+
+    public init(data: UnsafeMutableRawPointer?, shape: Shape) {
+        self.data = data
+        self.shape = shape
+    }
 }
 
 /// An op defined by the caller with closures, so code outside the core (C function pointers,
