@@ -1,0 +1,225 @@
+/// The update rules users know from torch.optim, with PyTorch's formulas and defaults.
+public enum OptimizerAlgorithm: Int32, Sendable, CaseIterable {
+    case sgd = 0, adam, adamW, rmsprop, adagrad
+
+    public var name: String {
+        switch self {
+        case .sgd: "SGD"
+        case .adam: "Adam"
+        case .adamW: "AdamW"
+        case .rmsprop: "RMSprop"
+        case .adagrad: "Adagrad"
+        }
+    }
+}
+
+/// Hyperparameters, named as in torch.optim. Each algorithm reads the ones it defines.
+public struct OptimizerOptions: Sendable, Equatable {
+    public var learningRate: Double
+    /// L2 penalty added to the gradient (decoupled, multiplying the weights, in AdamW).
+    public var weightDecay = 0.0
+    /// SGD and RMSprop.
+    public var momentum = 0.0
+    /// SGD.
+    public var dampening = 0.0
+    public var nesterov = false
+    /// Adam and AdamW.
+    public var beta1 = 0.9
+    public var beta2 = 0.999
+    public var amsgrad = false
+    /// Adam, AdamW, RMSprop and Adagrad.
+    public var eps = 1e-8
+    /// RMSprop's smoothing constant, and whether to center by the mean gradient.
+    public var alpha = 0.99
+    public var centered = false
+    /// Adagrad.
+    public var learningRateDecay = 0.0
+    public var initialAccumulatorValue = 0.0
+
+    /// PyTorch's defaults for each algorithm (SGD has no default rate there; 0.01 here).
+    public static func defaults(for algorithm: OptimizerAlgorithm) -> OptimizerOptions {
+        switch algorithm {
+        case .sgd: OptimizerOptions(learningRate: 0.01)
+        case .adam: OptimizerOptions(learningRate: 1e-3)
+        case .adamW: OptimizerOptions(learningRate: 1e-3, weightDecay: 1e-2)
+        case .rmsprop: OptimizerOptions(learningRate: 1e-2)
+        case .adagrad: OptimizerOptions(learningRate: 1e-2, eps: 1e-10)
+        }
+    }
+
+    /// Checks every value the way torch.optim does, so a bad one is refused before any step.
+    public func validate(for algorithm: OptimizerAlgorithm) throws {
+        func require(_ ok: Bool, _ message: String) throws {
+            if !ok { throw BackpropError.invalidArgument("\(algorithm.name): \(message)") }
+        }
+        let values = [learningRate, weightDecay, momentum, dampening, beta1, beta2, eps, alpha,
+                      learningRateDecay, initialAccumulatorValue]
+        try require(values.allSatisfy(\.isFinite), "every option must be finite")
+        try require(learningRate >= 0, "learning rate must not be negative, got \(learningRate)")
+        try require(weightDecay >= 0, "weight decay must not be negative, got \(weightDecay)")
+        try require(momentum >= 0, "momentum must not be negative, got \(momentum)")
+        try require(eps >= 0, "eps must not be negative, got \(eps)")
+        switch algorithm {
+        case .sgd:
+            try require(!nesterov || (momentum > 0 && dampening == 0), "nesterov needs momentum > 0 and dampening 0")
+        case .adam, .adamW:
+            try require(beta1 >= 0 && beta1 < 1, "beta1 must be in [0, 1), got \(beta1)")
+            try require(beta2 >= 0 && beta2 < 1, "beta2 must be in [0, 1), got \(beta2)")
+        case .rmsprop:
+            try require(alpha >= 0, "alpha must not be negative, got \(alpha)")
+        case .adagrad:
+            try require(learningRateDecay >= 0, "learning rate decay must not be negative")
+            try require(initialAccumulatorValue >= 0, "initial accumulator value must not be negative")
+        }
+    }
+}
+
+/// An optimizer over a graph's flat parameter block. Its state (momentum buffers, moment
+/// estimates) is sized on the first step and must then keep meeting the same parameter count.
+/// A step whose gradients hold NaN or infinity is refused: weights and state stay as they were.
+public final class Optimizer {
+    public let algorithm: OptimizerAlgorithm
+    public private(set) var options: OptimizerOptions
+    /// Steps taken (PyTorch's `step` in the state, which bias corrections use).
+    public private(set) var stepCount = 0
+    /// Named state buffers, each one value per parameter element, in the graph's element type.
+    private(set) var state: [(name: String, storage: Storage)] = []
+
+    public init(_ algorithm: OptimizerAlgorithm, options: OptimizerOptions? = nil) throws {
+        let options = options ?? .defaults(for: algorithm)
+        try options.validate(for: algorithm)
+        self.algorithm = algorithm
+        self.options = options
+    }
+
+    public var learningRate: Double { options.learningRate }
+
+    public func setLearningRate(_ rate: Double) throws {
+        var changed = options
+        changed.learningRate = rate
+        try changed.validate(for: algorithm)
+        options = changed
+    }
+
+    /// Forgets the state, as a freshly made optimizer.
+    public func reset() {
+        state = []
+        stepCount = 0
+    }
+
+    /// Applies one update to every parameter of `graph` from its gradients.
+    public func step(_ graph: Graph) throws {
+        let n = graph.parameterCount
+        try prepareState(count: n, dtype: graph.dtype)
+        switch graph.dtype {
+        case .float32: try step(Float.self, graph)
+        case .float64: try step(Double.self, graph)
+        }
+        graph.parametersDidChange()
+    }
+
+    private func prepareState(count: Int, dtype: DType) throws {
+        if let first = state.first {
+            guard first.storage.count == count, first.storage.dtype == dtype else {
+                throw BackpropError.invalidArgument("\(algorithm.name): this optimizer has state for \(first.storage.count) \(first.storage.dtype.name) parameters, not \(count) \(dtype.name): use one optimizer per network, or reset it")
+            }
+            return
+        }
+        let names: [String] = switch algorithm {
+        case .sgd: options.momentum != 0 ? ["momentum_buffer"] : []
+        case .adam, .adamW: ["exp_avg", "exp_avg_sq"] + (options.amsgrad ? ["max_exp_avg_sq"] : [])
+        case .rmsprop: ["square_avg"] + (options.momentum > 0 ? ["momentum_buffer"] : []) + (options.centered ? ["grad_avg"] : [])
+        case .adagrad: ["sum"]
+        }
+        state = try names.map { (name: $0, storage: try Storage(count: count, dtype: dtype)) }
+        if algorithm == .adagrad && options.initialAccumulatorValue != 0 {
+            fill(state[0].storage, with: options.initialAccumulatorValue)
+        }
+    }
+
+    private func fill(_ storage: Storage, with value: Double) {
+        switch storage.dtype {
+        case .float32: storage.typed(Float.self).update(repeating: Float(value), count: storage.count)
+        case .float64: storage.typed(Double.self).update(repeating: value, count: storage.count)
+        }
+    }
+
+    private func buffer<T: Scalar>(_ name: String, _: T.Type) -> UnsafeMutablePointer<T> {
+        state.first { $0.name == name }!.storage.typed(T.self)
+    }
+
+    private func step<T: Scalar>(_: T.Type, _ graph: Graph) throws {
+        let n = graph.parameterCount
+        let p = graph.parameterValues.typed(T.self), grad = graph.parameterGradients.typed(T.self)
+        if let bad = firstNonFinite(grad, n) {
+            throw BackpropError.nonFinite("gradient element \(bad) of the parameters is \(grad[bad]); no weight or optimizer state was changed")
+        }
+        let t = stepCount + 1
+        let o = options
+        let lr = T(o.learningRate), wd = T(o.weightDecay)
+        switch algorithm {
+        case .sgd:
+            let momentum = T(o.momentum), dampening = T(o.dampening)
+            if o.momentum == 0 {
+                for i in 0..<n { p[i] -= lr * (grad[i] + wd * p[i]) }
+            } else {
+                let buf = buffer("momentum_buffer", T.self)
+                for i in 0..<n {
+                    let g = grad[i] + wd * p[i]
+                    buf[i] = t == 1 ? g : momentum * buf[i] + (1 - dampening) * g
+                    p[i] -= lr * (o.nesterov ? g + momentum * buf[i] : buf[i])
+                }
+            }
+        case .adam, .adamW:
+            let m = buffer("exp_avg", T.self), v = buffer("exp_avg_sq", T.self)
+            let vmax = o.amsgrad ? buffer("max_exp_avg_sq", T.self) : nil
+            let b1 = T(o.beta1), b2 = T(o.beta2), eps = T(o.eps)
+            let correction1 = 1 - T.pow(b1, T(t)), correction2Root = T.sqrt(1 - T.pow(b2, T(t)))
+            let stepSize = lr / correction1
+            let decoupled = algorithm == .adamW
+            for i in 0..<n {
+                if decoupled { p[i] *= 1 - lr * wd }
+                let g = decoupled ? grad[i] : grad[i] + wd * p[i]
+                m[i] = b1 * m[i] + (1 - b1) * g
+                v[i] = b2 * v[i] + (1 - b2) * g * g
+                var second = v[i]
+                if let vmax {
+                    vmax[i] = max(vmax[i], v[i])
+                    second = vmax[i]
+                }
+                p[i] -= stepSize * m[i] / (T.sqrt(second) / correction2Root + eps)
+            }
+        case .rmsprop:
+            let square = buffer("square_avg", T.self), alpha = T(o.alpha), eps = T(o.eps)
+            let momentumBuffer = o.momentum > 0 ? buffer("momentum_buffer", T.self) : nil
+            let average = o.centered ? buffer("grad_avg", T.self) : nil
+            let momentum = T(o.momentum)
+            for i in 0..<n {
+                let g = grad[i] + wd * p[i]
+                square[i] = alpha * square[i] + (1 - alpha) * g * g
+                var denominator: T
+                if let average {
+                    average[i] = alpha * average[i] + (1 - alpha) * g
+                    denominator = T.sqrt(square[i] - average[i] * average[i]) + eps
+                } else {
+                    denominator = T.sqrt(square[i]) + eps
+                }
+                if let momentumBuffer {
+                    momentumBuffer[i] = momentum * momentumBuffer[i] + g / denominator
+                    p[i] -= lr * momentumBuffer[i]
+                } else {
+                    p[i] -= lr * g / denominator
+                }
+            }
+        case .adagrad:
+            let sum = buffer("sum", T.self), eps = T(o.eps)
+            let clr = lr / (1 + T(t - 1) * T(o.learningRateDecay))
+            for i in 0..<n {
+                let g = grad[i] + wd * p[i]
+                sum[i] += g * g
+                p[i] -= clr * g / (T.sqrt(sum[i]) + eps)
+            }
+        }
+        stepCount = t
+    }
+}
