@@ -577,6 +577,124 @@ bp_status bp_net_graph(bp_net *net, bp_graph **out);
  * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (layer out of range). */
 bp_status bp_net_layer_nodes(const bp_net *net, size_t layer, bp_node *weight, bp_node *bias);
 
+/* ---------------------------------------------------------------------------------------------
+ * Optimizers, learning-rate schedules and gradient clipping
+ *
+ * An optimizer updates the parameters of a network (or of a graph) from their gradients, with
+ * torch.optim's formulas and defaults. It keeps state (momentum buffers, moment estimates)
+ * sized on its first step; use one optimizer per network. A step whose gradients hold NaN or
+ * infinity fails with BP_ERR_NONFINITE and changes neither the weights nor the state.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct bp_optimizer bp_optimizer;
+
+typedef enum bp_optimizer_kind {
+    BP_OPTIMIZER_SGD = 0,     /* momentum, dampening, nesterov, weight_decay */
+    BP_OPTIMIZER_ADAM = 1,    /* beta1, beta2, eps, amsgrad, weight_decay (added to the gradient) */
+    BP_OPTIMIZER_ADAMW = 2,   /* as Adam, with decoupled weight decay (default 0.01) */
+    BP_OPTIMIZER_RMSPROP = 3, /* alpha, eps, momentum, centered, weight_decay */
+    BP_OPTIMIZER_ADAGRAD = 4  /* lr_decay, initial_accumulator_value, eps, weight_decay */
+} bp_optimizer_kind;
+
+/* Hyperparameters, named as in torch.optim; each optimizer reads the ones it defines. Always
+ * start from bp_optimizer_options_default, which sets `size` and PyTorch's defaults, then change
+ * what you need: later versions may append fields. */
+typedef struct bp_optimizer_options {
+    size_t size;
+    double learning_rate;
+    double weight_decay;
+    double momentum;
+    double dampening;
+    int nesterov;
+    double beta1;
+    double beta2;
+    int amsgrad;
+    double eps;
+    double alpha;
+    int centered;
+    double lr_decay;
+    double initial_accumulator_value;
+} bp_optimizer_options;
+
+/* Fills *out with `kind`'s defaults (learning rate 0.01 for SGD, which has none in PyTorch).
+ * Errors: BP_ERR_INVALID_ARGUMENT (unknown kind, out NULL). */
+bp_status bp_optimizer_options_default(bp_optimizer_kind kind, bp_optimizer_options *out);
+
+/* Creates an optimizer; `options` may be NULL for the defaults. Options are checked as
+ * torch.optim checks them (finite, rates and decays not negative, betas in [0, 1), nesterov
+ * needing momentum and no dampening). Errors: BP_ERR_INVALID_ARGUMENT (unknown kind, out NULL,
+ * options->size too small, a bad option). */
+bp_status bp_optimizer_create(bp_optimizer_kind kind, const bp_optimizer_options *options,
+                              bp_optimizer **out);
+
+/* Frees an optimizer. NULL is a no-op. Errors: BP_ERR_INVALID_HANDLE, BP_ERR_BUSY. */
+bp_status bp_optimizer_free(bp_optimizer *optimizer);
+
+/* One update of every parameter of `net` (or of `graph`) from its current gradients. Gradients
+ * are kept: zero them before the next backward. Errors: BP_ERR_INVALID_HANDLE, BP_ERR_BUSY,
+ * BP_ERR_NONFINITE (nothing changed), BP_ERR_INVALID_ARGUMENT (the optimizer's state was sized
+ * for a different number of parameters). */
+bp_status bp_optimizer_step(bp_optimizer *optimizer, bp_net *net);
+bp_status bp_optimizer_step_graph(bp_optimizer *optimizer, bp_graph *graph);
+
+/* The current learning rate, and setting it (finite, not negative).
+ * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT. */
+bp_status bp_optimizer_learning_rate(const bp_optimizer *optimizer, double *out);
+bp_status bp_optimizer_set_learning_rate(bp_optimizer *optimizer, double learning_rate);
+
+/* Forgets the state and the step count, as a new optimizer. Errors: BP_ERR_INVALID_HANDLE. */
+bp_status bp_optimizer_reset(bp_optimizer *optimizer);
+
+typedef enum bp_schedule_rule {
+    BP_SCHEDULE_CONSTANT = 0,         /* the base rate throughout */
+    BP_SCHEDULE_STEP = 1,             /* x gamma every step_size epochs (StepLR) */
+    BP_SCHEDULE_EXPONENTIAL = 2,      /* x gamma every epoch (ExponentialLR) */
+    BP_SCHEDULE_COSINE = 3,           /* cosine from the base rate to min_lr over `period` epochs */
+    BP_SCHEDULE_REDUCE_ON_PLATEAU = 4 /* x factor after `patience` epochs without improvement */
+} bp_schedule_rule;
+
+/* A schedule stepped once per epoch: an optional linear warm-up from warmup_start_factor x the
+ * base rate to the base rate over warmup_epochs (LinearLR), then `rule` on the epochs after it.
+ * Reduce-on-plateau follows ReduceLROnPlateau in mode "min" with a relative threshold. Start
+ * from bp_schedule_options_default. */
+typedef struct bp_schedule_options {
+    size_t size;
+    bp_schedule_rule rule;
+    size_t step_size;          /* STEP: epochs between decays (default 1) */
+    double gamma;              /* STEP, EXPONENTIAL: the decay factor (default 0.1) */
+    size_t period;             /* COSINE: epochs from the base rate to min_lr (default 10) */
+    double min_lr;             /* COSINE, REDUCE_ON_PLATEAU: the floor (default 0) */
+    size_t warmup_epochs;      /* default 0: no warm-up */
+    double warmup_start_factor; /* default 1/3 */
+    double factor;             /* REDUCE_ON_PLATEAU: in (0, 1) (default 0.1) */
+    size_t patience;           /* REDUCE_ON_PLATEAU: epochs without improvement (default 10) */
+    double threshold;          /* REDUCE_ON_PLATEAU: relative improvement needed (default 1e-4) */
+    size_t cooldown;           /* REDUCE_ON_PLATEAU: epochs to wait after a reduction (default 0) */
+} bp_schedule_options;
+
+/* Fills *out with `rule`'s defaults. Errors: BP_ERR_INVALID_ARGUMENT (unknown rule, out NULL). */
+bp_status bp_schedule_options_default(bp_schedule_rule rule, bp_schedule_options *out);
+
+/* Attaches a schedule whose base rate is the optimizer's current learning rate, and sets the
+ * rate for epoch 0. Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (NULL, size too
+ * small, a bad option). */
+bp_status bp_optimizer_set_schedule(bp_optimizer *optimizer, const bp_schedule_options *options);
+
+/* Ends an epoch: advances the schedule, using `metric` (the validation loss, say; NaN when there
+ * is none) for reduce-on-plateau, sets the new rate and writes it to *learning_rate (may be
+ * NULL). Errors: BP_ERR_INVALID_HANDLE, BP_ERR_STATE (no schedule set). */
+bp_status bp_optimizer_schedule_step(bp_optimizer *optimizer, double metric,
+                                     double *learning_rate);
+
+/* Clipping of the network's parameter gradients, as torch.nn.utils: by global L2 norm (scaled
+ * by max_norm / (norm + 1e-6) when the norm exceeds max_norm; the norm before clipping goes to
+ * *total_norm, which may be NULL), or by value (clamped to [-value, value]). Call between
+ * backward and the optimizer step. Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT
+ * (max_norm or value not positive and finite), BP_ERR_NONFINITE (the norm is not finite:
+ * nothing clipped). */
+bp_status bp_net_clip_grad_norm(bp_net *net, double max_norm, double *total_norm);
+bp_status bp_net_clip_grad_value(bp_net *net, double value);
+
 #ifdef __cplusplus
 }
 #endif

@@ -5,33 +5,62 @@ import Backprop
 /// arguments before touching anything, so a failure changes nothing.
 func withGraph(_ pointer: OpaquePointer?, _ function: String = #function,
                _ body: (Graph) throws -> Void) -> Int32 {
-    guarded(function) {
-        try withHandle(pointer, kind: "bp_graph") { handle in
-            switch handle.object {
-            case .graph(let graph): try body(graph)
-            case .network: throw BoundaryError.invalidHandle("expected a bp_graph, got a bp_net")
-            }
-        }
-    }
+    guarded(function) { try locked(pointer, "bp_graph", \.graph) { try body($0) } }
 }
 
 func withNetwork(_ pointer: OpaquePointer?, _ function: String = #function,
                  _ body: (Network) throws -> Void) -> Int32 {
-    withNetworkHandle(pointer, function) { handle in
-        guard case .network(let network) = handle.object else { return }
-        try body(network)
-    }
+    guarded(function) { try locked(pointer, "bp_net", \.network) { try body($0) } }
 }
 
 func withNetworkHandle(_ pointer: OpaquePointer?, _ function: String = #function,
                        _ body: (Handle) throws -> Void) -> Int32 {
-    guarded(function) {
-        try withHandle(pointer, kind: "bp_net") { handle in
-            guard case .network = handle.object else {
-                throw BoundaryError.invalidHandle("expected a bp_net, got a bp_graph")
-            }
-            try body(handle)
+    guarded(function) { try lockedHandle(pointer, "bp_net", \.network, body) }
+}
+
+func withOptimizer(_ pointer: OpaquePointer?, _ function: String = #function,
+                   _ body: (OptimizerHandle) throws -> Void) -> Int32 {
+    guarded(function) { try locked(pointer, "bp_optimizer", \.optimizer) { try body($0) } }
+}
+
+/// Looks up a handle of the kind `extract` accepts, holds its lock during `body`, and passes
+/// the object. Calls nest to hold two handles at once (an optimizer and a network, say).
+func locked<T>(_ pointer: OpaquePointer?, _ kind: String, _ extract: (Handle.Object) -> T?,
+               _ body: (T) throws -> Void) throws {
+    try lockedHandle(pointer, kind, extract) { try body(extract($0.object)!) }
+}
+
+private func lockedHandle<T>(_ pointer: OpaquePointer?, _ kind: String, _ extract: (Handle.Object) -> T?,
+                             _ body: (Handle) throws -> Void) throws {
+    guard let pointer else { throw BoundaryError.invalidHandle("the \(kind) handle is NULL") }
+    guard let handle = Registry.lookup(pointer) else {
+        throw BoundaryError.invalidHandle("\(pointer) is not a live \(kind) handle (freed, or never created by this library)")
+    }
+    guard extract(handle.object) != nil else {
+        throw BoundaryError.invalidHandle("\(pointer) is a \(handle.kindName) handle, not a \(kind)")
+    }
+    try handle.lock.acquire()
+    defer { handle.lock.release() }
+    try body(handle)
+}
+
+/// Frees a handle of the kind `extract` accepts (NULL is a no-op), together with the handles it
+/// owns. A borrowed handle is refused.
+func freeHandle<T>(_ pointer: OpaquePointer?, _ kind: String, _ function: String,
+                   _ extract: (Handle.Object) -> T?) -> Int32 {
+    guard pointer != nil else { return Status.ok.rawValue }
+    return guarded(function) {
+        guard let handle = Registry.lookup(pointer), extract(handle.object) != nil else {
+            throw BoundaryError.invalidHandle("not a live \(kind) handle (already freed, or never created by this library)")
         }
+        guard !handle.isBorrowed else {
+            throw BoundaryError.invalidHandle("this \(kind) belongs to a network: free the network instead")
+        }
+        try handle.lock.acquire()
+        handle.lock.markFreed()
+        if let graphHandle = handle.graphHandle { Registry.remove(graphHandle) }
+        Registry.remove(handle)
+        handle.lock.release()
     }
 }
 
@@ -43,16 +72,6 @@ func guarded(_ function: String, _ body: () throws -> Void) -> Int32 {
     } catch {
         return report(error, in: cName(function))
     }
-}
-
-private func withHandle(_ pointer: OpaquePointer?, kind: String, _ body: (Handle) throws -> Void) throws {
-    guard let pointer else { throw BoundaryError.invalidHandle("the \(kind) handle is NULL") }
-    guard let handle = Registry.lookup(pointer) else {
-        throw BoundaryError.invalidHandle("\(pointer) is not a live \(kind) handle (freed, or never created by this library)")
-    }
-    try handle.lock.acquire()
-    defer { handle.lock.release() }
-    try body(handle)
 }
 
 /// "bp_graph_add(_:_:_:_:)" → "bp_graph_add", for messages.

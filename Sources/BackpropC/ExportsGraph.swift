@@ -14,19 +14,7 @@ public func bp_graph_create(_ dtype: Int32, _ out: UnsafeMutablePointer<OpaquePo
 
 @_cdecl("bp_graph_free")
 public func bp_graph_free(_ graph: OpaquePointer?) -> Int32 {
-    guard graph != nil else { return Status.ok.rawValue }
-    return guarded(#function) {
-        guard let handle = Registry.lookup(graph), case .graph = handle.object else {
-            throw BoundaryError.invalidHandle("not a live bp_graph handle (already freed, or never created by this library)")
-        }
-        guard !handle.isBorrowed else {
-            throw BoundaryError.invalidHandle("this graph belongs to a network: free the network instead")
-        }
-        try handle.lock.acquire()
-        handle.lock.markFreed()
-        Registry.remove(handle)
-        handle.lock.release()
-    }
+    freeHandle(graph, "bp_graph", #function, \.graph)
 }
 
 @_cdecl("bp_graph_dtype")

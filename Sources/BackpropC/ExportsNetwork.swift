@@ -14,17 +14,7 @@ public func bp_net_create(_ inputWidth: UInt, _ seed: UInt64, _ out: UnsafeMutab
 
 @_cdecl("bp_net_free")
 public func bp_net_free(_ net: OpaquePointer?) -> Int32 {
-    guard net != nil else { return Status.ok.rawValue }
-    return guarded(#function) {
-        guard let handle = Registry.lookup(net), case .network = handle.object else {
-            throw BoundaryError.invalidHandle("not a live bp_net handle (already freed, or never created by this library)")
-        }
-        try handle.lock.acquire()
-        handle.lock.markFreed()
-        if let graphHandle = handle.graphHandle { Registry.remove(graphHandle) }
-        Registry.remove(handle)
-        handle.lock.release()
-    }
+    freeHandle(net, "bp_net", #function, \.network)
 }
 
 @_cdecl("bp_net_add_dense")

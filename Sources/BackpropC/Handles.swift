@@ -8,6 +8,11 @@ final class Handle: @unchecked Sendable {
     enum Object {
         case graph(Graph)
         case network(Network)
+        case optimizer(OptimizerHandle)
+
+        var graph: Graph? { if case .graph(let g) = self { g } else { nil } }
+        var network: Network? { if case .network(let n) = self { n } else { nil } }
+        var optimizer: OptimizerHandle? { if case .optimizer(let o) = self { o } else { nil } }
     }
 
     let object: Object
@@ -20,6 +25,13 @@ final class Handle: @unchecked Sendable {
 
     init(graph: Graph) {
         object = .graph(graph)
+        lock = BusyLock()
+        isBorrowed = false
+        graphHandle = nil
+    }
+
+    init(optimizer: OptimizerHandle) {
+        object = .optimizer(optimizer)
         lock = BusyLock()
         isBorrowed = false
         graphHandle = nil
@@ -40,6 +52,14 @@ final class Handle: @unchecked Sendable {
     }
 
     var address: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }
+
+    var kindName: String {
+        switch object {
+        case .graph: "bp_graph"
+        case .network: "bp_net"
+        case .optimizer: "bp_optimizer"
+        }
+    }
 }
 
 /// Marks a handle as in use by one thread; a second thread is refused (BP_ERR_BUSY) instead of
@@ -81,4 +101,12 @@ enum Registry {
     static func remove(_ handle: Handle) {
         _ = handles.withLock { $0.removeValue(forKey: UInt(bitPattern: handle.address)) }
     }
+}
+
+/// What a bp_optimizer handle holds: the optimizer and, once set, its learning-rate schedule.
+final class OptimizerHandle {
+    let optimizer: Optimizer
+    var scheduler: Scheduler?
+
+    init(_ optimizer: Optimizer) { self.optimizer = optimizer }
 }

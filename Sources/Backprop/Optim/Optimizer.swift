@@ -36,6 +36,13 @@ public struct OptimizerOptions: Sendable, Equatable {
     public var learningRateDecay = 0.0
     public var initialAccumulatorValue = 0.0
 
+    /// Options with this learning rate and every other value at its torch.optim default.
+    public init(learningRate: Double, weightDecay: Double = 0, eps: Double = 1e-8) {
+        self.learningRate = learningRate
+        self.weightDecay = weightDecay
+        self.eps = eps
+    }
+
     /// PyTorch's defaults for each algorithm (SGD has no default rate there; 0.01 here).
     public static func defaults(for algorithm: OptimizerAlgorithm) -> OptimizerOptions {
         switch algorithm {
