@@ -11,31 +11,52 @@ ops, then run it as often as needed::
         g.backward(y)
         g.grad(x)                  # array([2., 4., 6.])
 
-Values go in as anything numpy can turn into an array of real numbers (converted to the graph's
-dtype) and come out as fresh numpy arrays of the node's shape. Errors of the library are raised as
-:class:`~backprop.BackpropError` subclasses; mistakes caught before the call (a wrong array
-shape, a node of another graph) as ValueError or TypeError subclasses with a message naming what
-was expected.
+Values go in as numpy arrays or anything numpy can turn into an array of real numbers. A float32
+or float64 array that is C-contiguous is read by the library where it is, without a copy (the
+library converts to the graph's dtype as it reads); anything else is converted once into a new
+array of the graph's dtype (see :mod:`backprop._arrays` for the exact rule). Values and
+gradients come out as new numpy arrays of the node's shape that own their memory.
+
+Errors of the library are raised as :class:`~backprop.BackpropError` subclasses; mistakes caught
+before the call (a wrong array shape, a node of another graph) as ValueError or TypeError
+subclasses with a message naming what was expected.
+
+ctypes releases the GIL for the duration of every library call, so a long forward, backward or
+gradient check lets other Python threads run meanwhile.
 """
+
+from __future__ import annotations
 
 import ctypes
 import numbers
 import operator
 import weakref
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _capi
+from ._arrays import float_pointer, real_array
 from ._capi import MAX_RANK, DType, GraphHandle, Reduction, lib
 from .errors import InvalidHandleError, check
 
-__all__ = ["Graph", "Node"]
+__all__ = ["Graph", "Node", "DTypeLike", "ShapeLike", "Operand"]
+
+#: What names an element type: "float32", "float64", a numpy dtype or type, or a DType.
+DTypeLike = Union[str, np.dtype, type, DType]
+#: A shape: a sequence of non-negative ints, or one int n for a vector (n,).
+ShapeLike = Union[int, Sequence[int]]
+#: An operand of an op: a Node of the same graph, or values that become a new constant.
+Operand = Union["Node", float, npt.ArrayLike]
+
+_BOTH_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 _NUMPY_DTYPES = {DType.FLOAT32: np.dtype(np.float32), DType.FLOAT64: np.dtype(np.float64)}
 _REDUCTIONS = {"mean": Reduction.MEAN, "sum": Reduction.SUM, "none": Reduction.NONE}
 
 
-def _dtype_code(dtype):
+def _dtype_code(dtype: DTypeLike) -> DType:
     """The DType for "float32", "float64", a numpy dtype or a DType."""
     if isinstance(dtype, DType):
         return dtype
@@ -51,7 +72,7 @@ def _dtype_code(dtype):
     raise ValueError(f"dtype must be float32 or float64, got {numpy_dtype}")
 
 
-def _reduction_code(reduction):
+def _reduction_code(reduction: Union[str, Reduction]) -> Reduction:
     if isinstance(reduction, Reduction):
         return reduction
     try:
@@ -61,7 +82,7 @@ def _reduction_code(reduction):
             f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}") from None
 
 
-def _shape_tuple(shape):
+def _shape_tuple(shape: ShapeLike) -> Tuple[int, ...]:
     """A shape as a tuple of non-negative ints; an int n means (n,)."""
     if isinstance(shape, numbers.Integral):
         shape = (shape,)
@@ -74,22 +95,7 @@ def _shape_tuple(shape):
     return dims
 
 
-def real_array(values, dtype, what="values"):
-    """`values` as a C-contiguous array of `dtype`, refusing anything that is not real numbers."""
-    array = np.asarray(values)
-    if array.dtype.kind not in "biuf":
-        raise TypeError(f"{what} must be real numbers, got an array of dtype {array.dtype}")
-    # Not np.ascontiguousarray: it turns a 0-d array into shape (1,).
-    return np.asarray(array, dtype=dtype, order="C")
-
-
-def _pointer(array):
-    """A ctypes pointer to the data of a float32 or float64 array (which the caller keeps alive)."""
-    ctype = ctypes.c_float if array.dtype == np.float32 else ctypes.c_double
-    return array.ctypes.data_as(ctypes.POINTER(ctype))
-
-
-def _free_graph(handle):
+def _free_graph(handle: Any) -> Optional[int]:
     """Frees a graph handle; returns the status. Runs from close(), from garbage collection or at
     interpreter exit, when the library may already be going away: then it does nothing."""
     try:
@@ -110,107 +116,118 @@ class Node:
     # Make numpy hand `array + node` over to Node.__radd__ instead of looping over the array.
     __array_ufunc__ = None
 
-    def __init__(self, graph, id):
+    graph: Graph
+    id: int
+
+    def __init__(self, graph: Graph, id: int) -> None:
         self.graph = graph
         self.id = int(id)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         try:
             return f"Node(id={self.id}, shape={self.shape})"
         except Exception:
             return f"Node(id={self.id})"
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         if not isinstance(other, Node):
             return NotImplemented
         return self.graph is other.graph and self.id == other.id
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash((id(self.graph), self.id))
 
     # Reading
     @property
-    def shape(self):
+    def shape(self) -> Tuple[int, ...]:
         """The node's shape, a tuple of ints (``()`` for a scalar)."""
         return self.graph.shape(self)
 
     @property
-    def size(self):
+    def size(self) -> int:
         """The number of elements."""
         return self.graph.size(self)
 
     @property
-    def value(self):
-        """A copy of the node's values (op nodes need a forward first)."""
+    def value(self) -> npt.NDArray[Any]:
+        """A new array holding the node's values (op nodes need a forward first). Setting it
+        is :meth:`Graph.set_value`."""
         return self.graph.value(self)
 
     @value.setter
-    def value(self, values):
+    def value(self, values: npt.ArrayLike) -> None:
         self.graph.set_value(self, values)
 
     @property
-    def grad(self):
-        """A copy of the node's gradient."""
+    def grad(self) -> npt.NDArray[Any]:
+        """A new array holding the node's gradient."""
         return self.graph.grad(self)
 
-    def backward(self):
-        """Backpropagates from this node, which must be a scalar."""
+    def backward(self) -> None:
+        """Backpropagates from this node, which must be a scalar (see :meth:`Graph.backward`)."""
         self.graph.backward(self)
 
     # Operators
-    def __add__(self, other):
+    def __add__(self, other: Operand) -> Node:
         return self.graph.add(self, other)
 
-    def __radd__(self, other):
+    def __radd__(self, other: Operand) -> Node:
         return self.graph.add(other, self)
 
-    def __sub__(self, other):
+    def __sub__(self, other: Operand) -> Node:
         return self.graph.sub(self, other)
 
-    def __rsub__(self, other):
+    def __rsub__(self, other: Operand) -> Node:
         return self.graph.sub(other, self)
 
-    def __mul__(self, other):
+    def __mul__(self, other: Operand) -> Node:
         return self.graph.mul(self, other)
 
-    def __rmul__(self, other):
+    def __rmul__(self, other: Operand) -> Node:
         return self.graph.mul(other, self)
 
-    def __truediv__(self, other):
+    def __truediv__(self, other: Operand) -> Node:
         return self.graph.div(self, other)
 
-    def __rtruediv__(self, other):
+    def __rtruediv__(self, other: Operand) -> Node:
         return self.graph.div(other, self)
 
-    def __matmul__(self, other):
+    def __matmul__(self, other: Operand) -> Node:
         return self.graph.matmul(self, other)
 
-    def __rmatmul__(self, other):
+    def __rmatmul__(self, other: Operand) -> Node:
         return self.graph.matmul(other, self)
 
-    def __neg__(self):
+    def __neg__(self) -> Node:
         return self.graph.neg(self)
 
     # Unary ops and reductions as methods
-    def exp(self):
+    def exp(self) -> Node:
+        """e**self, as :meth:`Graph.exp`."""
         return self.graph.exp(self)
 
-    def log(self):
+    def log(self) -> Node:
+        """The natural logarithm, as :meth:`Graph.log`."""
         return self.graph.log(self)
 
-    def relu(self):
+    def relu(self) -> Node:
+        """max(self, 0), as :meth:`Graph.relu`."""
         return self.graph.relu(self)
 
-    def sigmoid(self):
+    def sigmoid(self) -> Node:
+        """1 / (1 + e**-self), as :meth:`Graph.sigmoid`."""
         return self.graph.sigmoid(self)
 
-    def tanh(self):
+    def tanh(self) -> Node:
+        """tanh(self), as :meth:`Graph.tanh`."""
         return self.graph.tanh(self)
 
-    def sum(self):
+    def sum(self) -> Node:
+        """The sum of all elements (a scalar), as :meth:`Graph.sum`."""
         return self.graph.sum(self)
 
-    def mean(self):
+    def mean(self) -> Node:
+        """The mean of all elements (a scalar), as :meth:`Graph.mean`."""
         return self.graph.mean(self)
 
 
@@ -221,20 +238,27 @@ class Graph:
         dtype: the element type of every value and gradient: "float32" (the default) or
             "float64", or the numpy equivalents.
 
-    The graph is freed by :meth:`close`, by leaving a ``with`` block, or when it is garbage
-    collected, whichever comes first, and exactly once. Using a closed graph raises
-    :class:`~backprop.InvalidHandleError`.
+    The graph is freed by :meth:`close`, by leaving a ``with`` block, when it is garbage
+    collected, or at interpreter exit, whichever comes first, and exactly once. Using a closed
+    graph raises :class:`~backprop.InvalidHandleError`.
+
+    One graph may be used from one thread at a time; a call made while another thread is inside
+    the library with the same graph raises :class:`~backprop.BusyError`. The GIL is released
+    during library calls, so distinct graphs run in parallel from Python threads.
     """
 
-    def __init__(self, dtype="float32"):
+    dtype: np.dtype
+    """The numpy dtype of the graph's values and gradients (float32 or float64)."""
+
+    def __init__(self, dtype: DTypeLike = "float32") -> None:
         code = _dtype_code(dtype)
         handle = GraphHandle()
         check(lib.bp_graph_create(code, ctypes.byref(handle)))
         self._setup(handle, code, owner=None)
-        self._finalizer = weakref.finalize(self, _free_graph, handle)
+        self._finalizer: Optional[weakref.finalize] = weakref.finalize(self, _free_graph, handle)
 
     @classmethod
-    def _borrow(cls, handle, owner):
+    def _borrow(cls, handle: Any, owner: Any) -> Graph:
         """A Graph over a handle that `owner` (a Network) owns: never freed here, keeps the owner
         alive, and stops working once the owner is closed."""
         graph = cls.__new__(cls)
@@ -244,17 +268,18 @@ class Graph:
         graph._finalizer = None
         return graph
 
-    def _setup(self, handle, code, owner):
+    def _setup(self, handle: Any, code: DType, owner: Any) -> None:
         self._handle = handle
         self._code = code
         self._owner = owner
-        self._shapes = {}
+        self._shapes: Dict[int, Tuple[int, ...]] = {}
         self.dtype = _NUMPY_DTYPES[code]
 
     # Lifetime
-    def close(self):
+    def close(self) -> None:
         """Frees the graph. Closing twice is harmless. A borrowed graph (``Network.graph``) is
-        only detached: the network keeps its graph."""
+        only detached: the network keeps its graph. Raises :class:`~backprop.BusyError` (and
+        stays open) while another thread is using the graph."""
         if self._handle is None:
             return
         if self._finalizer is None:  # borrowed
@@ -268,36 +293,36 @@ class Graph:
         check(status)
 
     @property
-    def closed(self):
+    def closed(self) -> bool:
         """Whether the graph can no longer be used."""
         return self._handle is None or (self._owner is not None and self._owner.closed)
 
-    def __enter__(self):
+    def __enter__(self) -> Graph:
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         if self.closed:
             return "<Graph closed>"
         return f"<Graph dtype={self.dtype} nodes={self.node_count}>"
 
-    def _h(self):
+    def _h(self) -> Any:
         if self._handle is None:
             raise InvalidHandleError("the Graph is closed")
         if self._owner is not None and self._owner.closed:
             raise InvalidHandleError("the Network that owns this Graph is closed")
         return self._handle
 
-    def _own(self, node):
+    def _own(self, node: Node) -> Node:
         if not isinstance(node, Node):
             raise TypeError(f"expected a Node, got {type(node).__name__}")
         if node.graph is not self:
             raise InvalidHandleError(f"node {node.id} belongs to another Graph")
         return node
 
-    def _operands(self, *operands):
+    def _operands(self, *operands: Operand) -> Sequence[Node]:
         """Nodes of this graph for the operands of an op: Nodes as they are, numbers and arrays
         as new constants. Every Node is checked before any constant is added."""
         for x in operands:
@@ -307,14 +332,14 @@ class Graph:
                 raise TypeError(f"cannot use a {type(x).__name__} as a graph operand")
         return [x if isinstance(x, Node) else self._constant_from(x) for x in operands]
 
-    def _constant_from(self, values):
-        array = real_array(values, self.dtype, "an operand")
+    def _constant_from(self, values: npt.ArrayLike) -> Node:
+        array = real_array(values, _BOTH_FLOATS, self.dtype, "an operand")
         node = self.constant(array.shape)
-        self.set_value(node, array)
+        self._write(node, array)
         return node
 
     # Leaves
-    def _leaf(self, function, shape):
+    def _leaf(self, function: Any, shape: ShapeLike) -> Node:
         handle = self._h()
         dims = _shape_tuple(shape)
         out = _capi.bp_node()
@@ -323,95 +348,97 @@ class Graph:
         self._shapes[out.value] = dims
         return Node(self, out.value)
 
-    def input(self, shape):
-        """Adds an input: a leaf whose value you set and whose gradient is computed."""
+    def input(self, shape: ShapeLike) -> Node:
+        """Adds an input of the given shape: a leaf whose value you set and whose gradient is
+        computed. Starts at zero."""
         return self._leaf(lib.bp_graph_input, shape)
 
-    def parameter(self, shape):
+    def parameter(self, shape: ShapeLike) -> Node:
         """Adds a parameter: like an input, and what an optimizer updates. Starts at zero."""
         return self._leaf(lib.bp_graph_parameter, shape)
 
-    def constant(self, shape):
-        """Adds a constant: a leaf whose value you set, with no gradient."""
+    def constant(self, shape: ShapeLike) -> Node:
+        """Adds a constant: a leaf whose value you set, with no gradient. Starts at zero."""
         return self._leaf(lib.bp_graph_constant, shape)
 
     # Ops
-    def _binary(self, function, a, b):
+    def _binary(self, function: Any, a: Operand, b: Operand) -> Node:
         handle = self._h()
         a, b = self._operands(a, b)
         out = _capi.bp_node()
         check(function(handle, a.id, b.id, ctypes.byref(out)))
         return Node(self, out.value)
 
-    def _unary(self, function, x):
+    def _unary(self, function: Any, x: Node) -> Node:
         handle = self._h()
         x = self._own(x)
         out = _capi.bp_node()
         check(function(handle, x.id, ctypes.byref(out)))
         return Node(self, out.value)
 
-    def add(self, a, b):
+    def add(self, a: Operand, b: Operand) -> Node:
         """a + b, broadcasting as numpy does."""
         return self._binary(lib.bp_graph_add, a, b)
 
-    def sub(self, a, b):
+    def sub(self, a: Operand, b: Operand) -> Node:
         """a - b, broadcasting."""
         return self._binary(lib.bp_graph_sub, a, b)
 
-    def mul(self, a, b):
+    def mul(self, a: Operand, b: Operand) -> Node:
         """a * b elementwise, broadcasting."""
         return self._binary(lib.bp_graph_mul, a, b)
 
-    def div(self, a, b):
+    def div(self, a: Operand, b: Operand) -> Node:
         """a / b elementwise, broadcasting."""
         return self._binary(lib.bp_graph_div, a, b)
 
-    def maximum(self, a, b):
+    def maximum(self, a: Operand, b: Operand) -> Node:
         """The larger of a and b elementwise; on a tie the gradient is split evenly."""
         return self._binary(lib.bp_graph_maximum, a, b)
 
-    def minimum(self, a, b):
+    def minimum(self, a: Operand, b: Operand) -> Node:
         """The smaller of a and b elementwise; on a tie the gradient is split evenly."""
         return self._binary(lib.bp_graph_minimum, a, b)
 
-    def neg(self, x):
+    def neg(self, x: Node) -> Node:
         """-x."""
         return self._unary(lib.bp_graph_neg, x)
 
-    def exp(self, x):
+    def exp(self, x: Node) -> Node:
         """e**x."""
         return self._unary(lib.bp_graph_exp, x)
 
-    def log(self, x):
+    def log(self, x: Node) -> Node:
         """The natural logarithm (-inf or NaN for x <= 0)."""
         return self._unary(lib.bp_graph_log, x)
 
-    def relu(self, x):
+    def relu(self, x: Node) -> Node:
         """max(x, 0), with gradient 0 at 0."""
         return self._unary(lib.bp_graph_relu, x)
 
-    def sigmoid(self, x):
+    def sigmoid(self, x: Node) -> Node:
         """1 / (1 + e**-x)."""
         return self._unary(lib.bp_graph_sigmoid, x)
 
-    def tanh(self, x):
+    def tanh(self, x: Node) -> Node:
         """tanh(x)."""
         return self._unary(lib.bp_graph_tanh, x)
 
-    def matmul(self, a, b):
+    def matmul(self, a: Operand, b: Operand) -> Node:
         """The matrix product of a [..., m, k] and b [..., k, n], giving [..., m, n]: leading
         axes are a batch that broadcasts as in numpy's matmul. Both need rank 2 or more."""
         return self._binary(lib.bp_graph_matmul, a, b)
 
-    def sum(self, x):
+    def sum(self, x: Node) -> Node:
         """The sum of all elements: a scalar."""
         return self._unary(lib.bp_graph_sum, x)
 
-    def mean(self, x):
+    def mean(self, x: Node) -> Node:
         """The mean of all elements: a scalar."""
         return self._unary(lib.bp_graph_mean, x)
 
-    def mse_loss(self, prediction, target, reduction="mean"):
+    def mse_loss(self, prediction: Operand, target: Operand,
+                 reduction: Union[str, Reduction] = "mean") -> Node:
         """(prediction - target)**2 reduced by "mean" (PyTorch's MSELoss), "sum" or "none"."""
         code = _reduction_code(reduction)
         handle = self._h()
@@ -420,7 +447,8 @@ class Graph:
         check(lib.bp_graph_mse_loss(handle, prediction.id, target.id, code, ctypes.byref(out)))
         return Node(self, out.value)
 
-    def cross_entropy(self, logits, labels, reduction="mean"):
+    def cross_entropy(self, logits: Operand, labels: Operand,
+                      reduction: Union[str, Reduction] = "mean") -> Node:
         """Softmax cross-entropy of logits [batch, classes] against class indices [batch] or
         class probabilities [batch, classes] (PyTorch's cross_entropy), reduced by "mean" over
         the batch, "sum" or "none" (one loss per sample). Class indices get no gradient;
@@ -433,51 +461,65 @@ class Graph:
         return Node(self, out.value)
 
     # Running
-    def set_value(self, node, values):
-        """Sets the values of a leaf from an array of exactly the node's shape."""
+    def set_value(self, node: Node, values: npt.ArrayLike) -> None:
+        """Sets the values of a leaf from an array of exactly the node's shape.
+
+        A C-contiguous float32 or float64 array is read where it is, without a copy, whatever
+        the graph's dtype (the library converts as it reads). Anything else that holds real
+        numbers is converted once to the graph's dtype. Raises TypeError for values that are
+        not real numbers and ValueError for a shape other than the node's; both messages name
+        the node's shape."""
         handle = self._h()
         node = self._own(node)
         shape = self.shape(node)
-        array = real_array(values, self.dtype)
+        try:
+            array = real_array(values, _BOTH_FLOATS, self.dtype, "values")
+        except TypeError as error:
+            raise TypeError(f"set_value: node {node.id} takes real numbers of shape {shape}; "
+                            f"{error}") from None
         if array.shape != shape:
             raise ValueError(
                 f"set_value: node {node.id} has shape {shape}, got an array of shape "
                 f"{array.shape}")
-        function = lib.bp_graph_set_value if self._code == DType.FLOAT32 else \
-            lib.bp_graph_set_value_f64
-        check(function(handle, node.id, _pointer(array), array.size))
+        self._write(node, array)
 
-    def forward(self):
-        """Computes every op node from the leaves."""
+    def _write(self, node: Node, array: np.ndarray) -> None:
+        function = lib.bp_graph_set_value if array.dtype == np.float32 else \
+            lib.bp_graph_set_value_f64
+        check(function(self._h(), node.id, float_pointer(array), array.size))
+
+    def forward(self) -> None:
+        """Computes every op node from the leaves. The GIL is released meanwhile."""
         check(lib.bp_graph_forward(self._h()))
 
-    def backward(self, root):
-        """Adds the gradient of the scalar `root` into the gradients of the nodes it depends on."""
+    def backward(self, root: Node) -> None:
+        """Adds the gradient of the scalar `root` into the gradients of the nodes it depends on
+        (leaves accumulate until :meth:`zero_grad`). The GIL is released meanwhile."""
         handle = self._h()
         root = self._own(root)
         check(lib.bp_graph_backward(handle, root.id))
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         """Sets every gradient to zero."""
         check(lib.bp_graph_zero_grad(self._h()))
 
-    def _read(self, function32, function64, node):
+    def _read(self, function32: Any, function64: Any, node: Node) -> npt.NDArray[Any]:
         handle = self._h()
         node = self._own(node)
         out = np.empty(self.shape(node), dtype=self.dtype)
         function = function32 if self._code == DType.FLOAT32 else function64
-        check(function(handle, node.id, _pointer(out), out.size))
+        check(function(handle, node.id, float_pointer(out), out.size))
         return out
 
-    def value(self, node):
-        """A new array holding the node's values."""
+    def value(self, node: Node) -> npt.NDArray[Any]:
+        """A new array of the graph's dtype holding the node's values; it owns its memory."""
         return self._read(lib.bp_graph_value, lib.bp_graph_value_f64, node)
 
-    def grad(self, node):
-        """A new array holding the node's gradient."""
+    def grad(self, node: Node) -> npt.NDArray[Any]:
+        """A new array of the graph's dtype holding the node's gradient; it owns its memory."""
         return self._read(lib.bp_graph_grad, lib.bp_graph_grad_f64, node)
 
-    def shape(self, node):
+    def shape(self, node: Node) -> Tuple[int, ...]:
         """The node's shape as a tuple of ints."""
         handle = self._h()
         node = self._own(node)
@@ -489,7 +531,7 @@ class Graph:
             shape = self._shapes[node.id] = tuple(dims[:rank.value])
         return shape
 
-    def size(self, node):
+    def size(self, node: Node) -> int:
         """The node's number of elements."""
         handle = self._h()
         node = self._own(node)
@@ -498,19 +540,21 @@ class Graph:
         return out.value
 
     @property
-    def node_count(self):
+    def node_count(self) -> int:
         """The number of nodes in the graph."""
         out = ctypes.c_size_t()
         check(lib.bp_graph_node_count(self._h(), ctypes.byref(out)))
         return out.value
 
-    def check_gradients(self, root, eps=1e-6, atol=1e-5, rtol=1e-3):
+    def check_gradients(self, root: Node, eps: float = 1e-6, atol: float = 1e-5,
+                        rtol: float = 1e-3) -> Tuple[bool, float]:
         """Checks the gradient of the scalar `root` against central finite differences, computed
         by the library for every element of every input and parameter root depends on.
 
         Returns (passed, max_abs_error): passed when every |analytic - numeric| <= atol + rtol *
         |numeric| (PyTorch's gradcheck rule). Leaf values are unchanged afterwards and leaf
-        gradients hold the gradient of root alone. Meant for small float64 graphs.
+        gradients hold the gradient of root alone. Meant for small float64 graphs. One long
+        library call: the GIL is released meanwhile.
         """
         handle = self._h()
         root = self._own(root)
