@@ -504,7 +504,7 @@ bp_status bp_net_add_dense(bp_net *net, size_t units, bp_activation activation);
 bp_status bp_net_set_loss(bp_net *net, bp_loss loss);
 
 /* Widths: features in, outputs per sample (the last layer's units; the input width while there
- * are no layers), and the number of dense layers.
+ * are no layers), and the number of layers (dense, dropout and layer norm each count one).
  * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (out NULL). */
 bp_status bp_net_input_width(const bp_net *net, size_t *out);
 bp_status bp_net_output_width(const bp_net *net, size_t *out);
@@ -572,10 +572,60 @@ bp_status bp_net_predict(bp_net *net, size_t batch, const float *inputs, size_t 
  * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (out NULL). */
 bp_status bp_net_graph(bp_net *net, bp_graph **out);
 
-/* The parameter nodes of dense layer `layer` (0-based) in the network's graph: the weight
- * [units, in] and the bias [units]. Either out-pointer may be NULL.
+/* The parameter nodes of layer `layer` (0-based) in the network's graph: for a dense layer the
+ * weight [units, in] and the bias [units]; for layer normalization its weight and bias [width];
+ * BP_NO_NODE for a layer without parameters (dropout). Either out-pointer may be NULL.
  * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (layer out of range). */
 bp_status bp_net_layer_nodes(const bp_net *net, size_t layer, bp_node *weight, bp_node *bias);
+
+/* Like bp_net_create, with the element type the network computes in. Data still crosses the
+ * boundary as float32 and is converted; a float64 network is for gradient checks through
+ * bp_net_graph and bp_graph_check_gradients. Errors: as bp_net_create, and
+ * BP_ERR_INVALID_ARGUMENT (unknown dtype). */
+bp_status bp_net_create_dtype(bp_dtype dtype, size_t input_width, uint64_t seed, bp_net **out);
+
+typedef enum bp_initializer {
+    BP_INIT_LINEAR_DEFAULT = 0, /* PyTorch's nn.Linear: weight and bias U(-1/sqrt(in), 1/sqrt(in)) */
+    BP_INIT_XAVIER_UNIFORM = 1, /* U(-b, b), b = sqrt(6 / (in + out)); bias 0 */
+    BP_INIT_XAVIER_NORMAL = 2,  /* N(0, 2 / (in + out)); bias 0 */
+    BP_INIT_KAIMING_UNIFORM = 3, /* He for ReLU: U(-b, b), b = sqrt(6 / in); bias 0 */
+    BP_INIT_KAIMING_NORMAL = 4,  /* He for ReLU: N(0, 2 / in); bias 0 */
+    BP_INIT_ZEROS = 5,          /* weight and bias 0 */
+    BP_INIT_CONSTANT = 6        /* weight and bias `value` */
+} bp_initializer;
+
+/* bp_net_add_dense with a chosen initializer; `value` is used by BP_INIT_CONSTANT only (finite).
+ * Draws come from the network's seeded generator, in layer order.
+ * Errors: as bp_net_add_dense, and BP_ERR_INVALID_ARGUMENT (unknown initializer). */
+bp_status bp_net_add_dense_init(bp_net *net, size_t units, bp_activation activation,
+                                bp_initializer initializer, double value);
+
+/* Appends dropout with probability p in [0, 1]: active in bp_net_forward and bp_net_train_step
+ * (training), the identity in bp_net_predict. Errors: BP_ERR_INVALID_HANDLE,
+ * BP_ERR_INVALID_ARGUMENT (p out of range). */
+bp_status bp_net_add_dropout(bp_net *net, double p);
+
+/* Appends layer normalization over the features (PyTorch's LayerNorm(width, eps)), with a
+ * weight starting at 1 and a bias at 0. Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT
+ * (eps not positive and finite). */
+bp_status bp_net_add_layer_norm(bp_net *net, double eps);
+
+/* Copies layer `layer`'s weight and bias into caller buffers (counts must equal their sizes), or
+ * replaces them (values must be finite). Nothing is written unless every check passes.
+ * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (layer out of range or without
+ * parameters, NULL buffers, wrong counts), BP_ERR_NONFINITE (set: a value is NaN or infinite). */
+bp_status bp_net_layer_parameters(const bp_net *net, size_t layer, float *weight,
+                                  size_t weight_count, float *bias, size_t bias_count);
+bp_status bp_net_set_layer_parameters(bp_net *net, size_t layer, const float *weight,
+                                      size_t weight_count, const float *bias, size_t bias_count);
+
+/* Every parameter (or gradient) end to end as one flat buffer of bp_net_parameter_count floats,
+ * layer by layer, weight before bias: the layout optimizers use, and a buffer to hand to an
+ * allreduce for data-parallel training. Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT
+ * (NULL, wrong count), BP_ERR_NONFINITE (set: a value is NaN or infinite; nothing changes). */
+bp_status bp_net_parameters(const bp_net *net, float *out, size_t count);
+bp_status bp_net_set_parameters(bp_net *net, const float *values, size_t count);
+bp_status bp_net_gradients(const bp_net *net, float *out, size_t count);
 
 /* ---------------------------------------------------------------------------------------------
  * Optimizers, learning-rate schedules and gradient clipping

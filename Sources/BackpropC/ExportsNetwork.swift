@@ -133,11 +133,128 @@ public func bp_net_graph(_ net: OpaquePointer?, _ out: UnsafeMutablePointer<Opaq
 public func bp_net_layer_nodes(_ net: OpaquePointer?, _ layer: UInt, _ weight: UnsafeMutablePointer<Int32>?,
                                _ bias: UnsafeMutablePointer<Int32>?) -> Int32 {
     withNetwork(net) { network in
-        guard layer < UInt(network.layers.count) else {
-            throw BoundaryError.invalidArgument("layer \(layer) is out of range: the network has \(network.layers.count) layers")
+        let chosen = try layerAt(network, layer)
+        weight?.pointee = chosen.weight.map { Int32($0) } ?? -1
+        bias?.pointee = chosen.bias.map { Int32($0) } ?? -1
+    }
+}
+
+@_cdecl("bp_net_create_dtype")
+public func bp_net_create_dtype(_ dtype: Int32, _ inputWidth: UInt, _ seed: UInt64,
+                                _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    guarded(#function) {
+        let out = try required(out, "out")
+        let dtype: DType = try enumValue(dtype, "dtype")
+        let network = try Network(inputWidth: size(inputWidth, "input_width"), seed: seed, dtype: dtype)
+        out.pointee = OpaquePointer(Registry.register(Handle(network: network)))
+    }
+}
+
+@_cdecl("bp_net_add_dense_init")
+public func bp_net_add_dense_init(_ net: OpaquePointer?, _ units: UInt, _ activation: Int32, _ initializer: Int32,
+                                  _ value: Double) -> Int32 {
+    withNetwork(net) { network in
+        let activation: Activation = try enumValue(activation, "activation")
+        let kind: InitializerKind = try enumValue(initializer, "initializer")
+        guard value.isFinite else { throw BoundaryError.invalidArgument("the constant must be finite, got \(value)") }
+        try network.addDense(units: size(units, "units"), activation: activation, initializer: kind.initializer(value))
+    }
+}
+
+@_cdecl("bp_net_add_dropout")
+public func bp_net_add_dropout(_ net: OpaquePointer?, _ probability: Double) -> Int32 {
+    withNetwork(net) { try $0.addDropout(probability: probability) }
+}
+
+@_cdecl("bp_net_add_layer_norm")
+public func bp_net_add_layer_norm(_ net: OpaquePointer?, _ eps: Double) -> Int32 {
+    withNetwork(net) { try $0.addLayerNorm(eps: eps) }
+}
+
+@_cdecl("bp_net_layer_parameters")
+public func bp_net_layer_parameters(_ net: OpaquePointer?, _ layer: UInt, _ weight: UnsafeMutablePointer<Float>?, _ weightCount: UInt,
+                                    _ bias: UnsafeMutablePointer<Float>?, _ biasCount: UInt) -> Int32 {
+    withNetwork(net) { network in
+        let (w, b) = try parameterNodes(network, layer)
+        // Check both buffers before writing either.
+        let weightOut = try required(weight, "weight"), biasOut = try required(bias, "bias")
+        try checkCount(network.graph, w, weightCount, "weight")
+        try checkCount(network.graph, b, biasCount, "bias")
+        try network.graph.value(w, into: weightOut, count: Int(weightCount))
+        try network.graph.value(b, into: biasOut, count: Int(biasCount))
+    }
+}
+
+@_cdecl("bp_net_set_layer_parameters")
+public func bp_net_set_layer_parameters(_ net: OpaquePointer?, _ layer: UInt, _ weight: UnsafePointer<Float>?, _ weightCount: UInt,
+                                        _ bias: UnsafePointer<Float>?, _ biasCount: UInt) -> Int32 {
+    withNetwork(net) { network in
+        let (w, b) = try parameterNodes(network, layer)
+        let weights = try buffer(weight, weightCount, "weight"), biases = try buffer(bias, biasCount, "bias")
+        try checkCount(network.graph, w, weightCount, "weight")
+        try checkCount(network.graph, b, biasCount, "bias")
+        for (name, values) in [("weight", weights), ("bias", biases)] {
+            if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                throw BackpropError.nonFinite("\(name) element \(bad) is \(values[bad])")
+            }
         }
-        let dense = network.layers[Int(layer)]
-        weight?.pointee = Int32(dense.weight)
-        bias?.pointee = Int32(dense.bias)
+        try network.graph.setValue(w, from: weights.baseAddress!, count: weights.count)
+        try network.graph.setValue(b, from: biases.baseAddress!, count: biases.count)
+    }
+}
+
+@_cdecl("bp_net_parameters")
+public func bp_net_parameters(_ net: OpaquePointer?, _ out: UnsafeMutablePointer<Float>?, _ count: UInt) -> Int32 {
+    withNetwork(net) { try $0.graph.copyParameters(into: mutableBuffer(out, count, "out")) }
+}
+
+@_cdecl("bp_net_set_parameters")
+public func bp_net_set_parameters(_ net: OpaquePointer?, _ values: UnsafePointer<Float>?, _ count: UInt) -> Int32 {
+    withNetwork(net) { try $0.graph.setParameters(from: buffer(values, count, "values")) }
+}
+
+@_cdecl("bp_net_gradients")
+public func bp_net_gradients(_ net: OpaquePointer?, _ out: UnsafeMutablePointer<Float>?, _ count: UInt) -> Int32 {
+    withNetwork(net) { try $0.graph.copyParameterGradients(into: mutableBuffer(out, count, "out")) }
+}
+
+// MARK: Helpers
+
+/// The initializers, as `bp_initializer`.
+enum InitializerKind: Int32, CaseIterable {
+    case linearDefault = 0, xavierUniform, xavierNormal, kaimingUniform, kaimingNormal, zeros, constant
+
+    func initializer(_ value: Double) -> Initializer {
+        switch self {
+        case .linearDefault: .linearDefault
+        case .xavierUniform: .xavierUniform
+        case .xavierNormal: .xavierNormal
+        case .kaimingUniform: .kaimingUniform
+        case .kaimingNormal: .kaimingNormal
+        case .zeros: .zeros
+        case .constant: .constant(value)
+        }
+    }
+}
+
+private func layerAt(_ network: Network, _ layer: UInt) throws -> Network.Layer {
+    guard layer < UInt(network.layers.count) else {
+        throw BoundaryError.invalidArgument("layer \(layer) is out of range: the network has \(network.layers.count) layers")
+    }
+    return network.layers[Int(layer)]
+}
+
+private func parameterNodes(_ network: Network, _ layer: UInt) throws -> (NodeID, NodeID) {
+    let chosen = try layerAt(network, layer)
+    guard let weight = chosen.weight, let bias = chosen.bias else {
+        throw BoundaryError.invalidArgument("layer \(layer) has no parameters")
+    }
+    return (weight, bias)
+}
+
+private func checkCount(_ graph: Graph, _ node: NodeID, _ count: UInt, _ name: String) throws {
+    let expected = try graph.shape(of: node).count
+    guard count == UInt(expected) else {
+        throw BoundaryError.invalidArgument("\(name) has \(expected) elements, but \(count) were given")
     }
 }

@@ -43,7 +43,7 @@ extension Network {
         var out = [Double](repeating: 0, count: net.parameterCount)
         var offset = 0
         for layer in net.layers {
-            for node in [layer.weight, layer.bias] {
+            for node in [layer.weight, layer.bias].compactMap({ $0 }) {
                 let n = try net.graph.shape(of: node).count
                 try out.withUnsafeMutableBufferPointer {
                     try net.graph.value(node, into: $0.baseAddress! + offset, count: n)
@@ -104,7 +104,7 @@ extension Network {
             _ = try net.forward(x, batch: batch)
             let loss = try net.backward(targets: y)
             var g = [Double](repeating: 0, count: 6)
-            try net.graph.gradient(net.layers[0].weight, into: &g, count: 6)
+            try net.graph.gradient(net.layers[0].weight!, into: &g, count: 6)
             return (g, loss)
         }
         let (g1, l1) = try gradients(batch: 1), (g5, l5) = try gradients(batch: 5)
@@ -145,12 +145,12 @@ extension Network {
         _ = try net.forward(Self.xorInputs, batch: 4)
         _ = try net.backward(labels: Self.xorLabels)
         var gradientsBefore = [Double](repeating: 0, count: 16)
-        try net.graph.gradient(net.layers[0].weight, into: &gradientsBefore, count: 16)
+        try net.graph.gradient(net.layers[0].weight!, into: &gradientsBefore, count: 16)
         #expect(throws: BackpropError.self) {
             try net.trainStep(nanInputs, batch: 4, labels: Self.xorLabels, learningRate: 0.1)
         }
         var gradientsAfter = [Double](repeating: 0, count: 16)
-        try net.graph.gradient(net.layers[0].weight, into: &gradientsAfter, count: 16)
+        try net.graph.gradient(net.layers[0].weight!, into: &gradientsAfter, count: 16)
         #expect(gradientsAfter == gradientsBefore)
         #expect(try parameters(net) == before)
     }

@@ -88,14 +88,14 @@ extension Graph {
         }
     }
 
-    private func convert<S: Scalar>(from source: UnsafePointer<S>, to destination: UnsafeMutableRawPointer, count: Int) {
+    func convert<S: Scalar>(from source: UnsafePointer<S>, to destination: UnsafeMutableRawPointer, count: Int) {
         switch dtype {
         case .float32: convertElements(source, destination.assumingMemoryBound(to: Float.self), count)
         case .float64: convertElements(source, destination.assumingMemoryBound(to: Double.self), count)
         }
     }
 
-    private func convert<D: Scalar>(from source: UnsafeMutableRawPointer, to destination: UnsafeMutablePointer<D>, count: Int) {
+    func convert<D: Scalar>(from source: UnsafeMutableRawPointer, to destination: UnsafeMutablePointer<D>, count: Int) {
         switch dtype {
         case .float32: convertElements(UnsafePointer(source.assumingMemoryBound(to: Float.self)), destination, count)
         case .float64: convertElements(UnsafePointer(source.assumingMemoryBound(to: Double.self)), destination, count)
@@ -109,5 +109,39 @@ func convertElements<S: Scalar, D: Scalar>(_ source: UnsafePointer<S>, _ destina
         UnsafeMutableRawPointer(destination).copyMemory(from: source, byteCount: count * MemoryLayout<S>.size)
     } else {
         for i in 0..<count { destination[i] = D(source[i]) }
+    }
+}
+
+/// The flat parameter block: every parameter's values (or gradients) end to end, in creation
+/// order, as optimizers and data-parallel training see them.
+extension Graph {
+    public func copyParameters(into destination: UnsafeMutableBufferPointer<Float>) throws {
+        try copyFlat(parameterValues, into: destination)
+    }
+
+    public func copyParameterGradients(into destination: UnsafeMutableBufferPointer<Float>) throws {
+        try copyFlat(parameterGradients, into: destination)
+    }
+
+    /// Replaces every parameter value; the count must be `parameterCount`. Non-finite values are
+    /// refused before anything changes.
+    public func setParameters(from source: UnsafeBufferPointer<Float>) throws {
+        try checkFlatCount(source.count)
+        if let bad = firstNonFinite(source.baseAddress!, source.count) {
+            throw BackpropError.nonFinite("parameter element \(bad) is \(source[bad])")
+        }
+        convert(from: source.baseAddress!, to: parameterValues.pointer, count: source.count)
+        parametersDidChange()
+    }
+
+    private func copyFlat(_ storage: Storage, into destination: UnsafeMutableBufferPointer<Float>) throws {
+        try checkFlatCount(destination.count)
+        convert(from: storage.pointer, to: destination.baseAddress!, count: destination.count)
+    }
+
+    private func checkFlatCount(_ count: Int) throws {
+        guard count == parameterCount, count > 0 else {
+            throw BackpropError.invalidArgument("the parameters have \(parameterCount) elements, but \(count) were given")
+        }
     }
 }

@@ -1,21 +1,34 @@
-/// A feed-forward network of dense layers: a graph built for you.
+/// A feed-forward network: a graph built for you, layer by layer.
 ///
 /// The graph holds an input [batch, inputWidth]; each dense layer adds a weight [units, in] and a
-/// bias [units] (PyTorch's `nn.Linear` layout), `x Wᵀ + b` and an activation. The loss and its
-/// target node are added on first use. Training is three separate steps, as in PyTorch:
-/// `forward` (keeps activations), `backward` (loss and averaged gradients), `update`.
+/// bias [units] (PyTorch's `nn.Linear` layout), `x Wᵀ + b` and an activation; dropout and layer
+/// normalization layers add their ops. The loss and its target node are added on first use.
+/// Training is three separate steps, as in PyTorch: `forward` (training mode, keeps
+/// activations), `backward` (loss and batch-averaged gradients), then an update.
 public final class Network {
     public let graph: Graph
     public let inputWidth: Int
+    public let seed: UInt64
     public private(set) var loss: LossKind = .mse
-    public private(set) var layers: [DenseLayer] = []
+    public private(set) var layers: [Layer] = []
 
-    public struct DenseLayer: Sendable {
-        public let weight: NodeID
-        public let bias: NodeID
+    /// What a layer is, as a checkpoint records it.
+    public enum LayerKind: Sendable, Equatable {
+        case dense(units: Int, activation: Activation)
+        case dropout(probability: Double)
+        case layerNorm(eps: Double)
+    }
+
+    public struct Layer: Sendable {
+        public let kind: LayerKind
+        /// Dense: [units, in]; layer norm: [width]. Nil for dropout.
+        public let weight: NodeID?
+        public let bias: NodeID?
         public let output: NodeID
-        public let units: Int
-        public let activation: Activation
+        public let outputWidth: Int
+        /// Where this layer's first module sits in the equivalent torch `nn.Sequential`, where an
+        /// activation is a module of its own: the prefix of its tensor names ("2.weight").
+        public let moduleIndex: Int
     }
 
     private var generator: Generator
@@ -32,18 +45,26 @@ public final class Network {
         guard inputWidth >= 1 else {
             throw BackpropError.invalidArgument("input width must be at least 1, got \(inputWidth)")
         }
-        graph = Graph(dtype: dtype)
+        graph = Graph(dtype: dtype, seed: seed)
         input = try graph.input(try Shape([1, inputWidth]))
         self.inputWidth = inputWidth
+        self.seed = seed
         generator = Generator(seed: seed)
     }
 
-    /// The width of the outputs: the last layer's units, or the input width with no layers.
-    public var outputWidth: Int { layers.last?.units ?? inputWidth }
+    /// The width of the outputs: the last layer's, or the input width with no layers.
+    public var outputWidth: Int { layers.last?.outputWidth ?? inputWidth }
 
-    private var output: NodeID { layers.last?.output ?? input }
+    var output: NodeID { layers.last?.output ?? input }
 
     public var parameterCount: Int { graph.parameterCount }
+
+    /// The next free module index in the equivalent torch `nn.Sequential`.
+    private var nextModuleIndex: Int {
+        guard let last = layers.last else { return 0 }
+        if case .dense(_, let activation) = last.kind, activation != .none { return last.moduleIndex + 2 }
+        return last.moduleIndex + 1
+    }
 
     /// Appends a dense layer y = activation(x Wᵀ + b) with parameters from `initializer`.
     public func addDense(units: Int, activation: Activation, initializer: Initializer = .linearDefault) throws {
@@ -56,7 +77,7 @@ public final class Network {
         var weightValues = [Double](repeating: 0, count: weightShape.count)
         var biasValues = [Double](repeating: 0, count: units)
         var trial = generator
-        initializer.fill(weight: &weightValues, bias: &biasValues, fanIn: fanIn, using: &trial)
+        initializer.fill(weight: &weightValues, bias: &biasValues, fanIn: fanIn, fanOut: units, using: &trial)
 
         try dropLossNodes()
         let weight = try graph.parameter(weightShape)
@@ -66,8 +87,33 @@ public final class Network {
         let product = try graph.matmul(output, weight, transposeB: true)
         let preActivation = try graph.add(product, bias)
         let out = try activation.apply(to: preActivation, in: graph)
-        layers.append(DenseLayer(weight: weight, bias: bias, output: out, units: units, activation: activation))
+        layers.append(Layer(kind: .dense(units: units, activation: activation), weight: weight, bias: bias,
+                            output: out, outputWidth: units, moduleIndex: nextModuleIndex))
         generator = trial
+    }
+
+    /// Appends dropout: in training (`forward`, `trainStep`) each value is zeroed with
+    /// `probability` and the rest scaled by 1/(1-p); in `predict` it passes values through.
+    public func addDropout(probability: Double) throws {
+        try dropLossNodes()
+        let out = try graph.dropout(output, probability: probability)
+        layers.append(Layer(kind: .dropout(probability: probability), weight: nil, bias: nil, output: out,
+                            outputWidth: outputWidth, moduleIndex: nextModuleIndex))
+    }
+
+    /// Appends layer normalization over the features, with a weight (ones) and a bias (zeros).
+    public func addLayerNorm(eps: Double = 1e-5) throws {
+        guard eps > 0, eps.isFinite else {
+            throw BackpropError.invalidArgument("layer norm eps must be positive and finite, got \(eps)")
+        }
+        let width = outputWidth
+        try dropLossNodes()
+        let weight = try graph.parameter(try Shape([width]))
+        let bias = try graph.parameter(try Shape([width]))
+        try graph.setValue(weight, from: [Double](repeating: 1, count: width), count: width)
+        let out = try graph.layerNorm(output, weight: weight, bias: bias, eps: eps)
+        layers.append(Layer(kind: .layerNorm(eps: eps), weight: weight, bias: bias, output: out,
+                            outputWidth: width, moduleIndex: nextModuleIndex))
     }
 
     public func setLoss(_ kind: LossKind) throws {
@@ -85,6 +131,7 @@ public final class Network {
     /// `batch * outputWidth`. Keeps the activations for `backward`.
     public func forward(_ inputs: UnsafeBufferPointer<Float>, batch: Int, into outputs: UnsafeMutableBufferPointer<Float>) throws {
         try checkInputs(inputs, batch: batch, outputs: outputs.count)
+        graph.isTraining = true
         try run(inputs, batch: batch, into: outputs)
         hasTrainingForward = true
     }
@@ -94,6 +141,7 @@ public final class Network {
     public func predict(_ inputs: UnsafeBufferPointer<Float>, batch: Int, into outputs: UnsafeMutableBufferPointer<Float>) throws {
         try checkInputs(inputs, batch: batch, outputs: outputs.count)
         hasTrainingForward = false
+        graph.isTraining = false
         try run(inputs, batch: batch, into: outputs)
     }
 
@@ -144,6 +192,7 @@ public final class Network {
         try checkInputs(inputs, batch: batch, outputs: overflow ? -1 : outputCount)
         if outputScratch.count != outputCount { outputScratch = [Float](repeating: 0, count: outputCount) }
         zeroGradients()
+        graph.isTraining = true
         try outputScratch.withUnsafeMutableBufferPointer { try run(inputs, batch: batch, into: $0) }
         hasTrainingForward = true
         let lossValue = try backward()
@@ -153,7 +202,7 @@ public final class Network {
 
     // MARK: - Argument checks
 
-    private func checkInputs(_ inputs: UnsafeBufferPointer<Float>, batch: Int, outputs: Int) throws {
+    func checkInputs(_ inputs: UnsafeBufferPointer<Float>, batch: Int, outputs: Int) throws {
         guard !layers.isEmpty else {
             throw BackpropError.state("the network has no layers: add a dense layer first")
         }
