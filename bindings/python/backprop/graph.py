@@ -38,6 +38,7 @@ import numpy.typing as npt
 
 from . import _capi
 from ._arrays import float_pointer, real_array
+from ._lifetime import Owned
 from ._capi import MAX_RANK, DType, GraphHandle, Reduction, lib
 from .errors import InvalidHandleError, check
 
@@ -254,8 +255,8 @@ class Graph:
         code = _dtype_code(dtype)
         handle = GraphHandle()
         check(lib.bp_graph_create(code, ctypes.byref(handle)))
-        self._setup(handle, code, owner=None)
-        self._finalizer: Optional[weakref.finalize] = weakref.finalize(self, _free_graph, handle)
+        self._setup(Owned(handle, _free_graph), code, owner=None)
+        self._finalizer: Optional[weakref.finalize] = weakref.finalize(self, self._box.release)
 
     @classmethod
     def _borrow(cls, handle: Any, owner: Any) -> Graph:
@@ -264,12 +265,12 @@ class Graph:
         graph = cls.__new__(cls)
         code = ctypes.c_int()
         check(lib.bp_graph_dtype(handle, ctypes.byref(code)))
-        graph._setup(handle, DType(code.value), owner=owner)
+        graph._setup(Owned(handle, None), DType(code.value), owner=owner)
         graph._finalizer = None
         return graph
 
-    def _setup(self, handle: Any, code: DType, owner: Any) -> None:
-        self._handle = handle
+    def _setup(self, box: Owned, code: DType, owner: Any) -> None:
+        self._box = box
         self._code = code
         self._owner = owner
         self._shapes: Dict[int, Tuple[int, ...]] = {}
@@ -280,22 +281,19 @@ class Graph:
         """Frees the graph. Closing twice is harmless. A borrowed graph (``Network.graph``) is
         only detached: the network keeps its graph. Raises :class:`~backprop.BusyError` (and
         stays open) while another thread is using the graph."""
-        if self._handle is None:
-            return
-        if self._finalizer is None:  # borrowed
-            self._handle = None
-            return
-        status = _free_graph(self._handle)
+        status = self._box.release()
+        if status is None:
+            return  # closed already (or freed at exit)
         if status == _capi.Status.BUSY:
             check(status)  # in use by another thread: stays open
-        self._finalizer.detach()
-        self._handle = None
+        if self._finalizer is not None:
+            self._finalizer.detach()
         check(status)
 
     @property
     def closed(self) -> bool:
         """Whether the graph can no longer be used."""
-        return self._handle is None or (self._owner is not None and self._owner.closed)
+        return self._box.handle is None or (self._owner is not None and self._owner.closed)
 
     def __enter__(self) -> Graph:
         return self
@@ -309,11 +307,12 @@ class Graph:
         return f"<Graph dtype={self.dtype} nodes={self.node_count}>"
 
     def _h(self) -> Any:
-        if self._handle is None:
+        handle = self._box.handle
+        if handle is None:
             raise InvalidHandleError("the Graph is closed")
         if self._owner is not None and self._owner.closed:
             raise InvalidHandleError("the Network that owns this Graph is closed")
-        return self._handle
+        return handle
 
     def _own(self, node: Node) -> Node:
         if not isinstance(node, Node):

@@ -31,6 +31,7 @@ import numpy.typing as npt
 from . import _capi
 from ._arrays import float_pointer, int32_pointer, label_array, real_array
 from ._capi import Activation, Loss, NetHandle, lib
+from ._lifetime import Owned
 from .errors import InvalidHandleError, check
 from .graph import Graph, Node
 
@@ -107,8 +108,8 @@ class Network:
         loss_code = _loss_code(loss)
         handle = NetHandle()
         check(lib.bp_net_create(input_width, seed, ctypes.byref(handle)))
-        self._handle: Any = handle
-        self._finalizer = weakref.finalize(self, _free_net, handle)
+        self._box = Owned(handle, _free_net)
+        self._finalizer = weakref.finalize(self, self._box.release)
         self._graph_ref: Optional[weakref.ref[Graph]] = None
         self._batch: Optional[int] = None  # batch size of the latest forward or predict
         self._loss = Loss.MSE
@@ -118,19 +119,18 @@ class Network:
     def close(self) -> None:
         """Frees the network and its graph. Closing twice is harmless. Raises
         :class:`~backprop.BusyError` (and stays open) while another thread is using it."""
-        if self._handle is None:
-            return
-        status = _free_net(self._handle)
+        status = self._box.release()
+        if status is None:
+            return  # closed already (or freed at exit)
         if status == _capi.Status.BUSY:
             check(status)  # in use by another thread: stays open
         self._finalizer.detach()
-        self._handle = None
         check(status)
 
     @property
     def closed(self) -> bool:
         """Whether the network has been freed."""
-        return self._handle is None
+        return self._box.handle is None
 
     def __enter__(self) -> Network:
         return self
@@ -145,9 +145,10 @@ class Network:
                 f"{self.parameter_count} parameters, loss {self.loss}>")
 
     def _h(self) -> Any:
-        if self._handle is None:
+        handle = self._box.handle
+        if handle is None:
             raise InvalidHandleError("the Network is closed")
-        return self._handle
+        return handle
 
     # Building
     def add_dense(self, units: int, activation: ActivationLike = "relu") -> Network:
