@@ -17,8 +17,8 @@ export DEBIAN_FRONTEND=noninteractive
 #   binutils         `nm` and `readelf` for the export and loading checks
 APT_PACKAGES=(libopenblas-dev pkg-config gcc g++ libc6-dev make binutils)
 
-# Python packages for the binding's tests and examples.
-PIP_MODULES=(numpy pytest)
+# Python packages for the binding's tests and examples; hatchling builds its wheel.
+PIP_MODULES=(numpy pytest hatchling)
 
 log() { printf 'setup: %s\n' "$*"; }
 

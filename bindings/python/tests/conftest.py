@@ -29,6 +29,9 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "isolated: run the test in a child process, so that a crash in the library "
                    "fails the test instead of killing the suite")
+    config.addinivalue_line(
+        "markers", "wheel: builds the wheel with pip and installs it into a new virtual "
+                   "environment (slow; deselect with -m 'not wheel')")
 
 
 def in_child():
