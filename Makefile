@@ -128,9 +128,11 @@ swift-test:
 	$(SWIFT) test
 
 # Each test program prints "N passed, M failed" and exits non-zero on any failure. All of them
-# run even when one fails, so that one run shows every failure.
+# run even when one fails, so that one run shows every failure. First, a check that every
+# function in the header has bad-input tests.
 c-tests: tests
-	@failed=""; for bin in $(CTEST_BINS); do \
+	@failed=""; bash Tests/c/check_coverage.sh $(HEADER) || failed=" check_coverage"; \
+	for bin in $(CTEST_BINS); do \
 	  echo "== $$bin"; ./$$bin || failed="$$failed $$bin"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "C tests failed:$$failed"; exit 1; fi

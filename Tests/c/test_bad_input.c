@@ -202,6 +202,126 @@ static void test_graph_create_rejects_null_out_and_unknown_dtype(void) {
     CHECK(graph == NULL);
 }
 
+/* A custom op for the tests: the identity on its first input. `userdata`, when not NULL, points
+ * to an int that says which callback fails: 1 shape, 2 forward, 3 backward. */
+static int identity_shape(void *userdata, const bp_tensor *inputs, size_t input_count,
+                          size_t *out_shape, size_t *out_rank) {
+    if (userdata != NULL && *(const int *)userdata == 1) {
+        return 1;
+    }
+    if (input_count == 0) {
+        *out_rank = 0;
+        return 0;
+    }
+    for (size_t i = 0; i < inputs[0].rank; i++) {
+        out_shape[i] = inputs[0].shape[i];
+    }
+    *out_rank = inputs[0].rank;
+    return 0;
+}
+
+static int identity_forward(void *userdata, const bp_tensor *inputs, size_t input_count,
+                            const bp_tensor *output) {
+    if (userdata != NULL && *(const int *)userdata == 2) {
+        return 1;
+    }
+    for (size_t i = 0; i < output->count; i++) {
+        ((float *)output->data)[i] = input_count > 0 ? ((const float *)inputs[0].data)[i] : 0;
+    }
+    return 0;
+}
+
+static int identity_backward(void *userdata, const bp_tensor *inputs, size_t input_count,
+                             const bp_tensor *output, const bp_tensor *output_grad,
+                             const bp_tensor *input_grads) {
+    (void)inputs;
+    if (userdata != NULL && *(const int *)userdata == 3) {
+        return 1;
+    }
+    if (input_count > 0 && input_grads[0].data != NULL) {
+        for (size_t i = 0; i < output->count; i++) {
+            ((float *)input_grads[0].data)[i] += ((const float *)output_grad->data)[i];
+        }
+    }
+    return 0;
+}
+
+static bp_custom_op identity_op(void *userdata) {
+    bp_custom_op op;
+    memset(&op, 0, sizeof op);
+    op.size = sizeof op;
+    op.name = "identity";
+    op.shape = identity_shape;
+    op.forward = identity_forward;
+    op.backward = identity_backward;
+    op.userdata = userdata;
+    return op;
+}
+
+/* Calls every op constructor added with the full op set, with node `bad` in each input position
+ * (and `other` in the rest), and checks that each returns `expected` and leaves *out alone. For
+ * a bad graph handle, pass two ids that would be fine in a real graph. */
+static void check_new_graph_functions_reject(bp_graph *g, bp_node bad, bp_node other,
+                                             bp_status expected, bp_node *out) {
+    const bp_node first[2] = {bad, other}, second[2] = {other, bad};
+    static const size_t shape2[] = {2}, perm2[] = {1, 0};
+    static const int32_t axes0[] = {0};
+    bp_custom_op op = identity_op(NULL);
+    bp_node before = *out;
+
+    CHECK_STATUS(expected, bp_graph_pow(g, bad, other, out));
+    CHECK_STATUS(expected, bp_graph_pow(g, other, bad, out));
+    CHECK_STATUS(expected, bp_graph_compare(g, bad, other, BP_CMP_LT, out));
+    CHECK_STATUS(expected, bp_graph_compare(g, other, bad, BP_CMP_EQ, out));
+    CHECK_STATUS(expected, bp_graph_where(g, bad, other, other, out));
+    CHECK_STATUS(expected, bp_graph_where(g, other, bad, other, out));
+    CHECK_STATUS(expected, bp_graph_where(g, other, other, bad, out));
+    CHECK_STATUS(expected, bp_graph_abs(g, bad, out));
+    CHECK_STATUS(expected, bp_graph_sqrt(g, bad, out));
+    CHECK_STATUS(expected, bp_graph_square(g, bad, out));
+    CHECK_STATUS(expected, bp_graph_reciprocal(g, bad, out));
+    CHECK_STATUS(expected, bp_graph_silu(g, bad, out));
+    CHECK_STATUS(expected, bp_graph_softplus(g, bad, out));
+    CHECK_STATUS(expected, bp_graph_detach(g, bad, out));
+    CHECK_STATUS(expected, bp_graph_pow_scalar(g, bad, 2.0, out));
+    CHECK_STATUS(expected, bp_graph_leaky_relu(g, bad, 0.01, out));
+    CHECK_STATUS(expected, bp_graph_elu(g, bad, 1.0, out));
+    CHECK_STATUS(expected, bp_graph_gelu(g, bad, BP_GELU_EXACT, out));
+    CHECK_STATUS(expected, bp_graph_matmul_transposed(g, bad, other, 0, 1, out));
+    CHECK_STATUS(expected, bp_graph_matmul_transposed(g, other, bad, 1, 0, out));
+    CHECK_STATUS(expected, bp_graph_reduce(g, bad, BP_REDUCE_MAX, axes0, 1, 0, out));
+    CHECK_STATUS(expected, bp_graph_reshape(g, bad, shape2, 1, out));
+    CHECK_STATUS(expected, bp_graph_permute(g, bad, perm2, 2, out));
+    CHECK_STATUS(expected, bp_graph_transpose(g, bad, out));
+    CHECK_STATUS(expected, bp_graph_concat(g, first, 2, 0, out));
+    CHECK_STATUS(expected, bp_graph_concat(g, second, 2, 0, out));
+    CHECK_STATUS(expected, bp_graph_slice(g, bad, 0, 0, 1, out));
+    CHECK_STATUS(expected, bp_graph_gather(g, bad, other, out));
+    CHECK_STATUS(expected, bp_graph_gather(g, other, bad, out));
+    CHECK_STATUS(expected, bp_graph_softmax(g, bad, -1, out));
+    CHECK_STATUS(expected, bp_graph_log_softmax(g, bad, -1, out));
+    CHECK_STATUS(expected, bp_graph_layer_norm(g, bad, 1, BP_NO_NODE, BP_NO_NODE, 1e-5, out));
+    if (bad != BP_NO_NODE) { /* which means "no weight" there */
+        /* x, weight and bias all [2, 3] in a real graph: normalized over both axes. */
+        CHECK_STATUS(expected, bp_graph_layer_norm(g, other, 2, bad, other, 1e-5, out));
+        CHECK_STATUS(expected, bp_graph_layer_norm(g, other, 2, other, bad, 1e-5, out));
+    }
+    CHECK_STATUS(expected, bp_graph_dropout(g, bad, 0.5, out));
+    CHECK_STATUS(expected, bp_graph_l1_loss(g, bad, other, BP_REDUCTION_MEAN, out));
+    CHECK_STATUS(expected, bp_graph_l1_loss(g, other, bad, BP_REDUCTION_MEAN, out));
+    CHECK_STATUS(expected, bp_graph_huber_loss(g, bad, other, 1.0, BP_REDUCTION_MEAN, out));
+    CHECK_STATUS(expected, bp_graph_huber_loss(g, other, bad, 1.0, BP_REDUCTION_MEAN, out));
+    CHECK_STATUS(expected, bp_graph_bce_loss(g, bad, other, BP_REDUCTION_MEAN, out));
+    CHECK_STATUS(expected, bp_graph_bce_loss(g, other, bad, BP_REDUCTION_MEAN, out));
+    CHECK_STATUS(expected, bp_graph_bce_with_logits_loss(g, bad, other, BP_REDUCTION_MEAN, out));
+    CHECK_STATUS(expected, bp_graph_bce_with_logits_loss(g, other, bad, BP_REDUCTION_MEAN, out));
+    CHECK_STATUS(expected, bp_graph_nll_loss(g, bad, other, BP_REDUCTION_MEAN, out));
+    CHECK_STATUS(expected, bp_graph_nll_loss(g, other, bad, BP_REDUCTION_MEAN, out));
+    CHECK_STATUS(expected, bp_graph_custom(g, &op, first, 2, out));
+    CHECK_STATUS(expected, bp_graph_custom(g, &op, second, 2, out));
+    CHECK_EQ(*out, before);
+}
+
 /* Calls every function that takes a graph with `bad` in its place: each one must report
  * BP_ERR_INVALID_HANDLE and leave its out-pointers alone. Node ids 0 and 1 would be valid in a
  * real graph of two nodes, so only the handle is wrong. */
@@ -254,6 +374,9 @@ static void check_graph_functions_reject(bp_graph *bad) {
     double max_error = -9;
     CHECK_STATUS(BP_ERR_INVALID_HANDLE,
                  bp_graph_check_gradients(bad, 0, 1e-6, 1e-5, 1e-3, &passed, &max_error));
+    check_new_graph_functions_reject(bad, 0, 1, BP_ERR_INVALID_HANDLE, &out);
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_set_training(bad, 0));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_seed(bad, 5));
 
     CHECK_EQ(passed, 7);
     CHECK(max_error == -9);
@@ -328,6 +451,49 @@ static void test_graph_owned_by_net_cannot_be_freed(void) {
 
 /* ---- graph arguments -------------------------------------------------------------------- */
 
+/* Every op added with the full op set, given good inputs but out == NULL. */
+static void check_new_ops_reject_null_out(const fixture *f) {
+    bp_graph *g = f->graph;
+    const bp_node pair[2] = {f->m23, f->c23};
+    static const size_t s6[] = {6}, perm[] = {1, 0};
+    static const int32_t axes[] = {1};
+    bp_custom_op op = identity_op(NULL);
+    const bp_status bad = BP_ERR_INVALID_ARGUMENT;
+
+    CHECK_STATUS(bad, bp_graph_pow(g, f->m23, f->c23, NULL));
+    CHECK_STATUS(bad, bp_graph_compare(g, f->m23, f->c23, BP_CMP_GE, NULL));
+    CHECK_STATUS(bad, bp_graph_where(g, f->c23, f->m23, f->c23, NULL));
+    CHECK_STATUS(bad, bp_graph_abs(g, f->m23, NULL));
+    CHECK_STATUS(bad, bp_graph_sqrt(g, f->m23, NULL));
+    CHECK_STATUS(bad, bp_graph_square(g, f->m23, NULL));
+    CHECK_STATUS(bad, bp_graph_reciprocal(g, f->m23, NULL));
+    CHECK_STATUS(bad, bp_graph_silu(g, f->m23, NULL));
+    CHECK_STATUS(bad, bp_graph_softplus(g, f->m23, NULL));
+    CHECK_STATUS(bad, bp_graph_detach(g, f->m23, NULL));
+    CHECK_STATUS(bad, bp_graph_pow_scalar(g, f->m23, 3.0, NULL));
+    CHECK_STATUS(bad, bp_graph_leaky_relu(g, f->m23, 0.1, NULL));
+    CHECK_STATUS(bad, bp_graph_elu(g, f->m23, 1.0, NULL));
+    CHECK_STATUS(bad, bp_graph_gelu(g, f->m23, BP_GELU_TANH, NULL));
+    CHECK_STATUS(bad, bp_graph_matmul_transposed(g, f->m23, f->c23, 0, 1, NULL));
+    CHECK_STATUS(bad, bp_graph_reduce(g, f->m23, BP_REDUCE_SUM, axes, 1, 1, NULL));
+    CHECK_STATUS(bad, bp_graph_reshape(g, f->m23, s6, 1, NULL));
+    CHECK_STATUS(bad, bp_graph_permute(g, f->m23, perm, 2, NULL));
+    CHECK_STATUS(bad, bp_graph_transpose(g, f->m23, NULL));
+    CHECK_STATUS(bad, bp_graph_concat(g, pair, 2, 0, NULL));
+    CHECK_STATUS(bad, bp_graph_slice(g, f->m23, 1, 0, 2, NULL));
+    CHECK_STATUS(bad, bp_graph_gather(g, f->m23, f->row3, NULL));
+    CHECK_STATUS(bad, bp_graph_softmax(g, f->m23, 1, NULL));
+    CHECK_STATUS(bad, bp_graph_log_softmax(g, f->m23, 1, NULL));
+    CHECK_STATUS(bad, bp_graph_layer_norm(g, f->m23, 1, BP_NO_NODE, BP_NO_NODE, 1e-5, NULL));
+    CHECK_STATUS(bad, bp_graph_dropout(g, f->m23, 0.5, NULL));
+    CHECK_STATUS(bad, bp_graph_l1_loss(g, f->m23, f->c23, BP_REDUCTION_SUM, NULL));
+    CHECK_STATUS(bad, bp_graph_huber_loss(g, f->m23, f->c23, 1.0, BP_REDUCTION_SUM, NULL));
+    CHECK_STATUS(bad, bp_graph_bce_loss(g, f->m23, f->c23, BP_REDUCTION_SUM, NULL));
+    CHECK_STATUS(bad, bp_graph_bce_with_logits_loss(g, f->m23, f->c23, BP_REDUCTION_SUM, NULL));
+    CHECK_STATUS(bad, bp_graph_nll_loss(g, f->m23, f->row3, BP_REDUCTION_SUM, NULL));
+    CHECK_STATUS(bad, bp_graph_custom(g, &op, pair, 2, NULL));
+}
+
 static void test_null_out_pointers_are_rejected(void) {
     fixture f = make_fixture();
     bp_graph *g = f.graph;
@@ -367,6 +533,7 @@ static void test_null_out_pointers_are_rejected(void) {
     CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_shape(g, f.m23, NULL, 0, NULL));
     CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_size(g, f.m23, NULL));
     CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_node_count(g, NULL));
+    check_new_ops_reject_null_out(&f);
     /* A NULL shape buffer is allowed only with capacity 0 (to ask for the rank). */
     CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_shape(g, f.m23, NULL, 2, &rank));
     CHECK_EQ(rank, 99);
@@ -453,6 +620,7 @@ static void check_node_id_rejected(bp_graph *g, bp_node valid, bp_node id) {
     int passed = 7;
     CHECK_STATUS(BP_ERR_INVALID_HANDLE,
                  bp_graph_check_gradients(g, id, 1e-6, 1e-5, 1e-3, &passed, NULL));
+    check_new_graph_functions_reject(g, id, valid, BP_ERR_INVALID_HANDLE, &out);
 
     CHECK_EQ(passed, 7);
     CHECK_EQ(out, UNTOUCHED_NODE);
@@ -734,6 +902,250 @@ static void test_check_gradients_rejects_bad_arguments(void) {
     CHECK_OK(bp_graph_free(g));
 }
 
+/* ---- the full op set -------------------------------------------------------------------- */
+
+/* CHECK_STATUS for the cases where the header allows either of two statuses: the call must fail
+ * with one of them, with a message. */
+#define CHECK_STATUS_EITHER(first, second, call) \
+    check_either_((first), (second), (check_begin(__FILE__, __LINE__, #call), (call)), #call)
+
+static int check_either_(bp_status first, bp_status second, bp_status got, const char *call) {
+    const char *message = bp_last_error();
+    if ((got == first || got == second) && message != NULL && message[0] != '\0') {
+        return check_record(1);
+    }
+    printf("FAIL %s: %s\n     expected %s or %s (with a message)\n     got      %s (\"%s\")\n",
+           check_test_name, call, bp_status_string(first), bp_status_string(second),
+           bp_status_string(got), message ? message : "(NULL)");
+    fflush(stdout);
+    return check_record(0);
+}
+
+static void test_new_ops_reject_bad_parameters(void) {
+    fixture f = make_fixture();
+    bp_graph *g = f.graph;
+    static const size_t s4[] = {4}, s32[] = {3, 2};
+    bp_node v4 = leaf(g, 0, s4, 1);
+    bp_node m32 = leaf(g, 1, s32, 2);
+    bp_node out = UNTOUCHED_NODE;
+    size_t before = node_count(g);
+    const bp_status arg = BP_ERR_INVALID_ARGUMENT;
+
+    /* Unknown enum values. */
+    CHECK_STATUS(arg, bp_graph_compare(g, f.m23, f.c23, (bp_comparison)6, &out));
+    CHECK_STATUS(arg, bp_graph_compare(g, f.m23, f.c23, (bp_comparison)-1, &out));
+    CHECK_STATUS(arg, bp_graph_gelu(g, f.m23, (bp_gelu_approximation)2, &out));
+    CHECK_STATUS(arg, bp_graph_reduce(g, f.m23, (bp_reduce_op)5, NULL, 0, 0, &out));
+    CHECK_STATUS(arg, bp_graph_l1_loss(g, f.m23, f.c23, (bp_reduction)7, &out));
+    CHECK_STATUS(arg, bp_graph_huber_loss(g, f.m23, f.c23, 1.0, (bp_reduction)7, &out));
+    CHECK_STATUS(arg, bp_graph_bce_loss(g, f.m23, f.c23, (bp_reduction)7, &out));
+    CHECK_STATUS(arg, bp_graph_bce_with_logits_loss(g, f.m23, f.c23, (bp_reduction)7, &out));
+    CHECK_STATUS(arg, bp_graph_nll_loss(g, f.m23, f.row3, (bp_reduction)7, &out));
+
+    /* Parameters that must be finite, positive or in range. */
+    CHECK_STATUS(arg, bp_graph_pow_scalar(g, f.m23, NAN, &out));
+    CHECK_STATUS(arg, bp_graph_pow_scalar(g, f.m23, INFINITY, &out));
+    CHECK_STATUS(arg, bp_graph_leaky_relu(g, f.m23, NAN, &out));
+    CHECK_STATUS(arg, bp_graph_elu(g, f.m23, -INFINITY, &out));
+    CHECK_STATUS(arg, bp_graph_huber_loss(g, f.m23, f.c23, 0.0, BP_REDUCTION_MEAN, &out));
+    CHECK_STATUS(arg, bp_graph_huber_loss(g, f.m23, f.c23, -1.0, BP_REDUCTION_MEAN, &out));
+    CHECK_STATUS(arg, bp_graph_huber_loss(g, f.m23, f.c23, NAN, BP_REDUCTION_MEAN, &out));
+    CHECK_STATUS(arg, bp_graph_dropout(g, f.m23, -0.1, &out));
+    CHECK_STATUS(arg, bp_graph_dropout(g, f.m23, 1.5, &out));
+    CHECK_STATUS(arg, bp_graph_dropout(g, f.m23, NAN, &out));
+    CHECK_STATUS(arg, bp_graph_layer_norm(g, f.m23, 1, BP_NO_NODE, BP_NO_NODE, 0.0, &out));
+    CHECK_STATUS(arg, bp_graph_layer_norm(g, f.m23, 1, BP_NO_NODE, BP_NO_NODE, -1e-5, &out));
+    CHECK_STATUS(arg, bp_graph_layer_norm(g, f.m23, 1, BP_NO_NODE, BP_NO_NODE, NAN, &out));
+    /* Weight and bias come together or not at all; shaped like the normalized axes. */
+    CHECK_STATUS(arg, bp_graph_layer_norm(g, f.m23, 1, f.row3, BP_NO_NODE, 1e-5, &out));
+    CHECK_STATUS(arg, bp_graph_layer_norm(g, f.m23, 1, BP_NO_NODE, f.row3, 1e-5, &out));
+    CHECK_STATUS(BP_ERR_SHAPE, bp_graph_layer_norm(g, f.m23, 1, v4, v4, 1e-5, &out));
+    CHECK_STATUS_EITHER(arg, BP_ERR_SHAPE,
+                        bp_graph_layer_norm(g, f.m23, 0, BP_NO_NODE, BP_NO_NODE, 1e-5, &out));
+    CHECK_STATUS_EITHER(arg, BP_ERR_SHAPE,
+                        bp_graph_layer_norm(g, f.m23, 3, BP_NO_NODE, BP_NO_NODE, 1e-5, &out));
+
+    /* Axes and ranges. A parameter that is wrong whatever the input (an axis listed twice, an
+     * empty range, a list that is not a permutation) is "a parameter out of range":
+     * INVALID_ARGUMENT. One that is wrong only for this input's rank or size (axis 2 of a
+     * matrix, a range past the end) could be read either way, so either status passes. */
+    static const int32_t axis2[] = {2}, axis_m3[] = {-3}, axes00[] = {0, 0}, axes0m2[] = {0, -2};
+    const bp_status shape = BP_ERR_SHAPE;
+    CHECK_STATUS_EITHER(arg, shape, bp_graph_reduce(g, f.m23, BP_REDUCE_SUM, axis2, 1, 0, &out));
+    CHECK_STATUS_EITHER(arg, shape,
+                        bp_graph_reduce(g, f.m23, BP_REDUCE_SUM, axis_m3, 1, 0, &out));
+    CHECK_STATUS(arg, bp_graph_reduce(g, f.m23, BP_REDUCE_MEAN, axes00, 2, 1, &out));
+    CHECK_STATUS_EITHER(arg, shape,
+                        bp_graph_reduce(g, f.m23, BP_REDUCE_MEAN, axes0m2, 2, 1, &out));
+    CHECK_STATUS(arg, bp_graph_reduce(g, f.m23, BP_REDUCE_SUM, NULL, 1, 0, &out));
+    CHECK_STATUS_EITHER(arg, shape, bp_graph_softmax(g, f.m23, 2, &out));
+    CHECK_STATUS_EITHER(arg, shape, bp_graph_softmax(g, f.m23, -3, &out));
+    CHECK_STATUS_EITHER(arg, shape, bp_graph_log_softmax(g, f.m23, 2, &out));
+    CHECK_STATUS_EITHER(arg, shape, bp_graph_log_softmax(g, f.scalar, 0, &out));
+    CHECK_STATUS_EITHER(arg, shape, bp_graph_slice(g, f.m23, 2, 0, 1, &out));
+    CHECK_STATUS_EITHER(arg, shape, bp_graph_slice(g, f.m23, -3, 0, 1, &out));
+    CHECK_STATUS(arg, bp_graph_slice(g, f.m23, 1, 1, 1, &out)); /* empty */
+    CHECK_STATUS(arg, bp_graph_slice(g, f.m23, 1, 2, 1, &out)); /* backwards */
+    CHECK_STATUS_EITHER(arg, shape, bp_graph_slice(g, f.m23, 1, 0, 4, &out)); /* past the end */
+    CHECK_STATUS_EITHER(arg, shape, bp_graph_slice(g, f.m23, 0, SIZE_MAX - 1, SIZE_MAX, &out));
+
+    /* Layout parameters. */
+    static const size_t s4b[] = {4}, s60[] = {6, 0}, s61[] = {6, 1};
+    static const size_t big[BP_MAX_RANK + 1] = {6, 1, 1, 1, 1, 1, 1, 1, 1};
+    static const size_t perm00[] = {0, 0}, perm02[] = {0, 2}, perm012[] = {0, 1, 2};
+    CHECK_STATUS(arg, bp_graph_reshape(g, f.m23, NULL, 2, &out));
+    CHECK_STATUS(arg, bp_graph_reshape(g, f.m23, big, BP_MAX_RANK + 1, &out));
+    CHECK_STATUS_EITHER(arg, BP_ERR_SHAPE, bp_graph_reshape(g, f.m23, s4b, 1, &out));
+    CHECK_STATUS_EITHER(arg, BP_ERR_SHAPE, bp_graph_reshape(g, f.m23, s60, 2, &out));
+    CHECK_STATUS(arg, bp_graph_permute(g, f.m23, NULL, 2, &out));
+    CHECK_STATUS(arg, bp_graph_permute(g, f.m23, perm00, 2, &out));
+    CHECK_STATUS_EITHER(arg, shape, bp_graph_permute(g, f.m23, perm02, 2, &out));
+    CHECK_STATUS_EITHER(arg, BP_ERR_SHAPE, bp_graph_permute(g, f.m23, perm012, 3, &out));
+    CHECK_STATUS(BP_ERR_SHAPE, bp_graph_transpose(g, f.row3, &out));
+    CHECK_STATUS(BP_ERR_SHAPE, bp_graph_transpose(g, f.scalar, &out));
+    const bp_node mixed[2] = {f.m23, f.row3}, crossed[2] = {f.m23, m32};
+    const bp_node same[2] = {f.m23, f.c23};
+    CHECK_STATUS(arg, bp_graph_concat(g, NULL, 2, 0, &out));
+    CHECK_STATUS(arg, bp_graph_concat(g, same, 0, 0, &out));
+    CHECK_STATUS_EITHER(arg, shape, bp_graph_concat(g, same, 2, 2, &out));
+    CHECK_STATUS_EITHER(arg, shape, bp_graph_concat(g, same, 2, -3, &out));
+    CHECK_STATUS(BP_ERR_SHAPE, bp_graph_concat(g, mixed, 2, 0, &out));
+    CHECK_STATUS(BP_ERR_SHAPE, bp_graph_concat(g, crossed, 2, 0, &out)); /* 3 vs 2 columns */
+    CHECK_STATUS(BP_ERR_SHAPE, bp_graph_gather(g, f.scalar, f.row3, &out));
+
+    /* Shapes the ops cannot combine. */
+    CHECK_STATUS(BP_ERR_SHAPE, bp_graph_pow(g, f.m23, v4, &out));
+    CHECK_STATUS(BP_ERR_SHAPE, bp_graph_compare(g, f.m23, v4, BP_CMP_EQ, &out));
+    CHECK_STATUS(BP_ERR_SHAPE, bp_graph_where(g, v4, f.m23, f.c23, &out));
+    CHECK_STATUS(BP_ERR_SHAPE, bp_graph_where(g, f.c23, f.m23, v4, &out));
+    CHECK_STATUS(BP_ERR_SHAPE, bp_graph_matmul_transposed(g, f.m23, f.c23, 0, 0, &out));
+    CHECK_STATUS(BP_ERR_SHAPE, bp_graph_matmul_transposed(g, f.m23, m32, 0, 1, &out));
+    CHECK_STATUS(BP_ERR_SHAPE, bp_graph_matmul_transposed(g, f.row3, f.row3, 0, 1, &out));
+    CHECK_STATUS(BP_ERR_SHAPE, bp_graph_l1_loss(g, f.m23, v4, BP_REDUCTION_MEAN, &out));
+    CHECK_STATUS(BP_ERR_SHAPE, bp_graph_huber_loss(g, f.m23, v4, 1.0, BP_REDUCTION_MEAN, &out));
+    CHECK_STATUS(BP_ERR_SHAPE, bp_graph_bce_loss(g, f.m23, v4, BP_REDUCTION_MEAN, &out));
+    CHECK_STATUS(BP_ERR_SHAPE,
+                 bp_graph_bce_with_logits_loss(g, f.m23, v4, BP_REDUCTION_MEAN, &out));
+    CHECK_STATUS(BP_ERR_SHAPE, bp_graph_nll_loss(g, f.row3, f.row3, BP_REDUCTION_MEAN, &out));
+    CHECK_STATUS(BP_ERR_SHAPE, bp_graph_nll_loss(g, f.m23, f.row3, BP_REDUCTION_MEAN, &out));
+    (void)s61;
+
+    CHECK_EQ(out, UNTOUCHED_NODE);
+    CHECK_EQ(node_count(g), before);
+    check_graph_still_works(&f);
+    CHECK_OK(bp_graph_free(g));
+}
+
+static void test_invalid_indices_fail_gather_and_nll_forward(void) {
+    bp_graph *g = new_graph(BP_FLOAT32);
+    static const size_t s32[] = {3, 2}, s2[] = {2}, s23[] = {2, 3};
+    bp_node table = leaf(g, 1, s32, 2);
+    bp_node indices = leaf(g, 2, s2, 1);
+    bp_node logp = leaf(g, 0, s23, 2);
+    bp_node labels = leaf(g, 2, s2, 1);
+    bp_node rows = UNTOUCHED_NODE, nll = UNTOUCHED_NODE;
+    float value[4] = {-9, -9, -9, -9};
+    CHECK_OK(bp_graph_gather(g, table, indices, &rows));
+    CHECK_OK(bp_graph_nll_loss(g, logp, labels, BP_REDUCTION_MEAN, &nll));
+
+    static const float bad[][2] = {{0, 3}, {-1, 0}, {0.5f, 1}};
+    static const float good[2] = {2, 0};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK_OK(bp_graph_set_value(g, indices, bad[i], 2));
+        CHECK_OK(bp_graph_set_value(g, labels, good, 2));
+        CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_forward(g));
+        CHECK_STATUS(BP_ERR_STATE, bp_graph_value(g, rows, value, 4));
+        CHECK_OK(bp_graph_set_value(g, indices, good, 2));
+        CHECK_OK(bp_graph_set_value(g, labels, bad[i], 2));
+        CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_forward(g));
+        CHECK_STATUS(BP_ERR_STATE, bp_graph_value(g, nll, value, 1));
+    }
+    CHECK(value[0] == -9);
+    CHECK_OK(bp_graph_set_value(g, labels, good, 2));
+    CHECK_OK(bp_graph_forward(g));
+    CHECK_OK(bp_graph_value(g, rows, value, 4));
+    CHECK_OK(bp_graph_free(g));
+}
+
+static void test_custom_op_rejects_bad_definitions(void) {
+    fixture f = make_fixture();
+    bp_graph *g = f.graph;
+    bp_node out = UNTOUCHED_NODE;
+    const bp_node one[1] = {f.m23};
+    bp_node many[65];
+    for (int i = 0; i < 65; i++) {
+        many[i] = f.m23;
+    }
+    size_t before = node_count(g);
+    bp_custom_op op;
+
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_custom(g, NULL, one, 1, &out));
+    op = identity_op(NULL);
+    op.size = sizeof op - 1;
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_custom(g, &op, one, 1, &out));
+    op.size = 0;
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_custom(g, &op, one, 1, &out));
+    op = identity_op(NULL);
+    op.shape = NULL;
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_custom(g, &op, one, 1, &out));
+    op = identity_op(NULL);
+    op.forward = NULL;
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_custom(g, &op, one, 1, &out));
+    op = identity_op(NULL);
+    op.backward = NULL;
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_custom(g, &op, one, 1, &out));
+    op = identity_op(NULL);
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_custom(g, &op, NULL, 1, &out));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_custom(g, &op, many, 65, &out));
+    int fail_shape = 1;
+    op = identity_op(&fail_shape);
+    CHECK_STATUS(BP_ERR_SHAPE, bp_graph_custom(g, &op, one, 1, &out));
+    CHECK_EQ(out, UNTOUCHED_NODE);
+    CHECK_EQ(node_count(g), before);
+
+    /* A failing forward callback fails bp_graph_forward; a failing backward, the backward. */
+    int fail_forward = 2, fail_backward = 3;
+    bp_node failing = UNTOUCHED_NODE, total = UNTOUCHED_NODE;
+    op = identity_op(&fail_forward);
+    CHECK_OK(bp_graph_custom(g, &op, one, 1, &failing));
+    CHECK_OK(bp_graph_sum(g, failing, &total));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_forward(g));
+    float value = -9;
+    CHECK_STATUS(BP_ERR_STATE, bp_graph_value(g, total, &value, 1));
+    fail_forward = 0;
+    fail_backward = 3;
+    CHECK_OK(bp_graph_forward(g));
+    op = identity_op(&fail_backward);
+    bp_node failing_back = UNTOUCHED_NODE, total_back = UNTOUCHED_NODE;
+    CHECK_OK(bp_graph_custom(g, &op, one, 1, &failing_back));
+    CHECK_OK(bp_graph_sum(g, failing_back, &total_back));
+    CHECK_OK(bp_graph_forward(g));
+    bp_status status = bp_graph_backward(g, total_back);
+    CHECK(status != BP_OK);
+    CHECK(bp_last_error()[0] != '\0');
+
+    /* The working identity op computes and differentiates. */
+    CHECK_OK(bp_graph_zero_grad(g));
+    CHECK_OK(bp_graph_backward(g, total));
+    float grad[6];
+    CHECK_OK(bp_graph_grad(g, f.m23, grad, 6));
+    for (int i = 0; i < 6; i++) {
+        CHECK(grad[i] == 1);
+    }
+    CHECK_OK(bp_graph_free(g));
+}
+
+static void test_thread_count_rejects_less_than_one(void) {
+    int threads = bp_get_num_threads();
+    CHECK(threads >= 1);
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_set_num_threads(0));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_set_num_threads(-1));
+    CHECK_EQ(bp_get_num_threads(), threads);
+    CHECK_OK(bp_set_num_threads(1));
+    CHECK_EQ(bp_get_num_threads(), 1);
+    CHECK_OK(bp_set_num_threads(threads));
+}
+
 /* ---- networks --------------------------------------------------------------------------- */
 
 static void test_net_create_rejects_bad_arguments(void) {
@@ -769,6 +1181,22 @@ static void check_net_functions_reject(bp_net *bad) {
     CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_predict(bad, 4, XOR_INPUTS, 8, outputs, 8));
     CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_graph(bad, &graph));
     CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_layer_nodes(bad, 0, &weight, &bias));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE,
+                 bp_net_add_dense_init(bad, 4, BP_ACTIVATION_NONE, BP_INIT_ZEROS, 0.0));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_add_dropout(bad, 0.5));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_add_layer_norm(bad, 1e-5));
+    float weights[6] = {-9, -9, -9, -9, -9, -9}, biases[3] = {-9, -9, -9};
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_layer_parameters(bad, 0, weights, 6, biases, 3));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE,
+                 bp_net_set_layer_parameters(bad, 0, weights, 6, biases, 3));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_parameters(bad, outputs, 8));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_set_parameters(bad, outputs, 8));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_gradients(bad, outputs, 8));
+    double norm = -9;
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_clip_grad_norm(bad, 1.0, &norm));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_clip_grad_value(bad, 1.0));
+    CHECK(weights[0] == -9 && biases[0] == -9);
+    CHECK(norm == -9);
 
     CHECK_EQ(value, 99);
     CHECK(loss == -9);
@@ -838,6 +1266,102 @@ static void test_add_dense_and_set_loss_reject_bad_arguments(void) {
     float loss = -1;
     static const float targets[12] = {0};
     CHECK_OK(bp_net_train_step(net, 4, XOR_INPUTS, 8, targets, 12, 0.1f, &loss));
+    CHECK_OK(bp_net_free(net));
+}
+
+static void test_net_builders_reject_bad_arguments(void) {
+    bp_net *net = NULL;
+    size_t layers = 99;
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_net_create_dtype((bp_dtype)7, 2, 1, &net));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_net_create_dtype(BP_FLOAT64, 0, 1, &net));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_net_create_dtype(BP_FLOAT64, 2, 1, NULL));
+    CHECK(net == NULL);
+
+    CHECK_OK(bp_net_create_dtype(BP_FLOAT64, 2, 1, &net));
+    CHECK_OK(bp_net_add_dense(net, 3, BP_ACTIVATION_TANH));
+    const bp_status arg = BP_ERR_INVALID_ARGUMENT;
+    CHECK_STATUS(arg, bp_net_add_dense_init(net, 4, BP_ACTIVATION_NONE, (bp_initializer)7, 0));
+    CHECK_STATUS(arg, bp_net_add_dense_init(net, 4, BP_ACTIVATION_NONE, (bp_initializer)-1, 0));
+    CHECK_STATUS(arg, bp_net_add_dense_init(net, 4, BP_ACTIVATION_NONE, BP_INIT_CONSTANT, NAN));
+    CHECK_STATUS(arg, bp_net_add_dense_init(net, 4, BP_ACTIVATION_NONE, BP_INIT_CONSTANT,
+                                            INFINITY));
+    CHECK_STATUS(arg, bp_net_add_dense_init(net, 0, BP_ACTIVATION_NONE, BP_INIT_ZEROS, 0));
+    CHECK_STATUS(arg, bp_net_add_dense_init(net, 4, (bp_activation)99, BP_INIT_ZEROS, 0));
+    CHECK_STATUS(BP_ERR_OUT_OF_MEMORY,
+                 bp_net_add_dense_init(net, SIZE_MAX / 2, BP_ACTIVATION_NONE, BP_INIT_ZEROS, 0));
+    CHECK_STATUS(arg, bp_net_add_dropout(net, -0.1));
+    CHECK_STATUS(arg, bp_net_add_dropout(net, 1.5));
+    CHECK_STATUS(arg, bp_net_add_dropout(net, NAN));
+    CHECK_STATUS(arg, bp_net_add_layer_norm(net, 0.0));
+    CHECK_STATUS(arg, bp_net_add_layer_norm(net, -1e-5));
+    CHECK_STATUS(arg, bp_net_add_layer_norm(net, NAN));
+    CHECK_STATUS(arg, bp_net_add_layer_norm(net, INFINITY));
+    CHECK_OK(bp_net_layer_count(net, &layers));
+    CHECK_EQ(layers, 1);
+
+    /* The float64 network still runs, with float data at the boundary. */
+    float outputs[12];
+    CHECK_OK(bp_net_forward(net, 4, XOR_INPUTS, 8, outputs, 12));
+    CHECK_OK(bp_net_free(net));
+}
+
+static void test_parameter_access_rejects_bad_buffers(void) {
+    /* Layers: dense 2->3 (tanh), dropout, dense 3->2: parameters 9 + 8 = 17. */
+    bp_net *net = NULL;
+    CHECK_OK(bp_net_create(2, 7, &net));
+    CHECK_OK(bp_net_add_dense(net, 3, BP_ACTIVATION_TANH));
+    CHECK_OK(bp_net_add_dropout(net, 0.25));
+    CHECK_OK(bp_net_add_dense(net, 2, BP_ACTIVATION_NONE));
+    float all[17], again[17], buffer[20], weights[6], biases[3];
+    for (int i = 0; i < 20; i++) {
+        buffer[i] = -9;
+    }
+    memcpy(weights, buffer, sizeof weights);
+    memcpy(biases, buffer, sizeof biases);
+    CHECK_OK(bp_net_parameters(net, all, 17));
+
+    const bp_status arg = BP_ERR_INVALID_ARGUMENT;
+    CHECK_STATUS(arg, bp_net_parameters(net, NULL, 17));
+    CHECK_STATUS(arg, bp_net_parameters(net, buffer, 16));
+    CHECK_STATUS(arg, bp_net_parameters(net, buffer, 18));
+    CHECK_STATUS(arg, bp_net_gradients(net, NULL, 17));
+    CHECK_STATUS(arg, bp_net_gradients(net, buffer, 16));
+    CHECK_STATUS(arg, bp_net_layer_parameters(net, 0, NULL, 6, biases, 3));
+    CHECK_STATUS(arg, bp_net_layer_parameters(net, 0, weights, 6, NULL, 3));
+    CHECK_STATUS(arg, bp_net_layer_parameters(net, 0, weights, 5, biases, 3));
+    CHECK_STATUS(arg, bp_net_layer_parameters(net, 0, weights, 6, biases, 4));
+    CHECK_STATUS(arg, bp_net_layer_parameters(net, 1, weights, 6, biases, 3)); /* dropout */
+    CHECK_STATUS(arg, bp_net_layer_parameters(net, 3, weights, 6, biases, 3));
+    CHECK_STATUS(arg, bp_net_layer_parameters(net, SIZE_MAX, weights, 6, biases, 3));
+    for (int i = 0; i < 20; i++) {
+        CHECK(buffer[i] == -9);
+    }
+    CHECK(weights[0] == -9 && weights[5] == -9 && biases[2] == -9);
+
+    /* Setting: the same checks, and every value must be finite. */
+    float values[17];
+    memcpy(values, all, sizeof values);
+    CHECK_STATUS(arg, bp_net_set_parameters(net, NULL, 17));
+    CHECK_STATUS(arg, bp_net_set_parameters(net, values, 16));
+    values[16] = NAN;
+    CHECK_STATUS(BP_ERR_NONFINITE, bp_net_set_parameters(net, values, 17));
+    values[16] = all[16];
+    values[0] = INFINITY;
+    CHECK_STATUS(BP_ERR_NONFINITE, bp_net_set_parameters(net, values, 17));
+    float w[6] = {1, 2, 3, 4, 5, 6}, b[3] = {1, 2, 3};
+    CHECK_STATUS(arg, bp_net_set_layer_parameters(net, 0, NULL, 6, b, 3));
+    CHECK_STATUS(arg, bp_net_set_layer_parameters(net, 0, w, 6, NULL, 3));
+    CHECK_STATUS(arg, bp_net_set_layer_parameters(net, 0, w, 7, b, 3));
+    CHECK_STATUS(arg, bp_net_set_layer_parameters(net, 1, w, 6, b, 3));
+    CHECK_STATUS(arg, bp_net_set_layer_parameters(net, 3, w, 6, b, 3));
+    b[2] = NAN;
+    CHECK_STATUS(BP_ERR_NONFINITE, bp_net_set_layer_parameters(net, 0, w, 6, b, 3));
+    w[0] = -INFINITY;
+    b[2] = 3;
+    CHECK_STATUS(BP_ERR_NONFINITE, bp_net_set_layer_parameters(net, 0, w, 6, b, 3));
+
+    CHECK_OK(bp_net_parameters(net, again, 17));
+    CHECK(same_floats(all, again, 17));
     CHECK_OK(bp_net_free(net));
 }
 
@@ -1163,6 +1687,341 @@ static void test_failed_train_steps_change_nothing(void) {
     CHECK_OK(bp_net_free(ce));
 }
 
+/* ---- optimizers, schedules, clipping ---------------------------------------------------- */
+
+static int same_bytes(const void *a, const void *b, size_t n) {
+    return memcmp(a, b, n) == 0;
+}
+
+static void test_optimizer_options_reject_bad_values(void) {
+    bp_optimizer_options options, untouched;
+    bp_schedule_options schedule, schedule_untouched;
+    memset(&options, 0x5A, sizeof options);
+    memcpy(&untouched, &options, sizeof options);
+    memset(&schedule, 0x5A, sizeof schedule);
+    memcpy(&schedule_untouched, &schedule, sizeof schedule);
+
+    const bp_status arg = BP_ERR_INVALID_ARGUMENT;
+    CHECK_STATUS(arg, bp_optimizer_options_default((bp_optimizer_kind)5, &options));
+    CHECK_STATUS(arg, bp_optimizer_options_default((bp_optimizer_kind)-1, &options));
+    CHECK_STATUS(arg, bp_optimizer_options_default(BP_OPTIMIZER_SGD, NULL));
+    CHECK(same_bytes(&options, &untouched, sizeof options));
+    CHECK_STATUS(arg, bp_schedule_options_default((bp_schedule_rule)5, &schedule));
+    CHECK_STATUS(arg, bp_schedule_options_default(BP_SCHEDULE_STEP, NULL));
+    CHECK(same_bytes(&schedule, &schedule_untouched, sizeof schedule));
+
+    bp_optimizer *optimizer = NULL;
+    CHECK_STATUS(arg, bp_optimizer_create((bp_optimizer_kind)5, NULL, &optimizer));
+    CHECK_STATUS(arg, bp_optimizer_create(BP_OPTIMIZER_SGD, NULL, NULL));
+    CHECK(optimizer == NULL);
+
+    /* Each case: a kind, then one bad change to its defaults. */
+    for (int c = 0; c < 17; c++) {
+        bp_optimizer_kind kind = c < 7 ? BP_OPTIMIZER_SGD
+                                 : c < 11 ? BP_OPTIMIZER_ADAM
+                                 : c < 13 ? BP_OPTIMIZER_RMSPROP
+                                 : c < 15 ? BP_OPTIMIZER_ADAGRAD : BP_OPTIMIZER_ADAMW;
+        if (!CHECK_OK(bp_optimizer_options_default(kind, &options))) {
+            continue;
+        }
+        CHECK_EQ(options.size, sizeof options);
+        switch (c) {
+        case 0: options.size = sizeof options - 1; break;
+        case 1: options.size = 0; break;
+        case 2: options.learning_rate = -0.1; break;
+        case 3: options.learning_rate = NAN; break;
+        case 4: options.momentum = -0.5; break;
+        case 5: options.momentum = 0; options.nesterov = 1; break; /* nesterov needs momentum */
+        case 6: options.momentum = 0.9; options.dampening = 0.5; options.nesterov = 1; break;
+        case 7: options.beta1 = 1.0; break;
+        case 8: options.beta2 = -0.1; break;
+        case 9: options.eps = -1e-8; break;
+        case 10: options.weight_decay = -0.01; break;
+        case 11: options.alpha = -0.5; break;
+        case 12: options.learning_rate = INFINITY; break;
+        case 13: options.lr_decay = -1; break;
+        case 14: options.initial_accumulator_value = -1; break;
+        case 15: options.beta1 = NAN; break;
+        default: options.weight_decay = INFINITY; break;
+        }
+        CHECK_CONTEXT("bad optimizer option case");
+        CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_optimizer_create(kind, &options, &optimizer));
+        CHECK_CONTEXT(NULL);
+        if (!CHECK(optimizer == NULL)) {
+            printf("     (case %d)\n", c);
+            bp_optimizer_free(optimizer);
+            optimizer = NULL;
+        }
+    }
+
+    /* The defaults of every kind are accepted, given or not. */
+    for (int kind = 0; kind <= BP_OPTIMIZER_ADAGRAD; kind++) {
+        CHECK_OK(bp_optimizer_options_default((bp_optimizer_kind)kind, &options));
+        CHECK_OK(bp_optimizer_create((bp_optimizer_kind)kind, &options, &optimizer));
+        CHECK_OK(bp_optimizer_free(optimizer));
+        optimizer = NULL;
+        CHECK_OK(bp_optimizer_create((bp_optimizer_kind)kind, NULL, &optimizer));
+        CHECK_OK(bp_optimizer_free(optimizer));
+        optimizer = NULL;
+    }
+}
+
+/* Calls every function that takes an optimizer with `bad` in its place. */
+static void check_optimizer_functions_reject(bp_optimizer *bad) {
+    bp_net *net = new_net(BP_LOSS_MSE);
+    bp_graph *graph = NULL;
+    bp_schedule_options schedule;
+    double rate = -9;
+    CHECK_OK(bp_net_graph(net, &graph));
+    CHECK_OK(bp_schedule_options_default(BP_SCHEDULE_STEP, &schedule));
+
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_optimizer_step(bad, net));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_optimizer_step_graph(bad, graph));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_optimizer_learning_rate(bad, &rate));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_optimizer_set_learning_rate(bad, 0.5));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_optimizer_reset(bad));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_optimizer_set_schedule(bad, &schedule));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_optimizer_schedule_step(bad, NAN, &rate));
+    CHECK(rate == -9);
+    CHECK_OK(bp_net_free(net));
+}
+
+static void test_optimizer_handles_are_checked(void) {
+    check_optimizer_functions_reject(NULL);
+    CHECK_OK(bp_optimizer_free(NULL));
+
+    uint64_t local[64];
+    memset(local, 0, sizeof local);
+    check_optimizer_functions_reject((bp_optimizer *)(void *)local);
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_optimizer_free((bp_optimizer *)(void *)local));
+
+    /* Handles of the other kinds are not optimizers, and an optimizer is neither of them. */
+    bp_net *net = new_net(BP_LOSS_MSE);
+    fixture f = make_fixture();
+    check_optimizer_functions_reject((bp_optimizer *)(void *)net);
+    check_optimizer_functions_reject((bp_optimizer *)(void *)f.graph);
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_optimizer_free((bp_optimizer *)(void *)net));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_optimizer_free((bp_optimizer *)(void *)f.graph));
+
+    bp_optimizer *optimizer = NULL;
+    CHECK_OK(bp_optimizer_create(BP_OPTIMIZER_SGD, NULL, &optimizer));
+    check_net_functions_reject((bp_net *)(void *)optimizer);
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_forward((bp_graph *)(void *)optimizer));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_free((bp_net *)(void *)optimizer));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_graph_free((bp_graph *)(void *)optimizer));
+    /* The network and graph arguments of a step are checked too. */
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_optimizer_step(optimizer, NULL));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_optimizer_step(optimizer, (bp_net *)(void *)f.graph));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_optimizer_step(optimizer, (bp_net *)(void *)local));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_optimizer_step_graph(optimizer, NULL));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE,
+                 bp_optimizer_step_graph(optimizer, (bp_graph *)(void *)net));
+
+    /* Freed, then used and freed again. */
+    CHECK_OK(bp_optimizer_free(optimizer));
+    check_optimizer_functions_reject(optimizer);
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_optimizer_free(optimizer));
+
+    check_graph_still_works(&f);
+    CHECK_OK(bp_graph_free(f.graph));
+    CHECK_OK(bp_net_free(net));
+}
+
+static void test_optimizer_rejects_bad_rates_and_schedules(void) {
+    bp_optimizer *optimizer = NULL;
+    bp_optimizer_options options;
+    bp_schedule_options schedule;
+    double rate = -9;
+    CHECK_OK(bp_optimizer_options_default(BP_OPTIMIZER_SGD, &options));
+    options.learning_rate = 0.25;
+    CHECK_OK(bp_optimizer_create(BP_OPTIMIZER_SGD, &options, &optimizer));
+
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_optimizer_learning_rate(optimizer, NULL));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_optimizer_set_learning_rate(optimizer, -1));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_optimizer_set_learning_rate(optimizer, NAN));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_optimizer_set_learning_rate(optimizer, INFINITY));
+    /* No schedule yet. */
+    CHECK_STATUS(BP_ERR_STATE, bp_optimizer_schedule_step(optimizer, 1.0, &rate));
+    CHECK(rate == -9);
+
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_optimizer_set_schedule(optimizer, NULL));
+    for (int c = 0; c < 6; c++) {
+        bp_schedule_rule rule = c < 3 ? BP_SCHEDULE_STEP
+                                : c < 5 ? BP_SCHEDULE_REDUCE_ON_PLATEAU : BP_SCHEDULE_COSINE;
+        if (!CHECK_OK(bp_schedule_options_default(rule, &schedule))) {
+            continue;
+        }
+        CHECK_EQ(schedule.size, sizeof schedule);
+        CHECK_EQ(schedule.rule, rule);
+        switch (c) {
+        case 0: schedule.size = sizeof schedule - 1; break;
+        case 1: schedule.gamma = NAN; break;
+        case 2: schedule.rule = (bp_schedule_rule)9; break;
+        case 3: schedule.factor = 1.0; break; /* must be in (0, 1) */
+        case 4: schedule.factor = 0.0; break;
+        default: schedule.min_lr = -1; break;
+        }
+        CHECK_CONTEXT("bad schedule option case");
+        CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_optimizer_set_schedule(optimizer, &schedule));
+        CHECK_CONTEXT(NULL);
+    }
+    /* Still no schedule, and the rate is as it was. */
+    CHECK_STATUS(BP_ERR_STATE, bp_optimizer_schedule_step(optimizer, 1.0, &rate));
+    CHECK_OK(bp_optimizer_learning_rate(optimizer, &rate));
+    CHECK(rate == 0.25);
+    CHECK_OK(bp_optimizer_free(optimizer));
+}
+
+static void test_optimizer_sized_for_another_network_is_refused(void) {
+    bp_net *small = new_net(BP_LOSS_MSE);
+    bp_net *big = NULL;
+    bp_optimizer *optimizer = NULL;
+    float outputs[8], before[64], after[64];
+    CHECK_OK(bp_net_create(2, 9, &big));
+    CHECK_OK(bp_net_add_dense(big, 5, BP_ACTIVATION_RELU));
+    CHECK_OK(bp_net_add_dense(big, 2, BP_ACTIVATION_NONE));
+    CHECK_OK(bp_optimizer_create(BP_OPTIMIZER_ADAM, NULL, &optimizer));
+
+    CHECK_OK(bp_net_forward(small, 4, XOR_INPUTS, 8, outputs, 8));
+    CHECK_OK(bp_net_backward(small, XOR_TARGETS, 8, NULL));
+    CHECK_OK(bp_optimizer_step(optimizer, small));
+
+    CHECK_OK(bp_net_forward(big, 4, XOR_INPUTS, 8, outputs, 8));
+    CHECK_OK(bp_net_backward(big, XOR_TARGETS, 8, NULL));
+    bp_graph *graph = NULL;
+    bp_node w = UNTOUCHED_NODE;
+    CHECK_OK(bp_net_graph(big, &graph));
+    CHECK_OK(bp_net_layer_nodes(big, 0, &w, NULL));
+    CHECK_OK(bp_graph_value(graph, w, before, 10));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_optimizer_step(optimizer, big));
+    CHECK_OK(bp_graph_value(graph, w, after, 10));
+    CHECK(same_floats(before, after, 10));
+
+    /* After a reset it sizes itself anew. */
+    CHECK_OK(bp_optimizer_reset(optimizer));
+    CHECK_OK(bp_optimizer_step(optimizer, big));
+    CHECK_OK(bp_optimizer_free(optimizer));
+    CHECK_OK(bp_net_free(small));
+    CHECK_OK(bp_net_free(big));
+}
+
+/* Makes the first layer's weight gradient infinite through the network's graph: the gradient
+ * of sum(W0 * C + W0 * C) is 2 C, and C = 3e38 puts that past FLT_MAX. Returns the weight. */
+static bp_node make_infinite_gradient(bp_net *net) {
+    bp_graph *graph = NULL;
+    bp_node w = UNTOUCHED_NODE, c = UNTOUCHED_NODE, p = UNTOUCHED_NODE, q = UNTOUCHED_NODE;
+    bp_node total = UNTOUCHED_NODE;
+    static const size_t s32[] = {3, 2};
+    float huge[6];
+    for (int i = 0; i < 6; i++) {
+        huge[i] = 3e38f;
+    }
+    CHECK_OK(bp_net_graph(net, &graph));
+    CHECK_OK(bp_net_layer_nodes(net, 0, &w, NULL));
+    CHECK_OK(bp_graph_constant(graph, s32, 2, &c));
+    CHECK_OK(bp_graph_set_value(graph, c, huge, 6));
+    CHECK_OK(bp_graph_mul(graph, w, c, &p));
+    CHECK_OK(bp_graph_add(graph, p, p, &q));
+    CHECK_OK(bp_graph_sum(graph, q, &total));
+    CHECK_OK(bp_graph_forward(graph));
+    CHECK_OK(bp_graph_zero_grad(graph));
+    CHECK_OK(bp_graph_backward(graph, total));
+    float grad[6] = {0};
+    CHECK_OK(bp_graph_grad(graph, w, grad, 6));
+    CHECK(isinf(grad[0]));
+    return w;
+}
+
+static void test_nonfinite_gradients_change_no_weights_anywhere(void) {
+    bp_net *net = new_net(BP_LOSS_MSE);
+    bp_net *twin = new_net(BP_LOSS_MSE); /* same seed: the same weights */
+    float weights[NET_PARAMETERS], grads[NET_PARAMETERS], now[NET_PARAMETERS], outputs[8];
+    double norm = -9;
+    bp_optimizer *adam = NULL, *fresh = NULL;
+    CHECK_OK(bp_optimizer_create(BP_OPTIMIZER_ADAM, NULL, &adam));
+    CHECK_OK(bp_optimizer_create(BP_OPTIMIZER_ADAM, NULL, &fresh));
+
+    make_infinite_gradient(net);
+    CHECK_EQ(read_parameters(net, 0, weights), NET_PARAMETERS);
+    CHECK_EQ(read_parameters(net, 1, grads), NET_PARAMETERS);
+
+    CHECK_STATUS(BP_ERR_NONFINITE, bp_net_update(net, 0.1f));
+    CHECK_STATUS(BP_ERR_NONFINITE, bp_optimizer_step(adam, net));
+    CHECK_STATUS(BP_ERR_NONFINITE, bp_net_clip_grad_norm(net, 1.0, &norm));
+    CHECK(norm == -9);
+    CHECK_EQ(read_parameters(net, 0, now), NET_PARAMETERS);
+    CHECK(same_floats(weights, now, NET_PARAMETERS));
+    CHECK_EQ(read_parameters(net, 1, now), NET_PARAMETERS);
+    CHECK(memcmp(grads, now, sizeof now) == 0); /* not clipped either */
+
+    /* The failed step left Adam's state (moments, step count) as new: from here on it moves the
+     * weights exactly as a fresh Adam moves the twin's. */
+    CHECK_OK(bp_net_zero_grad(net));
+    CHECK_OK(bp_net_forward(net, 4, XOR_INPUTS, 8, outputs, 8));
+    CHECK_OK(bp_net_backward(net, XOR_TARGETS, 8, NULL));
+    CHECK_OK(bp_optimizer_step(adam, net));
+    CHECK_OK(bp_net_forward(twin, 4, XOR_INPUTS, 8, outputs, 8));
+    CHECK_OK(bp_net_backward(twin, XOR_TARGETS, 8, NULL));
+    CHECK_OK(bp_optimizer_step(fresh, twin));
+    CHECK_EQ(read_parameters(net, 0, weights), NET_PARAMETERS);
+    CHECK_EQ(read_parameters(twin, 0, now), NET_PARAMETERS);
+    CHECK(same_floats(weights, now, NET_PARAMETERS));
+
+    CHECK_OK(bp_optimizer_free(adam));
+    CHECK_OK(bp_optimizer_free(fresh));
+    CHECK_OK(bp_net_free(net));
+    CHECK_OK(bp_net_free(twin));
+}
+
+static void test_optimizer_step_on_a_graph_with_nonfinite_gradient_changes_nothing(void) {
+    bp_graph *g = new_graph(BP_FLOAT32);
+    static const size_t s2[] = {2};
+    static const float start[2] = {1, 2}, huge[2] = {3e38f, 3e38f};
+    bp_node w = leaf(g, 1, s2, 1), c = leaf(g, 2, s2, 1);
+    bp_node p = UNTOUCHED_NODE, q = UNTOUCHED_NODE, total = UNTOUCHED_NODE;
+    bp_optimizer *sgd = NULL;
+    float now[2];
+    CHECK_OK(bp_graph_set_value(g, w, start, 2));
+    CHECK_OK(bp_graph_set_value(g, c, huge, 2));
+    CHECK_OK(bp_graph_mul(g, w, c, &p));
+    CHECK_OK(bp_graph_add(g, p, p, &q));
+    CHECK_OK(bp_graph_sum(g, q, &total));
+    CHECK_OK(bp_graph_forward(g));
+    CHECK_OK(bp_graph_backward(g, total));
+    CHECK_OK(bp_optimizer_create(BP_OPTIMIZER_SGD, NULL, &sgd));
+    CHECK_STATUS(BP_ERR_NONFINITE, bp_optimizer_step_graph(sgd, g));
+    CHECK_OK(bp_graph_value(g, w, now, 2));
+    CHECK(same_floats(now, start, 2));
+    CHECK_OK(bp_optimizer_free(sgd));
+    CHECK_OK(bp_graph_free(g));
+}
+
+static void test_clipping_rejects_bad_limits(void) {
+    bp_net *net = new_net(BP_LOSS_MSE);
+    float grads[NET_PARAMETERS], now[NET_PARAMETERS], outputs[8];
+    double norm = -9;
+    CHECK_OK(bp_net_forward(net, 4, XOR_INPUTS, 8, outputs, 8));
+    CHECK_OK(bp_net_backward(net, XOR_TARGETS, 8, NULL));
+    CHECK_EQ(read_parameters(net, 1, grads), NET_PARAMETERS);
+
+    static const double bad[] = {0.0, -1.0, NAN, INFINITY};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_net_clip_grad_norm(net, bad[i], &norm));
+        CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_net_clip_grad_value(net, bad[i]));
+    }
+    CHECK(norm == -9);
+    CHECK_EQ(read_parameters(net, 1, now), NET_PARAMETERS);
+    CHECK(memcmp(grads, now, sizeof now) == 0);
+
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_clip_grad_norm(NULL, 1.0, &norm));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_clip_grad_value(NULL, 1.0));
+    /* total_norm may be NULL. */
+    CHECK_OK(bp_net_clip_grad_norm(net, 1e6, NULL));
+    CHECK_OK(bp_net_free(net));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_clip_grad_norm(net, 1.0, &norm));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_clip_grad_value(net, 1.0));
+}
+
 int main(void) {
     /* First, while this process has made no call that failed. */
     RUN(test_last_error_is_empty_before_any_failure);
@@ -1188,6 +2047,10 @@ int main(void) {
     RUN(test_backward_needs_a_fresh_forward);
     RUN(test_invalid_class_labels_fail_forward);
     RUN(test_check_gradients_rejects_bad_arguments);
+    RUN(test_new_ops_reject_bad_parameters);
+    RUN(test_invalid_indices_fail_gather_and_nll_forward);
+    RUN(test_custom_op_rejects_bad_definitions);
+    RUN(test_thread_count_rejects_less_than_one);
 
     RUN(test_net_create_rejects_bad_arguments);
     RUN(test_null_net_is_rejected_by_every_net_function);
@@ -1195,6 +2058,8 @@ int main(void) {
     RUN(test_foreign_pointer_is_not_a_net);
     RUN(test_graph_handle_is_not_a_net);
     RUN(test_add_dense_and_set_loss_reject_bad_arguments);
+    RUN(test_net_builders_reject_bad_arguments);
+    RUN(test_parameter_access_rejects_bad_buffers);
     RUN(test_net_queries_reject_null_out_and_bad_layer);
     RUN(test_net_forward_rejects_bad_input);
     RUN(test_net_predict_rejects_bad_input);
@@ -1203,6 +2068,14 @@ int main(void) {
     RUN(test_net_update_rejects_bad_learning_rates);
     RUN(test_nonfinite_loss_or_gradients_change_no_weights);
     RUN(test_failed_train_steps_change_nothing);
+
+    RUN(test_optimizer_options_reject_bad_values);
+    RUN(test_optimizer_handles_are_checked);
+    RUN(test_optimizer_rejects_bad_rates_and_schedules);
+    RUN(test_optimizer_sized_for_another_network_is_refused);
+    RUN(test_nonfinite_gradients_change_no_weights_anywhere);
+    RUN(test_optimizer_step_on_a_graph_with_nonfinite_gradient_changes_nothing);
+    RUN(test_clipping_rejects_bad_limits);
 
     return check_summary();
 }
