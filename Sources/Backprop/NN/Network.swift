@@ -13,6 +13,13 @@ public final class Network {
     public private(set) var layers: [Layer] = []
 
     /// What a layer is, as a checkpoint records it.
+    /// What a loss is measured against: float targets [samples, outputWidth] (MSE) or class
+    /// labels [samples] (cross-entropy).
+    public enum Targets {
+        case values(UnsafeBufferPointer<Float>)
+        case labels(UnsafeBufferPointer<Int32>)
+    }
+
     public enum LayerKind: Sendable, Equatable {
         case dense(units: Int, activation: Activation)
         case dropout(probability: Double)
@@ -151,16 +158,14 @@ public final class Network {
     public func backward(targets: UnsafeBufferPointer<Float>) throws -> Double {
         try checkTrainingForward()
         try checkTargets(targets, batch: batch)
-        return try backpropagate { try graph.setValue($0, from: targets.baseAddress!, count: targets.count) }
+        return try backpropagate(.values(targets))
     }
 
     /// Backward pass against class labels in [0, outputWidth), one per sample, for cross-entropy.
     public func backward(labels: UnsafeBufferPointer<Int32>) throws -> Double {
         try checkTrainingForward()
         try checkLabels(labels, batch: batch)
-        if labelValues.count != labels.count { labelValues = [Double](repeating: 0, count: labels.count) }
-        for i in labels.indices { labelValues[i] = Double(labels[i]) }
-        return try backpropagate { try graph.setValue($0, from: labelValues, count: labelValues.count) }
+        return try backpropagate(.labels(labels))
     }
 
     /// Gradient descent on every parameter; see `GradientDescent.step`.
@@ -169,6 +174,14 @@ public final class Network {
     }
 
     public func zeroGradients() { graph.zeroGradients() }
+
+    /// Checks targets of either kind against `batch` samples and the loss.
+    func checkTargets(_ targets: Targets, batch: Int) throws {
+        switch targets {
+        case .values(let values): try checkTargets(values, batch: batch)
+        case .labels(let labels): try checkLabels(labels, batch: batch)
+        }
+    }
 
     /// zeroGradients, forward, backward and update in one call; returns the loss before the
     /// update. Arguments are checked first; a non-finite loss or gradient found on the way leaves
@@ -222,7 +235,7 @@ public final class Network {
         }
     }
 
-    private func checkTargets(_ targets: UnsafeBufferPointer<Float>, batch: Int) throws {
+    func checkTargets(_ targets: UnsafeBufferPointer<Float>, batch: Int) throws {
         guard loss == .mse else {
             throw BackpropError.invalidArgument("the network's loss is cross-entropy: pass class labels, not float targets")
         }
@@ -235,7 +248,7 @@ public final class Network {
         }
     }
 
-    private func checkLabels(_ labels: UnsafeBufferPointer<Int32>, batch: Int) throws {
+    func checkLabels(_ labels: UnsafeBufferPointer<Int32>, batch: Int) throws {
         guard loss == .crossEntropy else {
             throw BackpropError.invalidArgument("the network's loss is MSE: pass float targets, not class labels")
         }
@@ -255,7 +268,7 @@ public final class Network {
 
     // MARK: - Internals
 
-    private func run(_ inputs: UnsafeBufferPointer<Float>, batch: Int, into outputs: UnsafeMutableBufferPointer<Float>) throws {
+    func run(_ inputs: UnsafeBufferPointer<Float>, batch: Int, into outputs: UnsafeMutableBufferPointer<Float>) throws {
         try setBatch(batch)
         try graph.setValue(input, from: inputs.baseAddress!, count: inputs.count)
         try graph.forward(through: output)
@@ -298,18 +311,31 @@ public final class Network {
         hasTrainingForward = false
     }
 
-    /// Sets the targets through `setTargets`, computes the loss, refuses a non-finite one, then
-    /// backpropagates from it.
-    private func backpropagate(setTargets: (NodeID) throws -> Void) throws -> Double {
-        let nodes = try lossNodesForCurrentBatch()
-        try setTargets(nodes.target)
-        try graph.forward(through: nodes.loss)
-        var value = 0.0
-        try graph.value(nodes.loss, into: &value, count: 1)
+    /// The loss of the latest forward against `targets` (already checked), refusing a
+    /// non-finite one, then backpropagates from it.
+    private func backpropagate(_ targets: Targets) throws -> Double {
+        let value = try lossValue(targets)
         guard value.isFinite else {
             throw BackpropError.nonFinite("the loss is \(value); no gradient was changed")
         }
-        try graph.backward(from: nodes.loss)
+        try graph.backward(from: lossNodesForCurrentBatch().loss)
+        return value
+    }
+
+    /// The batch-averaged loss of the latest forward or prediction against checked targets.
+    func lossValue(_ targets: Targets) throws -> Double {
+        let nodes = try lossNodesForCurrentBatch()
+        switch targets {
+        case .values(let values):
+            try graph.setValue(nodes.target, from: values.baseAddress!, count: values.count)
+        case .labels(let labels):
+            if labelValues.count != labels.count { labelValues = [Double](repeating: 0, count: labels.count) }
+            for i in labels.indices { labelValues[i] = Double(labels[i]) }
+            try graph.setValue(nodes.target, from: labelValues, count: labelValues.count)
+        }
+        try graph.forward(through: nodes.loss)
+        var value = 0.0
+        try graph.value(nodes.loss, into: &value, count: 1)
         return value
     }
 }
