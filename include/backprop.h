@@ -745,6 +745,108 @@ bp_status bp_optimizer_schedule_step(bp_optimizer *optimizer, double metric,
 bp_status bp_net_clip_grad_norm(bp_net *net, double max_norm, double *total_norm);
 bp_status bp_net_clip_grad_value(bp_net *net, double value);
 
+/* ---------------------------------------------------------------------------------------------
+ * Training loop: fit and evaluate
+ *
+ * bp_net_fit trains for a number of epochs over minibatches (reshuffled every epoch from the
+ * network's seed), with an optimizer and its schedule (stepped once per epoch, with the monitored
+ * loss), optional validation data (given, or split off the end of the training data before
+ * shuffling), early stopping that can restore the best weights, and a callback after each epoch.
+ * Arguments are checked before training starts; bad ones change nothing. A non-finite loss or
+ * gradient stops training with BP_ERR_NONFINITE, leaving the weights and optimizer state of the
+ * last good step. The network and the optimizer are busy during the call: the callback must not
+ * call into them (such calls fail with BP_ERR_BUSY).
+ * ------------------------------------------------------------------------------------------- */
+
+/* What the callback sees after each epoch. Pointers are valid during the callback only. */
+typedef struct bp_epoch_report {
+    size_t size;                 /* sizeof(bp_epoch_report) of the library */
+    size_t epoch;                /* 1-based */
+    double train_loss;           /* mean over the epoch's minibatches, weighted by their sizes */
+    double train_accuracy;       /* see bp_net_evaluate for how accuracy is counted */
+    double validation_loss;      /* NaN without validation data */
+    double validation_accuracy;  /* NaN without validation data */
+    double learning_rate;        /* the rate used during this epoch */
+    size_t layer_count;          /* entries in the two arrays: layers with parameters, in order */
+    const double *gradient_norms; /* L2 norm of each layer's gradients on the epoch's last step */
+    const double *update_ratios; /* |update| / |weights| of each layer on that step */
+    int vanishing;               /* some gradient norm is below vanishing_threshold */
+    int exploding;               /* some gradient norm is above exploding_threshold */
+} bp_epoch_report;
+
+/* Called after every epoch with `userdata`; return 0 to go on, non-zero to stop training. */
+typedef int (*bp_epoch_callback)(const bp_epoch_report *report, void *userdata);
+
+/* Start from bp_fit_options_default, which sets `size` and the defaults shown. */
+typedef struct bp_fit_options {
+    size_t size;
+    size_t batch_size;           /* 32 */
+    size_t epochs;               /* 10 */
+    int shuffle;                 /* 1: reshuffle every epoch */
+    double validation_split;     /* 0: fraction in [0, 1) held out from the end when no
+                                    validation set is given */
+    size_t patience;             /* 0: never stop early; else epochs without improvement of the
+                                    monitored loss (validation loss, or training loss without
+                                    validation data) */
+    double min_delta;            /* 0: smallest decrease that counts as an improvement */
+    int restore_best_weights;    /* 1: on early stopping, put back the best epoch's weights */
+    double clip_norm;            /* 0: off; else clip gradients to this global L2 norm */
+    double clip_value;           /* 0: off; else clamp gradients to [-clip_value, clip_value] */
+    double vanishing_threshold;  /* 1e-7 */
+    double exploding_threshold;  /* 1e3 */
+    size_t validation_samples;   /* 0: no explicit validation set; else its number of samples, */
+    const float *validation_inputs; /* validation_samples * input_width floats, */
+    size_t validation_input_count;
+    const float *validation_targets; /* with bp_net_fit: validation_samples * output_width floats */
+    size_t validation_target_count;
+    const int32_t *validation_labels; /* with bp_net_fit_labels: validation_samples labels */
+    size_t validation_label_count;
+    bp_epoch_callback callback;  /* NULL: none */
+    void *userdata;              /* passed to the callback */
+} bp_fit_options;
+
+/* The outcome of bp_net_fit. Set `size` to sizeof(bp_fit_result) before the call. */
+typedef struct bp_fit_result {
+    size_t size;
+    size_t epochs_run;
+    size_t best_epoch;           /* the epoch with the lowest monitored loss (1-based) */
+    double best_loss;
+    int stopped_early;
+    int stopped_by_callback;
+    double final_train_loss;
+    double final_validation_loss; /* NaN without validation data */
+} bp_fit_result;
+
+/* Fills *out with the defaults. Errors: BP_ERR_INVALID_ARGUMENT (out NULL). */
+bp_status bp_fit_options_default(bp_fit_options *out);
+
+/* Trains `net` with `optimizer` on `samples` samples: `inputs` holds samples * input_width floats,
+ * and the targets are float targets (bp_net_fit, samples * output_width floats, for MSE) or class
+ * labels (bp_net_fit_labels, `samples` labels, for cross-entropy). `options` may be NULL for the
+ * defaults; `result` may be NULL. Errors: BP_ERR_INVALID_HANDLE, BP_ERR_BUSY,
+ * BP_ERR_INVALID_ARGUMENT (NULL buffers, counts that do not match, bad options, labels out of
+ * range, the wrong call for the network's loss), BP_ERR_STATE (no layers), BP_ERR_NONFINITE
+ * (NaN or infinity in the data: nothing changes; or during training: see above). */
+bp_status bp_net_fit(bp_net *net, bp_optimizer *optimizer, size_t samples, const float *inputs,
+                     size_t input_count, const float *targets, size_t target_count,
+                     const bp_fit_options *options, bp_fit_result *result);
+bp_status bp_net_fit_labels(bp_net *net, bp_optimizer *optimizer, size_t samples,
+                            const float *inputs, size_t input_count, const int32_t *labels,
+                            size_t label_count, const bp_fit_options *options,
+                            bp_fit_result *result);
+
+/* The mean loss and the accuracy over `samples` samples, in inference mode (dropout off), in
+ * batches of 256. Accuracy counts the argmax of the outputs against the label (cross-entropy),
+ * against the argmax of the target (MSE with several outputs), or output > 0.5 against
+ * target > 0.5 (MSE with one output). Either out-pointer may be NULL. Gradients are untouched.
+ * Errors: as bp_net_fit. */
+bp_status bp_net_evaluate(bp_net *net, size_t samples, const float *inputs, size_t input_count,
+                          const float *targets, size_t target_count, double *loss,
+                          double *accuracy);
+bp_status bp_net_evaluate_labels(bp_net *net, size_t samples, const float *inputs,
+                                 size_t input_count, const int32_t *labels, size_t label_count,
+                                 double *loss, double *accuracy);
+
 #ifdef __cplusplus
 }
 #endif
