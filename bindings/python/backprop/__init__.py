@@ -9,7 +9,21 @@ Two faces over one engine:
 
 Importing the package loads libbackprop.so (see :mod:`backprop._capi` for where it is looked for);
 failures of the library are raised as :class:`BackpropError` subclasses.
+
+numpy arrays: float32 and float64 C-contiguous arrays are read by the library without a copy;
+anything else is converted once (the rule is in :mod:`backprop._arrays`). Results are new arrays
+that own their memory.
+
+Threads: ctypes releases the GIL for the duration of every library call, so while one thread is
+in a long forward, backward or training step, other Python threads run. Distinct graphs and
+networks may be used from different threads at once; one object used from two threads at once
+makes one of the calls raise :class:`BusyError` (it is never corrupted).
+
+Lifetime: graphs and networks free their library handle exactly once, on ``close()``, at the end
+of a ``with`` block, when garbage collected, or at interpreter exit, whichever comes first.
 """
+
+from __future__ import annotations
 
 from ._capi import (
     HEADER_VERSION as __version__,
@@ -48,7 +62,7 @@ __all__ = [
 ]
 
 
-def library_version():
+def library_version() -> str:
     """The version of the loaded libbackprop.so, as "MAJOR.MINOR.PATCH"."""
     from ._capi import lib
 

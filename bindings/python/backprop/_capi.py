@@ -18,9 +18,12 @@ A library whose ``bp_version()`` differs from :data:`HEADER_VERSION` is refused 
 :class:`LibraryVersionError`.
 """
 
+from __future__ import annotations
+
 import ctypes
 import enum
 import os
+from typing import List, Tuple
 from ctypes import POINTER, c_char_p, c_double, c_float, c_int, c_int32, c_size_t, c_uint, c_uint64
 from pathlib import Path
 
@@ -222,7 +225,7 @@ class LibraryVersionError(ImportError):
     lacks some of the functions of the header."""
 
 
-def candidates():
+def candidates() -> List[Tuple[Path, str]]:
     """The places to look for the library, in order, as (path, description) pairs."""
     explicit = os.environ.get(ENVIRONMENT_VARIABLE)
     if explicit:
@@ -235,7 +238,7 @@ def candidates():
     ]
 
 
-def check_version(found, path):
+def check_version(found: str, path: object) -> None:
     """Refuses a library whose version string is not HEADER_VERSION."""
     if found != HEADER_VERSION:
         raise LibraryVersionError(
@@ -244,7 +247,7 @@ def check_version(found, path):
             f"${ENVIRONMENT_VARIABLE} at it")
 
 
-def _declare(library, path):
+def _declare(library: ctypes.CDLL, path: Path) -> None:
     missing = []
     for name, restype, argtypes in DECLARATIONS:
         try:
@@ -260,7 +263,7 @@ def _declare(library, path):
             f"{HEADER_VERSION} build")
 
 
-def load():
+def load() -> Tuple[ctypes.CDLL, Path]:
     """Finds, loads and declares the library; returns (CDLL, path)."""
     tried = []
     places = candidates()

@@ -7,6 +7,10 @@ Where a built-in exception means the same thing, the class derives from it too, 
 ``except ValueError`` also catches an invalid argument or a shape mismatch.
 """
 
+from __future__ import annotations
+
+from typing import Optional, Type, Union
+
 from . import _capi
 from ._capi import Status
 
@@ -25,15 +29,15 @@ class BackpropError(Exception):
         message: what went wrong, as the library described it.
     """
 
-    status = None
+    status: Optional[Union[Status, int]] = None
 
-    def __init__(self, message="", status=None):
+    def __init__(self, message: str = "", status: Optional[Union[Status, int]] = None) -> None:
         super().__init__(message)
         self.message = message
         if status is not None:
             self.status = status
 
-    def __str__(self):
+    def __str__(self) -> str:
         if self.message:
             return self.message
         if self.status is None:
@@ -106,7 +110,7 @@ _CLASSES = {cls.status: cls for cls in (
     OutOfMemoryError, NonFiniteError, BackpropIOError, FormatError, InternalError)}
 
 
-def error_class(status):
+def error_class(status: Union[Status, int]) -> Type[BackpropError]:
     """The exception class for a (non-OK) status; BackpropError for an unknown one."""
     try:
         return _CLASSES[Status(status)]
@@ -114,7 +118,7 @@ def error_class(status):
         return BackpropError
 
 
-def check(status):
+def check(status: Union[Status, int]) -> None:
     """Returns if `status` is OK; otherwise raises its exception with the library's message.
 
     Call it right after the failed call, on the same thread: bp_last_error() is per thread and

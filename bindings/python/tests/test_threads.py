@@ -168,3 +168,33 @@ def test_closing_a_graph_in_use_by_another_thread_is_busy_or_waits_for_nothing()
 
     assert run_threads(forward_loop, 2) == []
     assert "closed" in outcome and g.closed
+
+
+def test_other_python_threads_run_while_a_call_is_inside_the_library():
+    # One long call: a gradient check of 4000 elements runs 8000 forward passes inside a single
+    # library call. Had the GIL stayed held, the main thread could not tick during it at all.
+    g = Graph("float64")
+    x = g.input(4000)
+    loss = g.sum(g.tanh(x * x))
+    g.set_value(x, np.linspace(-1, 1, 4000))
+    span, entered, done = {}, threading.Event(), threading.Event()
+
+    def long_call():
+        entered.set()
+        span["start"] = time.perf_counter()
+        g.check_gradients(loss)
+        span["end"] = time.perf_counter()
+        done.set()
+
+    thread = threading.Thread(target=long_call)
+    thread.start()
+    entered.wait()
+    ticks = []
+    while not done.is_set():
+        ticks.append(time.perf_counter())
+    thread.join()
+    start, end = span["start"], span["end"]
+    assert end - start > 0.1, "the call was too short to tell"
+    margin = 0.02
+    inside = [t for t in ticks if start + margin < t < end - margin]
+    assert len(inside) > 1000, f"{len(inside)} ticks during a {end - start:.3f} s call"
