@@ -681,6 +681,48 @@ static void test_check_gradients_agrees_on_a_float64_graph(void) {
     CHECK_OK(bp_graph_free(g));
 }
 
+static void test_dropout_follows_training_mode_and_seed(void) {
+    enum { N = 1000 };
+    bp_graph *g = new_graph(BP_FLOAT32);
+    static const size_t shape[] = {N};
+    static float ones[N], first[N], second[N], grad[N];
+    for (int i = 0; i < N; i++) {
+        ones[i] = 1;
+    }
+    bp_node x = input(g, shape, 1, ones);
+    bp_node dropped = -1, total = -1;
+    CHECK_OK(bp_graph_dropout(g, x, 0.5, &dropped));
+    CHECK_OK(bp_graph_sum(g, dropped, &total));
+
+    /* Training mode (the default): each element is 0 or 1 / (1 - p) = 2, about half of each. */
+    CHECK_OK(bp_graph_seed(g, 7));
+    CHECK_OK(bp_graph_forward(g));
+    CHECK_OK(bp_graph_value(g, dropped, first, N));
+    int zeros = 0, others = 0;
+    for (int i = 0; i < N; i++) {
+        zeros += first[i] == 0;
+        others += first[i] != 0 && first[i] != 2;
+    }
+    CHECK_EQ(others, 0);
+    CHECK(zeros > 400 && zeros < 600);
+
+    /* The gradient goes through the same mask. */
+    CHECK_OK(bp_graph_backward(g, total));
+    CHECK_OK(bp_graph_grad(g, x, grad, N));
+    CHECK(memcmp(grad, first, sizeof grad) == 0);
+
+    /* The same seed gives the same mask; evaluation mode passes values through. */
+    CHECK_OK(bp_graph_seed(g, 7));
+    CHECK_OK(bp_graph_forward(g));
+    CHECK_OK(bp_graph_value(g, dropped, second, N));
+    CHECK(memcmp(first, second, sizeof first) == 0);
+    CHECK_OK(bp_graph_set_training(g, 0));
+    CHECK_OK(bp_graph_forward(g));
+    CHECK_OK(bp_graph_value(g, dropped, second, N));
+    CHECK(memcmp(ones, second, sizeof ones) == 0);
+    CHECK_OK(bp_graph_free(g));
+}
+
 /* ---- queries ---------------------------------------------------------------------------- */
 
 static void test_leaves_start_at_zero(void) {
@@ -779,6 +821,7 @@ int main(void) {
     RUN(test_float64_graph_keeps_double_precision);
     RUN(test_float32_graph_converts_doubles);
     RUN(test_check_gradients_agrees_on_a_float64_graph);
+    RUN(test_dropout_follows_training_mode_and_seed);
     RUN(test_leaves_start_at_zero);
     RUN(test_shape_size_and_node_count_queries);
     return check_summary();
