@@ -2022,6 +2022,156 @@ static void test_clipping_rejects_bad_limits(void) {
     CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_clip_grad_value(net, 1.0));
 }
 
+/* ---- fit and evaluate ------------------------------------------------------------------- */
+
+/* Calls bp_net_fit / _labels with one thing wrong at a time; every call must fail with the
+ * expected status and change neither the weights nor *result. */
+static void check_fit_fails(bp_status expected, bp_net *net, bp_optimizer *optimizer,
+                            size_t samples, const float *inputs, size_t input_count,
+                            const float *targets, size_t target_count,
+                            const bp_fit_options *options, const char *what) {
+    float before[NET_PARAMETERS], after[NET_PARAMETERS];
+    bp_fit_result result;
+    memset(&result, 0x5A, sizeof result);
+    result.size = sizeof result;
+    bp_fit_result untouched = result;
+    CHECK_CONTEXT(what);
+    CHECK_EQ(read_parameters(net, 0, before), NET_PARAMETERS);
+    CHECK_STATUS(expected, bp_net_fit(net, optimizer, samples, inputs, input_count, targets,
+                                      target_count, options, &result));
+    CHECK_EQ(read_parameters(net, 0, after), NET_PARAMETERS);
+    CHECK(same_floats(before, after, NET_PARAMETERS));
+    CHECK(memcmp(&result, &untouched, sizeof result) == 0);
+    CHECK_CONTEXT(NULL);
+}
+
+/* What the epoch callback below needs: the network it calls into, and where to put the status. */
+typedef struct busy_probe {
+    bp_net *net;
+    bp_status seen;
+} busy_probe;
+
+static int calls_into_the_busy_net(const bp_epoch_report *report, void *userdata) {
+    busy_probe *probe = userdata;
+    (void)report;
+    probe->seen = bp_net_zero_grad(probe->net);
+    return 1; /* stop after the first epoch */
+}
+
+static void test_fit_and_evaluate_reject_bad_input(void) {
+    bp_net *net = new_net(BP_LOSS_MSE);
+    bp_net *ce = new_net(BP_LOSS_CROSS_ENTROPY);
+    bp_optimizer *optimizer = NULL;
+    bp_fit_options options, defaults;
+    float inputs[8], targets[8];
+    int32_t labels[4];
+    memcpy(inputs, XOR_INPUTS, sizeof inputs);
+    memcpy(targets, XOR_TARGETS, sizeof targets);
+    memcpy(labels, XOR_LABELS, sizeof labels);
+    CHECK_OK(bp_optimizer_create(BP_OPTIMIZER_SGD, NULL, &optimizer));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_fit_options_default(NULL));
+    CHECK_OK(bp_fit_options_default(&defaults));
+    CHECK_EQ(defaults.size, sizeof defaults);
+
+    const bp_status arg = BP_ERR_INVALID_ARGUMENT;
+    check_fit_fails(BP_ERR_INVALID_HANDLE, net, NULL, 4, inputs, 8, targets, 8, NULL,
+                    "NULL optimizer");
+    check_fit_fails(BP_ERR_INVALID_HANDLE, net, (bp_optimizer *)(void *)net, 4, inputs, 8,
+                    targets, 8, NULL, "net as optimizer");
+    check_fit_fails(arg, net, optimizer, 4, NULL, 8, targets, 8, NULL, "NULL inputs");
+    check_fit_fails(arg, net, optimizer, 4, inputs, 8, NULL, 8, NULL, "NULL targets");
+    check_fit_fails(arg, net, optimizer, 0, inputs, 0, targets, 0, NULL, "no samples");
+    check_fit_fails(arg, net, optimizer, 4, inputs, 7, targets, 8, NULL, "short inputs");
+    check_fit_fails(arg, net, optimizer, 4, inputs, 8, targets, 9, NULL, "long targets");
+    options = defaults;
+    options.size = sizeof options - 1;
+    check_fit_fails(arg, net, optimizer, 4, inputs, 8, targets, 8, &options, "size too small");
+    options = defaults;
+    options.batch_size = 0;
+    check_fit_fails(arg, net, optimizer, 4, inputs, 8, targets, 8, &options, "batch_size 0");
+    options = defaults;
+    options.validation_split = 1.0;
+    check_fit_fails(arg, net, optimizer, 4, inputs, 8, targets, 8, &options, "split 1");
+    options.validation_split = NAN;
+    check_fit_fails(arg, net, optimizer, 4, inputs, 8, targets, 8, &options, "split NaN");
+    options = defaults;
+    options.clip_norm = -1;
+    check_fit_fails(arg, net, optimizer, 4, inputs, 8, targets, 8, &options, "clip_norm -1");
+    options = defaults;
+    options.validation_samples = 2; /* but no validation buffers */
+    check_fit_fails(arg, net, optimizer, 4, inputs, 8, targets, 8, &options,
+                    "validation set without data");
+    inputs[3] = NAN;
+    check_fit_fails(BP_ERR_NONFINITE, net, optimizer, 4, inputs, 8, targets, 8, NULL,
+                    "NaN input");
+    inputs[3] = XOR_INPUTS[3];
+    targets[5] = INFINITY;
+    check_fit_fails(BP_ERR_NONFINITE, net, optimizer, 4, inputs, 8, targets, 8, NULL,
+                    "infinite target");
+    targets[5] = XOR_TARGETS[5];
+
+    /* The labels form: for cross-entropy only, labels in range. */
+    bp_fit_result result;
+    result.size = sizeof result;
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE,
+                 bp_net_fit_labels(NULL, optimizer, 4, inputs, 8, labels, 4, NULL, &result));
+    CHECK_STATUS(arg, bp_net_fit_labels(net, optimizer, 4, inputs, 8, labels, 4, NULL, &result));
+    CHECK_STATUS(arg, bp_net_fit(ce, optimizer, 4, inputs, 8, targets, 8, NULL, &result));
+    CHECK_STATUS(arg, bp_net_fit_labels(ce, optimizer, 4, inputs, 8, NULL, 4, NULL, &result));
+    CHECK_STATUS(arg, bp_net_fit_labels(ce, optimizer, 4, inputs, 8, labels, 3, NULL, &result));
+    labels[0] = 2;
+    CHECK_STATUS(arg, bp_net_fit_labels(ce, optimizer, 4, inputs, 8, labels, 4, NULL, &result));
+    labels[0] = -1;
+    CHECK_STATUS(arg, bp_net_fit_labels(ce, optimizer, 4, inputs, 8, labels, 4, NULL, &result));
+    labels[0] = XOR_LABELS[0];
+
+    /* No layers yet. */
+    bp_net *empty = NULL;
+    CHECK_OK(bp_net_create(2, 1, &empty));
+    CHECK_STATUS(BP_ERR_STATE,
+                 bp_net_fit(empty, optimizer, 4, inputs, 8, targets, 8, NULL, &result));
+    CHECK_STATUS(BP_ERR_STATE, bp_net_evaluate(empty, 4, inputs, 8, targets, 8, NULL, NULL));
+    CHECK_OK(bp_net_free(empty));
+
+    /* evaluate: the same rules; its out-pointers are written only on success. */
+    double loss = -9, accuracy = -9;
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE,
+                 bp_net_evaluate(NULL, 4, inputs, 8, targets, 8, &loss, &accuracy));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE,
+                 bp_net_evaluate_labels(NULL, 4, inputs, 8, labels, 4, &loss, &accuracy));
+    CHECK_STATUS(arg, bp_net_evaluate(net, 4, NULL, 8, targets, 8, &loss, &accuracy));
+    CHECK_STATUS(arg, bp_net_evaluate(net, 4, inputs, 8, targets, 7, &loss, &accuracy));
+    CHECK_STATUS(arg, bp_net_evaluate(net, 0, inputs, 0, targets, 0, &loss, &accuracy));
+    CHECK_STATUS(arg, bp_net_evaluate_labels(net, 4, inputs, 8, labels, 4, &loss, &accuracy));
+    CHECK_STATUS(arg, bp_net_evaluate(ce, 4, inputs, 8, targets, 8, &loss, &accuracy));
+    CHECK_STATUS(arg, bp_net_evaluate_labels(ce, 4, inputs, 9, labels, 4, &loss, &accuracy));
+    labels[1] = 5;
+    CHECK_STATUS(arg, bp_net_evaluate_labels(ce, 4, inputs, 8, labels, 4, &loss, &accuracy));
+    labels[1] = XOR_LABELS[1];
+    inputs[0] = NAN;
+    CHECK_STATUS(BP_ERR_NONFINITE, bp_net_evaluate(net, 4, inputs, 8, targets, 8, &loss, NULL));
+    inputs[0] = XOR_INPUTS[0];
+    CHECK(loss == -9 && accuracy == -9);
+    CHECK_OK(bp_net_evaluate(net, 4, inputs, 8, targets, 8, NULL, NULL));
+    CHECK_OK(bp_net_evaluate_labels(ce, 4, inputs, 8, labels, 4, &loss, &accuracy));
+    CHECK(loss > 0 && accuracy >= 0 && accuracy <= 1);
+
+    /* The callback runs while the network is busy: calling into it fails with BUSY. */
+    busy_probe probe = {net, BP_OK};
+    options = defaults;
+    options.epochs = 3;
+    options.callback = calls_into_the_busy_net;
+    options.userdata = &probe;
+    CHECK_OK(bp_net_fit(net, optimizer, 4, inputs, 8, targets, 8, &options, &result));
+    CHECK_EQ(probe.seen, BP_ERR_BUSY);
+    CHECK_EQ(result.epochs_run, 1);
+    CHECK_EQ(result.stopped_by_callback, 1);
+
+    CHECK_OK(bp_optimizer_free(optimizer));
+    CHECK_OK(bp_net_free(net));
+    CHECK_OK(bp_net_free(ce));
+}
+
 int main(void) {
     /* First, while this process has made no call that failed. */
     RUN(test_last_error_is_empty_before_any_failure);
@@ -2076,6 +2226,7 @@ int main(void) {
     RUN(test_nonfinite_gradients_change_no_weights_anywhere);
     RUN(test_optimizer_step_on_a_graph_with_nonfinite_gradient_changes_nothing);
     RUN(test_clipping_rejects_bad_limits);
+    RUN(test_fit_and_evaluate_reject_bad_input);
 
     return check_summary();
 }
