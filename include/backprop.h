@@ -147,8 +147,9 @@ bp_status bp_graph_constant(bp_graph *graph, const size_t *shape, size_t rank, b
 /* ---- Ops --------------------------------------------------------------------------------------
  * Every op below adds one node and writes its id to *out. Unless stated otherwise they fail with
  * BP_ERR_INVALID_HANDLE (graph or an input node), BP_ERR_INVALID_ARGUMENT (out NULL, an unknown
- * enum value, a parameter out of range) or BP_ERR_SHAPE (input shapes the op cannot take; the
- * message names the op and the shapes). docs/OPS.md lists every op with its gradient.
+ * enum value, a parameter wrong whatever the inputs: a repeated axis, an empty slice, a list that
+ * is not a permutation) or BP_ERR_SHAPE (input shapes the op cannot take, including an axis or a
+ * range outside the input; the message names the op and the shapes). docs/OPS.md lists every op with its gradient.
  * Semantics follow PyTorch wherever both define the op. */
 
 /* No node: pass it where a node is optional (layer norm's weight and bias). */
@@ -418,9 +419,9 @@ bp_status bp_graph_grad(const bp_graph *graph, bp_node node, float *out, size_t 
 bp_status bp_graph_grad_f64(const bp_graph *graph, bp_node node, double *out, size_t count);
 
 /* The shape of a node: its rank through *rank and its dimensions into `shape`, which holds
- * `capacity` entries (BP_MAX_RANK always suffices). `shape` may be NULL when capacity is 0,
- * to ask for the rank only. Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (rank NULL,
- * capacity smaller than the rank). */
+ * `capacity` entries (BP_MAX_RANK always suffices). With `shape` NULL and capacity 0 it reports
+ * the rank only. Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (rank NULL, a capacity
+ * other than 0 that is smaller than the rank, shape NULL with capacity > 0). */
 bp_status bp_graph_shape(const bp_graph *graph, bp_node node, size_t *shape, size_t capacity,
                          size_t *rank);
 

@@ -101,12 +101,10 @@ func mutableBuffer<T>(_ pointer: UnsafeMutablePointer<T>?, _ count: UInt, _ name
     UnsafeMutableBufferPointer(start: try required(pointer, name), count: try elementCount(count, "\(name) count"))
 }
 
-/// An element count from C as a Swift Int. One beyond Int.max cannot match any buffer.
+/// An element count from C as a Swift Int. One beyond Int.max is a size no memory can hold:
+/// reported as out of memory, as every size too large to represent is.
 func elementCount(_ value: UInt, _ name: String) throws -> Int {
-    guard let result = Int(exactly: value) else {
-        throw BoundaryError.invalidArgument("\(name) \(value) is too large")
-    }
-    return result
+    try size(value, name)
 }
 
 /// A size from C (units, a batch, a width) as a Swift Int. One beyond Int.max is a size no

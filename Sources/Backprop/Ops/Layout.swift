@@ -32,8 +32,11 @@ public struct Permute: Op {
 
     public func outputShape(_ inputs: [Shape]) throws -> Shape {
         let input = inputs[0]
-        guard permutation.count == input.rank, Set(permutation) == Set(0..<input.rank) else {
-            throw BackpropError.shape("permute: \(permutation) is not a permutation of the axes of \(input)")
+        guard permutation.count == input.rank else {
+            throw BackpropError.shape("permute: \(permutation.count) axes given for \(input)")
+        }
+        guard Set(permutation) == Set(0..<input.rank) else {
+            throw BackpropError.invalidArgument("permute: \(permutation) is not a permutation of 0..<\(input.rank)")
         }
         return try Shape(permutation.map { input.dims[$0] })
     }
@@ -160,8 +163,11 @@ public struct Slice: Op {
 
     public func outputShape(_ inputs: [Shape]) throws -> Shape {
         let a = try normalizedAxis(axis, rank: inputs[0].rank, op: name)
-        guard start >= 0, end > start, end <= inputs[0].dims[a] else {
-            throw BackpropError.shape("slice: range \(start)..<\(end) is empty or outside axis \(axis) of \(inputs[0])")
+        guard start >= 0, end > start else {
+            throw BackpropError.invalidArgument("slice: range \(start)..<\(end) is empty")
+        }
+        guard end <= inputs[0].dims[a] else {
+            throw BackpropError.shape("slice: range \(start)..<\(end) is outside axis \(axis) of \(inputs[0])")
         }
         var dims = inputs[0].dims
         dims[a] = end - start

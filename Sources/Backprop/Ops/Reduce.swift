@@ -36,7 +36,7 @@ public struct Reduce: Op {
                 throw BackpropError.shape("\(name): axis \(axis) is out of range for shape \(input)")
             }
             guard dims[a] != 0 else {
-                throw BackpropError.shape("\(name): axis \(axis) appears twice")
+                throw BackpropError.invalidArgument("\(name): axis \(axis) appears twice")
             }
             dims[a] = 0  // marked; set to 1 below
         }
