@@ -468,7 +468,7 @@ class Graph:
         numbers is converted once to the graph's dtype. Raises TypeError for values that are
         not real numbers and ValueError for a shape other than the node's; both messages name
         the node's shape."""
-        handle = self._h()
+        self._h()  # a closed graph fails first
         node = self._own(node)
         shape = self.shape(node)
         try:

@@ -1,7 +1,9 @@
 """The declarations mirror include/backprop.h, and the library is found (or not) as documented."""
 
+import ctypes
 import re
 import shutil
+import subprocess
 from ctypes import POINTER, c_char_p, c_double, c_float, c_int, c_int32, c_size_t, c_uint, c_uint64
 
 import pytest
@@ -16,13 +18,15 @@ needs_header = pytest.mark.skipif(not HEADER.is_file(), reason="needs the source
 C_TYPES = {
     "void": None,
     "const char *": c_char_p,
-    "unsigned": c_uint,
+    "unsigned": c_uint, "int": c_int,
     "bp_status": c_int, "bp_dtype": c_int, "bp_reduction": c_int, "bp_activation": c_int,
-    "bp_loss": c_int,
+    "bp_loss": c_int, "bp_comparison": c_int, "bp_gelu_approximation": c_int,
+    "bp_reduce_op": c_int, "bp_initializer": c_int, "bp_optimizer_kind": c_int,
+    "bp_schedule_rule": c_int,
     "bp_dtype *": POINTER(c_int),
-    "bp_node": c_int32, "bp_node *": POINTER(c_int32),
+    "bp_node": c_int32, "bp_node *": POINTER(c_int32), "const bp_node *": POINTER(c_int32),
     "size_t": c_size_t, "size_t *": POINTER(c_size_t), "const size_t *": POINTER(c_size_t),
-    "uint64_t": c_uint64,
+    "uint64_t": c_uint64, "int32_t": c_int32,
     "float": c_float, "float *": POINTER(c_float), "const float *": POINTER(c_float),
     "double": c_double, "double *": POINTER(c_double), "const double *": POINTER(c_double),
     "int *": POINTER(c_int),
@@ -31,7 +35,12 @@ C_TYPES = {
     "bp_graph **": POINTER(_capi.GraphHandle),
     "bp_net *": _capi.NetHandle, "const bp_net *": _capi.NetHandle,
     "bp_net **": POINTER(_capi.NetHandle),
+    "bp_optimizer *": _capi.OptimizerHandle, "const bp_optimizer *": _capi.OptimizerHandle,
+    "bp_optimizer **": POINTER(_capi.OptimizerHandle),
 }
+# Pointers to the header's structs, const or not.
+for _name, _struct in _capi.STRUCTS.items():
+    C_TYPES[f"{_name} *"] = C_TYPES[f"const {_name} *"] = POINTER(_struct)
 
 
 def parameter_type(declaration):
@@ -87,6 +96,12 @@ def test_declared_types_match_the_header():
     ("bp_reduction", backprop.Reduction, "BP_REDUCTION_"),
     ("bp_activation", backprop.Activation, "BP_ACTIVATION_"),
     ("bp_loss", backprop.Loss, "BP_LOSS_"),
+    ("bp_comparison", _capi.Comparison, "BP_CMP_"),
+    ("bp_gelu_approximation", _capi.GeluApproximation, "BP_GELU_"),
+    ("bp_reduce_op", _capi.ReduceOp, "BP_REDUCE_"),
+    ("bp_initializer", _capi.Initializer, "BP_INIT_"),
+    ("bp_optimizer_kind", _capi.OptimizerKind, "BP_OPTIMIZER_"),
+    ("bp_schedule_rule", _capi.ScheduleRule, "BP_SCHEDULE_"),
 ])
 def test_enums_match_the_header(c_name, python_enum, prefix):
     in_header = {re.sub("^" + prefix, "", key): value
@@ -99,6 +114,8 @@ def test_constants_match_the_header():
     text = HEADER.read_text()
     assert re.search(r'#define BP_VERSION_STRING "([^"]+)"', text).group(1) == _capi.HEADER_VERSION
     assert int(re.search(r"#define BP_MAX_RANK (\d+)", text).group(1)) == _capi.MAX_RANK
+    assert re.search(r"#define BP_NO_NODE \(\(bp_node\)(-\d+)\)", text).group(1) == \
+        str(_capi.NO_NODE)
     numbers = [int(re.search(r"#define BP_VERSION_%s (\d+)" % part, text).group(1))
                for part in ("MAJOR", "MINOR", "PATCH")]
     assert numbers[0] * 10000 + numbers[1] * 100 + numbers[2] == _capi.HEADER_VERSION_NUMBER
@@ -190,3 +207,36 @@ def test_the_library_loads_without_the_swift_toolchain_on_any_path():
         env={"PATH": "/usr/bin:/bin", "LD_LIBRARY_PATH": ""})
     assert child.returncode == 0, child.stderr
     assert child.stdout.strip() == "1"
+
+
+@needs_header
+@pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler")
+def test_struct_layouts_match_the_c_compiler(tmp_path):
+    # A C program prints sizeof and every field's offset as the compiler lays the header out.
+    lines = ["#include <stddef.h>", "#include <stdio.h>", '#include "backprop.h"',
+             "int main(void) {"]
+    for name, struct in _capi.STRUCTS.items():
+        lines.append(f'    printf("{name} size %zu\\n", sizeof({name}));')
+        for field, _ in struct._fields_:
+            lines.append(f'    printf("{name} {field} %zu\\n", offsetof({name}, {field}));')
+    lines += ["    return 0;", "}"]
+    source = tmp_path / "layout.c"
+    source.write_text("\n".join(lines) + "\n")
+    program = tmp_path / "layout"
+    compiled = subprocess.run(["cc", "-std=c99", f"-I{HEADER.parent}", "-o", str(program),
+                               str(source)], capture_output=True, text=True)
+    assert compiled.returncode == 0, compiled.stderr
+    printed = subprocess.run([str(program)], capture_output=True, text=True, check=True).stdout
+    expected = []
+    for name, struct in _capi.STRUCTS.items():
+        expected.append(f"{name} size {ctypes.sizeof(struct)}")
+        expected += [f"{name} {field} {getattr(struct, field).offset}"
+                     for field, _ in struct._fields_]
+    assert printed.splitlines() == expected
+
+
+@needs_header
+def test_every_struct_of_the_header_is_declared():
+    text = re.sub(r"/\*.*?\*/", "", HEADER.read_text(), flags=re.S)
+    in_header = set(re.findall(r"typedef struct (bp_\w+) \{", text))
+    assert in_header == set(_capi.STRUCTS)

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 
 from backprop import Activation, DType, Loss, Reduction, Status, _capi
+from backprop._capi import (NO_NODE, Comparison, GeluApproximation, Initializer, OptimizerKind,
+                            ReduceOp, ScheduleRule)
 from support import last_error, leaf, lib, new_graph, new_net, node_count, sizes
 
 pytestmark = pytest.mark.isolated
@@ -21,6 +23,9 @@ pytestmark = pytest.mark.isolated
 OK, ARG, HANDLE, SHAPE, STATE = (Status.OK, Status.INVALID_ARGUMENT, Status.INVALID_HANDLE,
                                  Status.SHAPE, Status.STATE)
 OOM, NONFINITE = Status.OUT_OF_MEMORY, Status.NONFINITE
+# An axis, permutation or range that does not fit the input's shape: the header names both
+# "a parameter out of range" (INVALID_ARGUMENT) and "input shapes the op cannot take" (SHAPE).
+AXIS = (ARG, SHAPE)
 SENTINEL = 12345
 NULL_GRAPH = _capi.GraphHandle()
 NULL_NET = _capi.NetHandle()
@@ -260,8 +265,8 @@ def _(fx, check, name):
     check(f"{name}(rank 8)", OK, function(fx.g, sizes(*[1] * 8), 8, byref(out)))
 
 
-@cases("bp_graph_add", "bp_graph_sub", "bp_graph_mul", "bp_graph_div", "bp_graph_maximum",
-       "bp_graph_minimum")
+@cases("bp_graph_add", "bp_graph_sub", "bp_graph_mul", "bp_graph_div", "bp_graph_pow",
+       "bp_graph_maximum", "bp_graph_minimum")
 def _(fx, check, name):
     function = getattr(lib, name)
     before = fx.nodes()
@@ -276,8 +281,10 @@ def _(fx, check, name):
     check(f"{name}(x, p)", OK, function(fx.g, fx.x, fx.p, byref(out)))
 
 
-@cases("bp_graph_neg", "bp_graph_exp", "bp_graph_log", "bp_graph_relu", "bp_graph_sigmoid",
-       "bp_graph_tanh", "bp_graph_sum", "bp_graph_mean")
+@cases("bp_graph_neg", "bp_graph_abs", "bp_graph_exp", "bp_graph_log", "bp_graph_sqrt",
+       "bp_graph_square", "bp_graph_reciprocal", "bp_graph_relu", "bp_graph_silu",
+       "bp_graph_softplus", "bp_graph_sigmoid", "bp_graph_tanh", "bp_graph_detach", "bp_graph_sum",
+       "bp_graph_mean")
 def _(fx, check, name):
     function = getattr(lib, name)
     before = fx.nodes()
@@ -307,14 +314,18 @@ def _(fx, check, name):
     check(f"{name}([2, 3] @ [3, 2])", OK, matmul(fx.g, fx.x, t, byref(out)))
 
 
-@cases("bp_graph_mse_loss", "bp_graph_cross_entropy")
+ELEMENTWISE_LOSSES = ("bp_graph_mse_loss", "bp_graph_l1_loss", "bp_graph_bce_loss",
+                      "bp_graph_bce_with_logits_loss")
+
+
+@cases(*ELEMENTWISE_LOSSES, "bp_graph_cross_entropy", "bp_graph_nll_loss")
 def _(fx, check, name):
     function = getattr(lib, name)
     # Targets that are neither [batch] nor [batch, classes] for logits [2, 3].
     other_batch, other_classes = leaf(fx.g, "constant", 3), leaf(fx.g, "constant", 2, 2)
     before = fx.nodes()
     out = node_out()
-    a, b = (fx.x, fx.p) if name == "bp_graph_mse_loss" else (fx.x, fx.labels)
+    a, b = (fx.x, fx.p) if name in ELEMENTWISE_LOSSES else (fx.x, fx.labels)
     check(f"{name}(NULL graph)", HANDLE, function(NULL_GRAPH, a, b, Reduction.MEAN, byref(out)),
           out)
     check(f"{name}(out NULL)", ARG, function(fx.g, a, b, Reduction.MEAN, None))
@@ -324,7 +335,7 @@ def _(fx, check, name):
     for bad in GRAPH_ID_BAD:
         check(f"{name}(first = {bad})", HANDLE, function(fx.g, bad, b, 0, byref(out)), out)
         check(f"{name}(second = {bad})", HANDLE, function(fx.g, a, bad, 0, byref(out)), out)
-    if name == "bp_graph_mse_loss":
+    if name in ELEMENTWISE_LOSSES:
         check(f"{name}([2, 3], [2])", SHAPE, function(fx.g, fx.x, fx.labels, 0, byref(out)), out)
         check(f"{name}([2, 3], scalar)", SHAPE, function(fx.g, fx.x, fx.s, 0, byref(out)), out)
     else:
@@ -340,6 +351,10 @@ def _(fx, check, name):
         check(f"{name}({reduction.name})", OK, function(fx.g, a, b, reduction, byref(out)))
     if name == "bp_graph_cross_entropy":
         check(f"{name}(probabilities [2, 3])", OK, function(fx.g, fx.x, fx.c, 0, byref(out)))
+    if name == "bp_graph_nll_loss":
+        out = node_out()
+        check(f"{name}(targets [2, 3]: indices only)", SHAPE,
+              function(fx.g, fx.x, fx.c, 0, byref(out)), out)
 
 
 @cases("bp_graph_set_value", "bp_graph_set_value_f64")
@@ -772,6 +787,851 @@ def _(fx, check, name):
     check(f"{name}(net)", OK, lib.bp_net_layer_nodes(fx.net, 1, byref(weight), byref(bias)))
 
 
+# ---- Functions added with the full op set -----------------------------------------------
+
+@cases("bp_set_num_threads", "bp_get_num_threads")
+def _(fx, check, name):
+    original = lib.bp_get_num_threads()
+    check.same("bp_get_num_threads() >= 1", original >= 1, True)
+    for threads in (0, -1, -2 ** 31):
+        check(f"bp_set_num_threads({threads})", ARG, lib.bp_set_num_threads(threads))
+    check.same("bp_get_num_threads after failures", lib.bp_get_num_threads(), original)
+    check("bp_set_num_threads(1)", OK, lib.bp_set_num_threads(1))
+    check.same("bp_get_num_threads after setting 1", lib.bp_get_num_threads(), 1)
+    check("bp_set_num_threads(original)", OK, lib.bp_set_num_threads(original))
+
+
+def node_checks(fx, check, name, call, out, ids=None):
+    """The checks every op shares: NULL graph, out NULL, and each node argument out of range.
+    call(graph, out_pointer, **node_overrides) makes the call."""
+    check(f"{name}(NULL graph)", HANDLE, call(NULL_GRAPH, byref(out)), out)
+    check(f"{name}(out NULL)", ARG, call(fx.g, None))
+    for argument in ids or ():
+        for bad in GRAPH_ID_BAD:
+            check(f"{name}({argument} = {bad})", HANDLE, call(fx.g, byref(out), **{argument: bad}),
+                  out)
+
+
+@cases("bp_graph_compare")
+def _(fx, check, name):
+    before, out = fx.nodes(), node_out()
+
+    def call(g, o, a=fx.x, b=fx.p, comparison=Comparison.LT):
+        return lib.bp_graph_compare(g, a, b, comparison, o)
+
+    node_checks(fx, check, name, call, out, ids=("a", "b"))
+    for comparison in (6, -1, 2 ** 31 - 1):
+        check(f"{name}(comparison {comparison})", ARG,
+              call(fx.g, byref(out), comparison=comparison), out)
+    check(f"{name}([2, 3], [2])", SHAPE, call(fx.g, byref(out), b=fx.labels), out)
+    check.same(f"{name}: node count after failures", fx.nodes(), before)
+    for comparison in Comparison:
+        check(f"{name}({comparison.name})", OK, call(fx.g, byref(out), comparison=comparison))
+
+
+@cases("bp_graph_where")
+def _(fx, check, name):
+    before, out = fx.nodes(), node_out()
+
+    def call(g, o, condition=fx.c, a=fx.x, b=fx.p):
+        return lib.bp_graph_where(g, condition, a, b, o)
+
+    node_checks(fx, check, name, call, out, ids=("condition", "a", "b"))
+    check(f"{name}(b [2] against [2, 3])", SHAPE, call(fx.g, byref(out), b=fx.labels), out)
+    check(f"{name}(condition [2] against [2, 3])", SHAPE,
+          call(fx.g, byref(out), condition=fx.labels), out)
+    check.same(f"{name}: node count after failures", fx.nodes(), before)
+    check(f"{name}(c, x, p)", OK, call(fx.g, byref(out)))
+    check(f"{name}(scalar condition)", OK, call(fx.g, byref(out), condition=fx.s))
+
+
+@cases("bp_graph_pow_scalar", "bp_graph_leaky_relu", "bp_graph_elu")
+def _(fx, check, name):
+    function = getattr(lib, name)
+    before, out = fx.nodes(), node_out()
+
+    def call(g, o, x=fx.x, value=2.0):
+        return function(g, x, value, o)
+
+    node_checks(fx, check, name, call, out, ids=("x",))
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        check(f"{name}({bad})", ARG, call(fx.g, byref(out), value=bad), out)
+    check.same(f"{name}: node count after failures", fx.nodes(), before)
+    for value in (2.0, 0.0, -0.5):
+        check(f"{name}({value})", OK, call(fx.g, byref(out), value=value))
+
+
+@cases("bp_graph_gelu")
+def _(fx, check, name):
+    before, out = fx.nodes(), node_out()
+
+    def call(g, o, x=fx.x, approximation=GeluApproximation.EXACT):
+        return lib.bp_graph_gelu(g, x, approximation, o)
+
+    node_checks(fx, check, name, call, out, ids=("x",))
+    for approximation in (2, -1, 2 ** 31 - 1):
+        check(f"{name}(approximation {approximation})", ARG,
+              call(fx.g, byref(out), approximation=approximation), out)
+    check.same(f"{name}: node count after failures", fx.nodes(), before)
+    for approximation in GeluApproximation:
+        check(f"{name}({approximation.name})", OK,
+              call(fx.g, byref(out), approximation=approximation))
+
+
+@cases("bp_graph_transpose")
+def _(fx, check, name):
+    before, out = fx.nodes(), node_out()
+
+    def call(g, o, x=fx.x):
+        return lib.bp_graph_transpose(g, x, o)
+
+    node_checks(fx, check, name, call, out, ids=("x",))
+    check(f"{name}([2])", SHAPE, call(fx.g, byref(out), x=fx.labels), out)
+    check(f"{name}(scalar)", SHAPE, call(fx.g, byref(out), x=fx.s), out)
+    check.same(f"{name}: node count after failures", fx.nodes(), before)
+    check(f"{name}([2, 3])", OK, call(fx.g, byref(out)))
+    shape = (c_size_t * 8)()
+    rank = c_size_t()
+    assert lib.bp_graph_shape(fx.g, out.value, shape, 8, byref(rank)) == OK
+    check.same(f"{name}: shape", list(shape[:rank.value]), [3, 2])
+
+
+@cases("bp_graph_matmul_transposed")
+def _(fx, check, name):
+    before, out = fx.nodes(), node_out()
+
+    def call(g, o, a=fx.x, b=fx.p, ta=0, tb=1):
+        return lib.bp_graph_matmul_transposed(g, a, b, ta, tb, o)
+
+    node_checks(fx, check, name, call, out, ids=("a", "b"))
+    check(f"{name}([2, 3] @ [2, 3])", SHAPE, call(fx.g, byref(out), tb=0), out)
+    check(f"{name}([2, 3]^T @ [2, 3]^T)", SHAPE, call(fx.g, byref(out), ta=1, tb=1), out)
+    check(f"{name}([2] @ [2, 3]^T)", SHAPE, call(fx.g, byref(out), a=fx.labels), out)
+    check.same(f"{name}: node count after failures", fx.nodes(), before)
+    check(f"{name}([2, 3] @ [2, 3]^T)", OK, call(fx.g, byref(out)))
+    check(f"{name}([2, 3]^T @ [2, 3])", OK, call(fx.g, byref(out), ta=1, tb=0))
+    check(f"{name}(flags 7 and -1 mean true)", OK, call(fx.g, byref(out), ta=0, tb=7))
+
+
+@cases("bp_graph_reduce")
+def _(fx, check, name):
+    before, out = fx.nodes(), node_out()
+
+    def call(g, o, x=fx.x, op=ReduceOp.SUM, axes=(1,), count=None, keep=0):
+        array = (c_int32 * len(axes))(*axes) if axes is not None else None
+        return lib.bp_graph_reduce(g, x, op, array, len(axes or ()) if count is None else count,
+                                   keep, o)
+
+    node_checks(fx, check, name, call, out, ids=("x",))
+    for op in (5, -1):
+        check(f"{name}(op {op})", ARG, call(fx.g, byref(out), op=op), out)
+    check(f"{name}(axes NULL, count 1)", ARG, call(fx.g, byref(out), axes=None, count=1), out)
+    for axes in ((2,), (-3,), (0, 0), (1, -1), (2 ** 31 - 1,)):
+        check(f"{name}(axes {axes} of rank 2)", AXIS, call(fx.g, byref(out), axes=axes), out)
+    check(f"{name}(axis 0 of a scalar)", AXIS, call(fx.g, byref(out), x=fx.s, axes=(0,)), out)
+    check.same(f"{name}: node count after failures", fx.nodes(), before)
+    for op in ReduceOp:
+        check(f"{name}({op.name}, axis 1)", OK, call(fx.g, byref(out), op=op))
+    check(f"{name}(every axis, axes NULL)", OK, call(fx.g, byref(out), axes=None, count=0))
+    check(f"{name}(axes (-1, 0), keep_dims)", OK, call(fx.g, byref(out), axes=(-1, 0), keep=1))
+
+
+@cases("bp_graph_reshape", "bp_graph_permute")
+def _(fx, check, name):
+    function = getattr(lib, name)
+    before, out = fx.nodes(), node_out()
+
+    def call(g, o, x=fx.x, dims=(3, 2), rank=None):
+        array = sizes(*dims) if dims is not None else None
+        return function(g, x, array, len(dims or ()) if rank is None else rank, o)
+
+    node_checks(fx, check, name, call, out, ids=("x",))
+    check(f"{name}(NULL, rank 2)", ARG, call(fx.g, byref(out), dims=None, rank=2), out)
+    check(f"{name}(rank 9)", ARG, call(fx.g, byref(out), dims=(1,) * 9), out)
+    check(f"{name}(rank 2**64 - 1)", ARG, call(fx.g, byref(out), rank=2 ** 64 - 1), out)
+    if name == "bp_graph_reshape":
+        check(f"{name}(4 elements for 6)", SHAPE, call(fx.g, byref(out), dims=(2, 2)), out)
+        check(f"{name}(a zero dimension)", (ARG, SHAPE), call(fx.g, byref(out), dims=(0, 6)),
+              out)
+        check(f"{name}(overflowing dims)", (ARG, SHAPE, OOM),
+              call(fx.g, byref(out), dims=(2 ** 63, 2 ** 63, 6)), out)
+        good = [(3, 2), (6,), (1, 6, 1)]
+    else:
+        for dims in ((0, 0), (0, 2), (2, 1), (2 ** 64 - 1, 0)):
+            check(f"{name}({dims}: not a permutation)", AXIS,
+                  call(fx.g, byref(out), dims=dims), out)
+        check(f"{name}(rank 1 for a rank-2 node)", (ARG, SHAPE), call(fx.g, byref(out),
+                                                                       dims=(0,)), out)
+        good = [(1, 0), (0, 1)]
+    check.same(f"{name}: node count after failures", fx.nodes(), before)
+    for dims in good:
+        check(f"{name}{dims}", OK, call(fx.g, byref(out), dims=dims))
+
+
+@cases("bp_graph_concat")
+def _(fx, check, name):
+    before, out = fx.nodes(), node_out()
+
+    def call(g, o, nodes=None, axis=0, count=None):
+        nodes = (fx.x, fx.p) if nodes is None else nodes
+        array = (c_int32 * len(nodes))(*nodes) if nodes != () else None
+        return lib.bp_graph_concat(g, array, len(nodes) if count is None else count, axis, o)
+
+    node_checks(fx, check, name, call, out)
+    check(f"{name}(inputs NULL, count 2)", ARG, call(fx.g, byref(out), nodes=(), count=2), out)
+    check(f"{name}(no inputs)", ARG, call(fx.g, byref(out), nodes=(fx.x,), count=0), out)
+    for bad in GRAPH_ID_BAD:
+        check(f"{name}(input {bad})", HANDLE, call(fx.g, byref(out), nodes=(fx.x, bad)), out)
+    for axis in (2, -3, 2 ** 31 - 1):
+        check(f"{name}(axis {axis})", AXIS, call(fx.g, byref(out), axis=axis), out)
+    check(f"{name}([2, 3] with [2])", SHAPE, call(fx.g, byref(out), nodes=(fx.x, fx.labels)), out)
+    check(f"{name}(scalars)", (ARG, SHAPE), call(fx.g, byref(out), nodes=(fx.s, fx.s)), out)
+    check.same(f"{name}: node count after failures", fx.nodes(), before)
+    check(f"{name}(axis 0)", OK, call(fx.g, byref(out)))
+    check(f"{name}(axis -1, one input)", OK, call(fx.g, byref(out), nodes=(fx.x,), axis=-1))
+
+
+@cases("bp_graph_slice")
+def _(fx, check, name):
+    before, out = fx.nodes(), node_out()
+
+    def call(g, o, x=fx.x, axis=1, start=0, end=2):
+        return lib.bp_graph_slice(g, x, axis, start, end, o)
+
+    node_checks(fx, check, name, call, out, ids=("x",))
+    for axis in (2, -3):
+        check(f"{name}(axis {axis})", AXIS, call(fx.g, byref(out), axis=axis), out)
+    for start, end in ((2, 2), (2, 1), (0, 4), (3, 3), (2 ** 64 - 1, 2), (0, 2 ** 64 - 1)):
+        check(f"{name}({start}..{end} of 3)", AXIS, call(fx.g, byref(out), start=start, end=end),
+              out)
+    check(f"{name}(scalar)", (ARG, SHAPE), call(fx.g, byref(out), x=fx.s, axis=0, end=1), out)
+    check.same(f"{name}: node count after failures", fx.nodes(), before)
+    check(f"{name}(axis 1, 0..2)", OK, call(fx.g, byref(out)))
+    check(f"{name}(axis -2, 1..2)", OK, call(fx.g, byref(out), axis=-2, start=1, end=2))
+
+
+@cases("bp_graph_gather")
+def _(fx, check, name):
+    before, out = fx.nodes(), node_out()
+
+    def call(g, o, table=fx.x, indices=fx.labels):
+        return lib.bp_graph_gather(g, table, indices, o)
+
+    node_checks(fx, check, name, call, out, ids=("table", "indices"))
+    check(f"{name}(scalar table)", SHAPE, call(fx.g, byref(out), table=fx.s), out)
+    check.same(f"{name}: node count after failures", fx.nodes(), before)
+    check(f"{name}(x, labels)", OK, call(fx.g, byref(out)))
+    # An index out of range is found by the forward pass, which then fails cleanly.
+    indices = leaf(fx.g, "constant", 2)
+    assert lib.bp_graph_set_value(fx.g, indices, (c_float * 2)(0, 2), 2) == OK
+    assert lib.bp_graph_gather(fx.g, fx.x, indices, byref(out)) == OK
+    check(f"{name}: forward with index 2 of 2 rows", ARG, lib.bp_graph_forward(fx.g))
+
+
+@cases("bp_graph_softmax", "bp_graph_log_softmax")
+def _(fx, check, name):
+    function = getattr(lib, name)
+    before, out = fx.nodes(), node_out()
+
+    def call(g, o, x=fx.x, axis=-1):
+        return function(g, x, axis, o)
+
+    node_checks(fx, check, name, call, out, ids=("x",))
+    for axis in (2, -3, 2 ** 31 - 1, -2 ** 31):
+        check(f"{name}(axis {axis})", AXIS, call(fx.g, byref(out), axis=axis), out)
+    check.same(f"{name}: node count after failures", fx.nodes(), before)
+    check(f"{name}(axis -1)", OK, call(fx.g, byref(out)))
+    check(f"{name}(axis 0)", OK, call(fx.g, byref(out), axis=0))
+
+
+@cases("bp_graph_layer_norm")
+def _(fx, check, name):
+    weight, bias, wrong = (leaf(fx.g, "parameter", 3), leaf(fx.g, "parameter", 3),
+                           leaf(fx.g, "parameter", 2))
+    before, out = fx.nodes(), node_out()
+
+    def call(g, o, x=fx.x, rank=1, w=NO_NODE, b=NO_NODE, eps=1e-5):
+        return lib.bp_graph_layer_norm(g, x, rank, w, b, eps, o)
+
+    node_checks(fx, check, name, call, out, ids=("x",))
+    for eps in (0.0, -1e-5, float("nan"), float("inf")):
+        check(f"{name}(eps {eps})", ARG, call(fx.g, byref(out), eps=eps), out)
+    check(f"{name}(normalized_rank 0)", (ARG, SHAPE), call(fx.g, byref(out), rank=0), out)
+    check(f"{name}(normalized_rank 3 of rank 2)", (ARG, SHAPE), call(fx.g, byref(out), rank=3),
+          out)
+    check(f"{name}(weight without bias)", ARG, call(fx.g, byref(out), w=weight), out)
+    check(f"{name}(bias without weight)", ARG, call(fx.g, byref(out), b=bias), out)
+    check(f"{name}(weight 999)", HANDLE, call(fx.g, byref(out), w=999, b=bias), out)
+    check(f"{name}(weight [2] for [3])", SHAPE, call(fx.g, byref(out), w=wrong, b=bias), out)
+    check.same(f"{name}: node count after failures", fx.nodes(), before)
+    check(f"{name}(no weight, no bias)", OK, call(fx.g, byref(out)))
+    check(f"{name}(weight and bias)", OK, call(fx.g, byref(out), w=weight, b=bias))
+    check(f"{name}(normalized_rank 2)", OK, call(fx.g, byref(out), rank=2))
+
+
+@cases("bp_graph_dropout")
+def _(fx, check, name):
+    before, out = fx.nodes(), node_out()
+
+    def call(g, o, x=fx.x, p=0.5):
+        return lib.bp_graph_dropout(g, x, p, o)
+
+    node_checks(fx, check, name, call, out, ids=("x",))
+    for p in (-0.1, 1.5, float("nan"), float("inf")):
+        check(f"{name}(p {p})", ARG, call(fx.g, byref(out), p=p), out)
+    check.same(f"{name}: node count after failures", fx.nodes(), before)
+    for p in (0.0, 0.5, 1.0):
+        check(f"{name}(p {p})", OK, call(fx.g, byref(out), p=p))
+
+
+@cases("bp_graph_huber_loss")
+def _(fx, check, name):
+    before, out = fx.nodes(), node_out()
+
+    def call(g, o, a=fx.x, b=fx.p, delta=1.0, reduction=Reduction.MEAN):
+        return lib.bp_graph_huber_loss(g, a, b, delta, reduction, o)
+
+    node_checks(fx, check, name, call, out, ids=("a", "b"))
+    for delta in (0.0, -1.0, float("nan"), float("inf")):
+        check(f"{name}(delta {delta})", ARG, call(fx.g, byref(out), delta=delta), out)
+    for reduction in (3, -1):
+        check(f"{name}(reduction {reduction})", ARG, call(fx.g, byref(out), reduction=reduction),
+              out)
+    check(f"{name}([2, 3], [2])", SHAPE, call(fx.g, byref(out), b=fx.labels), out)
+    check.same(f"{name}: node count after failures", fx.nodes(), before)
+    for reduction in Reduction:
+        check(f"{name}({reduction.name})", OK, call(fx.g, byref(out), reduction=reduction))
+
+
+@cases("bp_graph_set_training", "bp_graph_seed")
+def _(fx, check, name):
+    function = getattr(lib, name)
+    check(f"{name}(NULL graph)", HANDLE, function(NULL_GRAPH, 0))
+    values = (0, 1, -1, 7) if name == "bp_graph_set_training" else (0, 1, 2 ** 64 - 1)
+    for value in values:
+        check(f"{name}({value})", OK, function(fx.g, value))
+    check(f"bp_graph_forward after {name}", OK, lib.bp_graph_forward(fx.g))
+
+
+# Custom ops: a doubling op written in Python, run through the library's forward and backward.
+
+class DoublingOp:
+    """out = 2 * input; backward adds 2 * output_grad into the input's gradient."""
+
+    def __init__(self, reject=False, fail_forward=False):
+        self.calls = []
+
+        def shape(userdata, inputs, count, out_shape, out_rank):
+            self.calls.append("shape")
+            if reject or count != 1:
+                return 1
+            out_rank[0] = inputs[0].rank
+            for i in range(inputs[0].rank):
+                out_shape[i] = inputs[0].shape[i]
+            return 0
+
+        def forward(userdata, inputs, count, output):
+            self.calls.append("forward")
+            if fail_forward:
+                return 1
+            source = ctypes.cast(inputs[0].data, ctypes.POINTER(c_float))
+            target = ctypes.cast(output[0].data, ctypes.POINTER(c_float))
+            for i in range(output[0].count):
+                target[i] = 2 * source[i]
+            return 0
+
+        def backward(userdata, inputs, count, output, output_grad, input_grads):
+            self.calls.append("backward")
+            if input_grads[0].data:
+                upstream = ctypes.cast(output_grad[0].data, ctypes.POINTER(c_float))
+                grad = ctypes.cast(input_grads[0].data, ctypes.POINTER(c_float))
+                for i in range(input_grads[0].count):
+                    grad[i] += 2 * upstream[i]
+            return 0
+
+        self.op = _capi.bp_custom_op(
+            ctypes.sizeof(_capi.bp_custom_op), b"double", _capi.bp_custom_shape_fn(shape),
+            _capi.bp_custom_forward_fn(forward), _capi.bp_custom_backward_fn(backward), None)
+
+
+@cases("bp_graph_custom")
+def _(fx, check, name):
+    double = DoublingOp()
+    fx.keep = [double]  # the callbacks must outlive the graph
+    before, out = fx.nodes(), node_out()
+
+    def call(g, o, op=None, nodes=None, count=None):
+        op = byref(double.op) if op is None else op
+        nodes = (fx.x,) if nodes is None else nodes
+        array = (c_int32 * len(nodes))(*nodes) if nodes != () else None
+        return lib.bp_graph_custom(g, op, array, len(nodes) if count is None else count, o)
+
+    node_checks(fx, check, name, call, out)
+    check(f"{name}(op NULL)", ARG, lib.bp_graph_custom(fx.g, None, (c_int32 * 1)(fx.x), 1,
+                                                       byref(out)), out)
+    small = _capi.bp_custom_op.from_buffer_copy(double.op)
+    small.size = ctypes.sizeof(_capi.bp_custom_op) - 1
+    check(f"{name}(size one byte short)", ARG, call(fx.g, byref(out), op=byref(small)), out)
+    check(f"{name}(size 0)", ARG, call(fx.g, byref(out), op=byref(
+        _capi.bp_custom_op(0, b"x", double.op.shape, double.op.forward, double.op.backward))),
+        out)
+    for field in ("shape", "forward", "backward"):
+        missing = _capi.bp_custom_op.from_buffer_copy(double.op)
+        setattr(missing, field, type(getattr(double.op, field))())
+        check(f"{name}({field} NULL)", ARG, call(fx.g, byref(out), op=byref(missing)), out)
+    check(f"{name}(inputs NULL, count 1)", ARG, call(fx.g, byref(out), nodes=(), count=1), out)
+    check(f"{name}(65 inputs)", ARG, call(fx.g, byref(out), nodes=(fx.x,) * 65), out)
+    for bad in GRAPH_ID_BAD:
+        check(f"{name}(input {bad})", HANDLE, call(fx.g, byref(out), nodes=(bad,)), out)
+    check(f"{name}(shape callback rejects)", SHAPE, call(fx.g, byref(out), nodes=(fx.x, fx.p)),
+          out)
+    check.same(f"{name}: node count after failures", fx.nodes(), before)
+    check(f"{name}(x)", OK, call(fx.g, byref(out)))
+    doubled = out.value
+    total = c_int32()
+    assert lib.bp_graph_sum(fx.g, doubled, byref(total)) == OK
+    values = (c_float * 6)(1, 2, 3, 4, 5, 6)
+    assert lib.bp_graph_set_value(fx.g, fx.x, values, 6) == OK
+    check(f"{name}: forward", OK, lib.bp_graph_forward(fx.g))
+    result = (c_float * 6)()
+    assert lib.bp_graph_value(fx.g, doubled, result, 6) == OK
+    check.same(f"{name}: forward values", list(result), [2, 4, 6, 8, 10, 12])
+    check(f"{name}: backward", OK, lib.bp_graph_backward(fx.g, total.value))
+    assert lib.bp_graph_grad(fx.g, fx.x, result, 6) == OK
+    check.same(f"{name}: gradient through the op", list(result), [2] * 6)
+    # Callbacks that fail make forward fail, not crash.
+    failing = DoublingOp(fail_forward=True)
+    fx.keep.append(failing)
+    check(f"{name}(op whose forward fails)", OK, call(fx.g, byref(out), op=byref(failing.op)))
+    check(f"{name}: forward with a failing callback", ARG, lib.bp_graph_forward(fx.g))
+
+
+# ---- Network layers, parameters, optimizers, schedules, clipping, fit and evaluate -------------
+
+def flat(net, function=None):
+    """Every parameter (or, with bp_net_gradients, gradient) of a network as a list."""
+    count = c_size_t()
+    assert lib.bp_net_parameter_count(net, byref(count)) == OK
+    buffer = (c_float * count.value)()
+    assert (function or lib.bp_net_parameters)(net, buffer, count.value) == OK
+    return list(buffer)
+
+
+@cases("bp_net_create_dtype")
+def _(fx, check, name):
+    handle = _capi.NetHandle()
+    check(f"{name}(out NULL)", ARG, lib.bp_net_create_dtype(DType.FLOAT64, 2, 1, None))
+    for dtype in (2, -1):
+        check(f"{name}(dtype {dtype})", ARG, lib.bp_net_create_dtype(dtype, 2, 1, byref(handle)))
+    check(f"{name}(input_width 0)", ARG, lib.bp_net_create_dtype(DType.FLOAT64, 0, 1,
+                                                                 byref(handle)))
+    if handle:
+        check.problems.append(f"{name}: wrote a handle on failure")
+    for dtype in DType:
+        check(f"{name}({dtype.name})", OK, lib.bp_net_create_dtype(dtype, 2, 1, byref(handle)))
+        assert lib.bp_net_add_dense(handle, 2, 0) == OK
+        outputs = (c_float * 8)()
+        check(f"{name}({dtype.name}): forward", OK,
+              lib.bp_net_forward(handle, 4, fx.inputs, 8, outputs, 8))
+        check(f"{name}({dtype.name}): free", OK, lib.bp_net_free(handle))
+
+
+@cases("bp_net_add_dense_init")
+def _(fx, check, name):
+    add = lib.bp_net_add_dense_init
+    check(f"{name}(NULL net)", HANDLE, add(NULL_NET, 2, 0, Initializer.ZEROS, 0.0))
+    check(f"{name}(units 0)", ARG, add(fx.empty, 0, 0, Initializer.ZEROS, 0.0))
+    check(f"{name}(activation 4)", ARG, add(fx.empty, 2, 4, Initializer.ZEROS, 0.0))
+    for initializer in (7, -1, 2 ** 31 - 1):
+        check(f"{name}(initializer {initializer})", ARG, add(fx.empty, 2, 0, initializer, 0.0))
+    for value in (float("nan"), float("inf")):
+        check(f"{name}(CONSTANT {value})", ARG, add(fx.empty, 2, 0, Initializer.CONSTANT, value))
+    check(f"{name}(units 2**63)", OOM, add(fx.empty, 2 ** 63, 0, Initializer.ZEROS, 0.0))
+    count = size_out()
+    assert lib.bp_net_layer_count(fx.empty, byref(count)) == OK
+    check.same(f"{name}: layers after failures", count.value, 0)
+    for initializer in Initializer:
+        check(f"{name}({initializer.name})", OK, add(fx.empty, 2, 0, initializer, 0.5))
+    weights = flat(fx.empty)
+    check.same(f"{name}: CONSTANT 0.5 fills the last layer", weights[-6:], [0.5] * 6)
+    check.same(f"{name}: ZEROS fills the layer before", weights[-12:-6], [0.0] * 6)
+
+
+@cases("bp_net_add_dropout", "bp_net_add_layer_norm")
+def _(fx, check, name):
+    function = getattr(lib, name)
+    check(f"{name}(NULL net)", HANDLE, function(NULL_NET, 0.5))
+    bad = (-0.1, 1.5, float("nan"), float("inf")) if name == "bp_net_add_dropout" else \
+        (0.0, -1e-5, float("nan"), float("inf"))
+    for value in bad:
+        check(f"{name}({value})", ARG, function(fx.net, value))
+    count = size_out()
+    assert lib.bp_net_layer_count(fx.net, byref(count)) == OK
+    check.same(f"{name}: layers after failures", count.value, 2)
+    check(f"{name}(0.5)", OK, function(fx.net, 0.5))
+    outputs = (c_float * 8)()
+    check(f"{name}: forward", OK, lib.bp_net_forward(fx.net, 4, fx.inputs, 8, outputs, 8))
+    check(f"{name}: predict", OK, lib.bp_net_predict(fx.net, 4, fx.inputs, 8, outputs, 8))
+
+
+@cases("bp_net_layer_parameters", "bp_net_set_layer_parameters")
+def _(fx, check, name):
+    function = getattr(lib, name)
+    weight, bias = (c_float * 6)(*range(6)), (c_float * 3)(1, 2, 3)
+    before = flat(fx.net)
+    assert lib.bp_net_add_dropout(fx.net, 0.5) == OK  # layer 2 has no parameters
+    check(f"{name}(NULL net)", HANDLE, function(NULL_NET, 0, weight, 6, bias, 3))
+    for layer in (2, 3, 2 ** 64 - 1):
+        check(f"{name}(layer {layer})", ARG, function(fx.net, layer, weight, 6, bias, 3))
+    check(f"{name}(weight NULL)", ARG, function(fx.net, 0, None, 6, bias, 3))
+    check(f"{name}(bias NULL)", ARG, function(fx.net, 0, weight, 6, None, 3))
+    for counts in ((5, 3), (7, 3), (6, 2), (6, 4), (0, 0), (2 ** 64 - 1, 3)):
+        check(f"{name}(counts {counts})", ARG, function(fx.net, 0, weight, counts[0], bias,
+                                                         counts[1]))
+    if name == "bp_net_set_layer_parameters":
+        for index in (0, 5):
+            poisoned = (c_float * 6)(*range(6))
+            poisoned[index] = float("nan")
+            check(f"{name}(NaN weight)", NONFINITE, function(fx.net, 0, poisoned, 6, bias, 3))
+        check(f"{name}(inf bias)", NONFINITE, function(fx.net, 0, weight, 6,
+                                                        (c_float * 3)(0, float("inf"), 0), 3))
+        check.same(f"{name}: weights after failures", flat(fx.net), before)
+        check(f"{name}(layer 0)", OK, function(fx.net, 0, weight, 6, bias, 3))
+        check.same(f"{name}: layer 0 set", flat(fx.net)[:9], list(range(6)) + [1, 2, 3])
+    else:
+        out_w, out_b = (c_float * 6)(*[SENTINEL] * 6), (c_float * 3)(*[SENTINEL] * 3)
+        check(f"{name}(layer 1, wrong counts)", ARG, function(fx.net, 1, out_w, 6, out_b, 3))
+        check.same(f"{name}: buffers after failures", list(out_w) + list(out_b),
+                   [SENTINEL] * 9)
+        check(f"{name}(layer 0)", OK, function(fx.net, 0, out_w, 6, out_b, 3))
+        check.same(f"{name}: layer 0", list(out_w) + list(out_b), before[:9])
+
+
+@cases("bp_net_parameters", "bp_net_set_parameters", "bp_net_gradients")
+def _(fx, check, name):
+    function = getattr(lib, name)
+    count = 2 * 3 + 3 + 3 * 2 + 2
+    buffer = (c_float * count)(*[SENTINEL] * count)
+    before = flat(fx.net)
+    check(f"{name}(NULL net)", HANDLE, function(NULL_NET, buffer, count))
+    check(f"{name}(NULL buffer)", ARG, function(fx.net, None, count))
+    for wrong in (0, count - 1, count + 1, 2 ** 64 - 1):
+        check(f"{name}(count {wrong})", ARG, function(fx.net, buffer, wrong))
+    if name == "bp_net_set_parameters":
+        values = (c_float * count)(*[0.25] * count)
+        values[count - 1] = float("nan")
+        check(f"{name}(a NaN)", NONFINITE, function(fx.net, values, count))
+        check.same(f"{name}: weights after failures", flat(fx.net), before)
+        values[count - 1] = 0.25
+        check(f"{name}(all 0.25)", OK, function(fx.net, values, count))
+        check.same(f"{name}: weights set", flat(fx.net), [0.25] * count)
+    else:
+        check.same(f"{name}: buffer after failures", list(buffer), [SENTINEL] * count)
+        check(f"{name}(net)", OK, function(fx.net, buffer, count))
+        want = before if name == "bp_net_parameters" else [0.0] * count
+        check.same(f"{name}: values", list(buffer), want)
+    check(f"{name}(no layers, count 0)", (OK, ARG), function(fx.empty, buffer, 0))
+
+
+def new_optimizer(kind=OptimizerKind.SGD, options=None):
+    handle = _capi.OptimizerHandle()
+    assert lib.bp_optimizer_create(kind, options, byref(handle)) == OK, last_error()
+    return handle
+
+
+def default_options(kind):
+    options = _capi.bp_optimizer_options()
+    assert lib.bp_optimizer_options_default(kind, byref(options)) == OK
+    return options
+
+
+@cases("bp_optimizer_options_default")
+def _(fx, check, name):
+    options = _capi.bp_optimizer_options(size=SENTINEL)
+    check(f"{name}(out NULL)", ARG, lib.bp_optimizer_options_default(OptimizerKind.SGD, None))
+    for kind in (5, -1):
+        check(f"{name}(kind {kind})", ARG, lib.bp_optimizer_options_default(kind, byref(options)))
+    check.same(f"{name}: untouched after failures", options.size, SENTINEL)
+    for kind in OptimizerKind:
+        check(f"{name}({kind.name})", OK, lib.bp_optimizer_options_default(kind, byref(options)))
+        check.same(f"{name}({kind.name}): size", options.size,
+                   ctypes.sizeof(_capi.bp_optimizer_options))
+    options = default_options(OptimizerKind.ADAM)
+    check.same(f"{name}(ADAM): torch's defaults",
+               (options.learning_rate, options.beta1, options.beta2, options.eps),
+               (0.001, 0.9, 0.999, 1e-8))
+    check.same(f"{name}(SGD): learning rate", default_options(OptimizerKind.SGD).learning_rate,
+               0.01)
+
+
+@cases("bp_optimizer_create")
+def _(fx, check, name):
+    create = lib.bp_optimizer_create
+    handle = _capi.OptimizerHandle()
+    check(f"{name}(out NULL)", ARG, create(OptimizerKind.SGD, None, None))
+    for kind in (5, -1):
+        check(f"{name}(kind {kind})", ARG, create(kind, None, byref(handle)))
+    small = default_options(OptimizerKind.SGD)
+    small.size = ctypes.sizeof(small) - 8
+    check(f"{name}(size too small)", ARG, create(OptimizerKind.SGD, byref(small), byref(handle)))
+    bad = [(OptimizerKind.SGD, "learning_rate", -0.1), (OptimizerKind.SGD, "learning_rate",
+                                                         float("nan")),
+           (OptimizerKind.SGD, "momentum", -0.5), (OptimizerKind.SGD, "weight_decay", -1.0),
+           (OptimizerKind.SGD, "nesterov", 1), (OptimizerKind.ADAM, "beta1", 1.0),
+           (OptimizerKind.ADAM, "beta2", -0.1), (OptimizerKind.ADAM, "eps", float("inf")),
+           (OptimizerKind.RMSPROP, "alpha", -0.5), (OptimizerKind.ADAGRAD, "lr_decay", -1.0)]
+    for kind, field, value in bad:
+        options = default_options(kind)
+        setattr(options, field, value)
+        check(f"{name}({kind.name}, {field} {value})", ARG,
+              create(kind, byref(options), byref(handle)))
+    nesterov = default_options(OptimizerKind.SGD)
+    nesterov.nesterov, nesterov.momentum, nesterov.dampening = 1, 0.9, 0.5
+    check(f"{name}(nesterov with dampening)", ARG,
+          create(OptimizerKind.SGD, byref(nesterov), byref(handle)))
+    if handle:
+        check.problems.append(f"{name}: wrote a handle on failure")
+    for kind in OptimizerKind:
+        check(f"{name}({kind.name}, defaults)", OK, create(kind, None, byref(handle)))
+        check(f"bp_optimizer_free({kind.name})", OK, lib.bp_optimizer_free(handle))
+        options = default_options(kind)
+        check(f"{name}({kind.name}, options)", OK, create(kind, byref(options), byref(handle)))
+        check(f"bp_optimizer_free({kind.name})", OK, lib.bp_optimizer_free(handle))
+
+
+@cases("bp_optimizer_free")
+def _(fx, check, name):
+    check(f"{name}(NULL)", OK, lib.bp_optimizer_free(_capi.OptimizerHandle()))
+    handle = new_optimizer()
+    check(f"{name}(optimizer)", OK, lib.bp_optimizer_free(handle))
+    check(f"{name}(freed)", HANDLE, lib.bp_optimizer_free(handle))
+    check(f"{name}(a bp_net)", HANDLE,
+          lib.bp_optimizer_free(ctypes.cast(fx.net, _capi.OptimizerHandle)))
+    junk = ctypes.create_string_buffer(b"\x5a" * 256)
+    check(f"{name}(other memory)", HANDLE,
+          lib.bp_optimizer_free(ctypes.cast(junk, _capi.OptimizerHandle)))
+
+
+@cases("bp_optimizer_step", "bp_optimizer_step_graph")
+def _(fx, check, name):
+    function = getattr(lib, name)
+    optimizer = new_optimizer()
+    target = fx.net if name == "bp_optimizer_step" else fx.g
+    null_target = NULL_NET if name == "bp_optimizer_step" else NULL_GRAPH
+    check(f"{name}(NULL optimizer)", HANDLE, function(_capi.OptimizerHandle(), target))
+    check(f"{name}(NULL target)", HANDLE, function(optimizer, null_target))
+    foreign = ctypes.cast(fx.g if name == "bp_optimizer_step" else fx.net, type(null_target))
+    check(f"{name}(foreign target)", HANDLE, function(optimizer, foreign))
+    check(f"{name}(a net as the optimizer)", HANDLE,
+          function(ctypes.cast(fx.net, _capi.OptimizerHandle), target))
+    if name == "bp_optimizer_step":
+        before = flat(fx.net)
+        assert lib.bp_net_forward(fx.net, 4, fx.inputs, 8, fx.outputs, 8) == OK
+        assert lib.bp_net_backward(fx.net, fx.targets, 8, None) == OK
+        check(f"{name}(net)", OK, function(optimizer, fx.net))
+        after = flat(fx.net)
+        grads = flat(fx.net, lib.bp_net_gradients)
+        check.same(f"{name}: SGD's update", np.allclose(
+            after, np.array(before) - 0.01 * np.array(grads), atol=1e-7), True)
+        # The same optimizer on a network of another size: its state no longer fits.
+        other = new_net(layers=((5, 0),))
+        assert lib.bp_net_forward(other, 4, fx.inputs, 8, (c_float * 20)(), 20) == OK
+        check(f"{name}(a network of another size)", (OK, ARG), function(optimizer, other))
+    else:
+        check(f"{name}(graph)", OK, function(optimizer, fx.g))
+    lib.bp_optimizer_free(optimizer)
+
+
+@cases("bp_optimizer_learning_rate", "bp_optimizer_set_learning_rate", "bp_optimizer_reset")
+def _(fx, check, name):
+    optimizer = new_optimizer()
+    rate = c_double(SENTINEL)
+    null = _capi.OptimizerHandle()
+    if name == "bp_optimizer_learning_rate":
+        check(f"{name}(NULL)", HANDLE, lib.bp_optimizer_learning_rate(null, byref(rate)), rate)
+        check(f"{name}(out NULL)", ARG, lib.bp_optimizer_learning_rate(optimizer, None))
+        check(f"{name}(optimizer)", OK, lib.bp_optimizer_learning_rate(optimizer, byref(rate)))
+        check.same(f"{name}: SGD's default", rate.value, 0.01)
+    elif name == "bp_optimizer_set_learning_rate":
+        check(f"{name}(NULL)", HANDLE, lib.bp_optimizer_set_learning_rate(null, 0.1))
+        for bad in (-0.1, float("nan"), float("inf")):
+            check(f"{name}({bad})", ARG, lib.bp_optimizer_set_learning_rate(optimizer, bad))
+        check(f"{name}(0.5)", OK, lib.bp_optimizer_set_learning_rate(optimizer, 0.5))
+        assert lib.bp_optimizer_learning_rate(optimizer, byref(rate)) == OK
+        check.same(f"{name}: read back", rate.value, 0.5)
+        check(f"{name}(0)", OK, lib.bp_optimizer_set_learning_rate(optimizer, 0.0))
+    else:
+        check(f"{name}(NULL)", HANDLE, lib.bp_optimizer_reset(null))
+        check(f"{name}(optimizer)", OK, lib.bp_optimizer_reset(optimizer))
+    lib.bp_optimizer_free(optimizer)
+
+
+@cases("bp_schedule_options_default")
+def _(fx, check, name):
+    options = _capi.bp_schedule_options(size=SENTINEL)
+    check(f"{name}(out NULL)", ARG, lib.bp_schedule_options_default(ScheduleRule.STEP, None))
+    for rule in (5, -1):
+        check(f"{name}(rule {rule})", ARG, lib.bp_schedule_options_default(rule, byref(options)))
+    check.same(f"{name}: untouched after failures", options.size, SENTINEL)
+    for rule in ScheduleRule:
+        check(f"{name}({rule.name})", OK, lib.bp_schedule_options_default(rule, byref(options)))
+        check.same(f"{name}({rule.name}): size and rule", (options.size, options.rule),
+                   (ctypes.sizeof(_capi.bp_schedule_options), rule))
+
+
+@cases("bp_optimizer_set_schedule", "bp_optimizer_schedule_step")
+def _(fx, check, name):
+    optimizer = new_optimizer()
+    options = _capi.bp_schedule_options()
+    assert lib.bp_schedule_options_default(ScheduleRule.STEP, byref(options)) == OK
+    options.gamma = 0.5
+    rate = c_double(SENTINEL)
+    null = _capi.OptimizerHandle()
+    if name == "bp_optimizer_set_schedule":
+        check(f"{name}(NULL optimizer)", HANDLE, lib.bp_optimizer_set_schedule(null,
+                                                                              byref(options)))
+        check(f"{name}(options NULL)", ARG, lib.bp_optimizer_set_schedule(optimizer, None))
+        small = _capi.bp_schedule_options.from_buffer_copy(options)
+        small.size = 8
+        check(f"{name}(size 8)", ARG, lib.bp_optimizer_set_schedule(optimizer, byref(small)))
+        for field, value in (("rule", 5), ("gamma", float("nan")), ("step_size", 0),
+                             ("gamma", -0.5)):
+            bad = _capi.bp_schedule_options.from_buffer_copy(options)
+            setattr(bad, field, value)
+            check(f"{name}({field} {value})", ARG,
+                  lib.bp_optimizer_set_schedule(optimizer, byref(bad)))
+        check(f"{name}(STEP, gamma 0.5)", OK, lib.bp_optimizer_set_schedule(optimizer,
+                                                                          byref(options)))
+    else:
+        step = lib.bp_optimizer_schedule_step
+        check(f"{name}(NULL optimizer)", HANDLE, step(null, float("nan"), byref(rate)), rate)
+        check(f"{name}(no schedule)", STATE, step(optimizer, float("nan"), byref(rate)), rate)
+        assert lib.bp_optimizer_set_schedule(optimizer, byref(options)) == OK
+        check(f"{name}(rate NULL)", OK, step(optimizer, float("nan"), None))
+        check(f"{name}(optimizer)", OK, step(optimizer, 1.0, byref(rate)))
+        check.same(f"{name}: two epochs of x0.5 from 0.01", rate.value, 0.0025)
+    lib.bp_optimizer_free(optimizer)
+
+
+@cases("bp_net_clip_grad_norm", "bp_net_clip_grad_value")
+def _(fx, check, name):
+    assert lib.bp_net_forward(fx.net, 4, fx.inputs, 8, fx.outputs, 8) == OK
+    targets = (c_float * 8)(*[5.0] * 8)
+    assert lib.bp_net_backward(fx.net, targets, 8, None) == OK
+    before = flat(fx.net, lib.bp_net_gradients)
+    norm = c_double(SENTINEL)
+    if name == "bp_net_clip_grad_norm":
+        clip = lib.bp_net_clip_grad_norm
+        check(f"{name}(NULL net)", HANDLE, clip(NULL_NET, 1.0, byref(norm)), norm)
+        for bad in (0.0, -1.0, float("nan"), float("inf")):
+            check(f"{name}(max_norm {bad})", ARG, clip(fx.net, bad, byref(norm)), norm)
+        check.same(f"{name}: gradients after failures", flat(fx.net, lib.bp_net_gradients),
+                   before)
+        check(f"{name}(total_norm NULL)", OK, clip(fx.net, 1e9, None))
+        check(f"{name}(0.01)", OK, clip(fx.net, 0.01, byref(norm)))
+        check.same(f"{name}: the norm before clipping",
+                   np.isclose(norm.value, np.linalg.norm(before), rtol=1e-5), True)
+        after = np.linalg.norm(flat(fx.net, lib.bp_net_gradients))
+        check.same(f"{name}: the norm after clipping", np.isclose(after, 0.01, rtol=1e-3), True)
+    else:
+        clip = lib.bp_net_clip_grad_value
+        check(f"{name}(NULL net)", HANDLE, clip(NULL_NET, 1.0))
+        for bad in (0.0, -1.0, float("nan"), float("inf")):
+            check(f"{name}({bad})", ARG, clip(fx.net, bad))
+        check.same(f"{name}: gradients after failures", flat(fx.net, lib.bp_net_gradients),
+                   before)
+        check(f"{name}(0.001)", OK, clip(fx.net, 0.001))
+        after = flat(fx.net, lib.bp_net_gradients)
+        check.same(f"{name}: clamped", list(np.clip(before, -0.001, 0.001).astype(np.float32)),
+                   after)
+
+
+@cases("bp_fit_options_default")
+def _(fx, check, name):
+    check(f"{name}(NULL)", ARG, lib.bp_fit_options_default(None))
+    options = _capi.bp_fit_options()
+    check(f"{name}(options)", OK, lib.bp_fit_options_default(byref(options)))
+    check.same(f"{name}: size, batch_size, epochs, shuffle",
+               (options.size, options.batch_size, options.epochs, options.shuffle),
+               (ctypes.sizeof(_capi.bp_fit_options), 32, 10, 1))
+
+
+def fit_options(epochs=2):
+    options = _capi.bp_fit_options()
+    assert lib.bp_fit_options_default(byref(options)) == OK
+    options.epochs, options.batch_size = epochs, 2
+    return options
+
+
+@cases("bp_net_fit", "bp_net_fit_labels", "bp_net_evaluate", "bp_net_evaluate_labels")
+def _(fx, check, name):
+    labels = name.endswith("_labels")
+    net, other = (fx.ce, fx.net) if labels else (fx.net, fx.ce)
+    targets, count = (fx.int_labels, 4) if labels else (fx.targets, 8)
+    optimizer = new_optimizer()
+    options = fit_options()
+    result = _capi.bp_fit_result(size=ctypes.sizeof(_capi.bp_fit_result))
+    loss, accuracy = c_double(SENTINEL), c_double(SENTINEL)
+    fitting = name.startswith("bp_net_fit")
+    function = getattr(lib, name)
+
+    def call(n=None, samples=4, inputs=None, input_count=8, y=None, y_count=None, opts=None,
+             opt=None):
+        n = net if n is None else n
+        inputs = fx.inputs if inputs is None else inputs
+        y = targets if y is None else y
+        y_count = count if y_count is None else y_count
+        if fitting:
+            return function(n, optimizer if opt is None else opt, samples, inputs, input_count,
+                            y, y_count, byref(options) if opts is None else opts, byref(result))
+        return function(n, samples, inputs, input_count, y, y_count, byref(loss), byref(accuracy))
+
+    before = flat(net)
+    check(f"{name}(NULL net)", HANDLE, call(n=NULL_NET), loss, accuracy)
+    if fitting:
+        check(f"{name}(NULL optimizer)", HANDLE, call(opt=_capi.OptimizerHandle()))
+    check(f"{name}(inputs NULL)", ARG, call(inputs=ctypes.POINTER(c_float)()), loss, accuracy)
+    check(f"{name}(targets NULL)", ARG, call(y=ctypes.POINTER(type(targets)._type_)()), loss,
+          accuracy)
+    check(f"{name}(samples 0)", ARG, call(samples=0, input_count=0, y_count=0), loss, accuracy)
+    for input_count in (6, 9, 2 ** 64 - 1):
+        check(f"{name}(input_count {input_count})", ARG, call(input_count=input_count), loss,
+              accuracy)
+    check(f"{name}(target count {count - 1})", ARG, call(y_count=count - 1), loss, accuracy)
+    check(f"{name}(samples 3, counts of 4)", ARG, call(samples=3), loss, accuracy)
+    check(f"{name}(samples 2**63)", (ARG, OOM), call(samples=2 ** 63), loss, accuracy)
+    check(f"{name}(the other loss's network)", ARG, call(n=other), loss, accuracy)
+    check(f"{name}(no layers)", (STATE, ARG), call(n=fx.empty), loss, accuracy)
+    poisoned = (c_float * 8)(*range(8))
+    poisoned[3] = float("nan")
+    check(f"{name}(a NaN input)", NONFINITE, call(inputs=poisoned), loss, accuracy)
+    if labels:
+        check(f"{name}(label 2 of 2 classes)", ARG, call(y=(c_int32 * 4)(0, 1, 2, 0)), loss,
+              accuracy)
+    if fitting:
+        small = _capi.bp_fit_options.from_buffer_copy(options)
+        small.size = 16
+        check(f"{name}(options size 16)", ARG, call(opts=byref(small)))
+        for field, value in (("batch_size", 0), ("validation_split", 1.0),
+                             ("validation_split", -0.1), ("clip_norm", -1.0),
+                             ("min_delta", float("nan"))):
+            bad = _capi.bp_fit_options.from_buffer_copy(options)
+            setattr(bad, field, value)
+            check(f"{name}({field} {value})", ARG, call(opts=byref(bad)))
+        check.same(f"{name}: weights after failures", flat(net), before)
+        check(f"{name}(options NULL, result NULL)", OK,
+              function(net, optimizer, 4, fx.inputs, 8, targets, count, None, None))
+        check(f"{name}(2 epochs)", OK, call())
+        check.same(f"{name}: epochs run", result.epochs_run, 2)
+    else:
+        check.same(f"{name}: weights after failures", flat(net), before)
+        check(f"{name}(outs NULL)", OK, function(net, 4, fx.inputs, 8, targets, count, None,
+                                                 None))
+        check(f"{name}(net)", OK, call())
+        check.same(f"{name}: accuracy in [0, 1]", 0 <= accuracy.value <= 1, True)
+    lib.bp_optimizer_free(optimizer)
+
+
 # ------------------------------------------------------------------------------------------------
 # Tests
 # ------------------------------------------------------------------------------------------------
@@ -808,6 +1668,14 @@ GRAPH_CALLS = {
     "bp_graph_node_count": lambda g: lib.bp_graph_node_count(g, byref(c_size_t())),
     "bp_graph_check_gradients": lambda g: lib.bp_graph_check_gradients(g, 1, 1e-6, 1e-5, 1e-3,
                                                                        None, None),
+    "bp_graph_pow": lambda g: lib.bp_graph_pow(g, 0, 0, byref(c_int32())),
+    "bp_graph_reduce": lambda g: lib.bp_graph_reduce(g, 0, 0, None, 0, 0, byref(c_int32())),
+    "bp_graph_concat": lambda g: lib.bp_graph_concat(g, (c_int32 * 1)(0), 1, 0,
+                                                     byref(c_int32())),
+    "bp_graph_layer_norm": lambda g: lib.bp_graph_layer_norm(g, 0, 1, NO_NODE, NO_NODE, 1e-5,
+                                                             byref(c_int32())),
+    "bp_graph_set_training": lambda g: lib.bp_graph_set_training(g, 0),
+    "bp_graph_seed": lambda g: lib.bp_graph_seed(g, 1),
     "bp_graph_free": lambda g: lib.bp_graph_free(g),
 }
 NET_CALLS = {
@@ -827,7 +1695,23 @@ NET_CALLS = {
     "bp_net_predict": lambda n: lib.bp_net_predict(n, 2, (c_float * 4)(), 4, (c_float * 4)(), 4),
     "bp_net_graph": lambda n: lib.bp_net_graph(n, byref(_capi.GraphHandle())),
     "bp_net_layer_nodes": lambda n: lib.bp_net_layer_nodes(n, 0, None, None),
+    "bp_net_add_dropout": lambda n: lib.bp_net_add_dropout(n, 0.5),
+    "bp_net_add_layer_norm": lambda n: lib.bp_net_add_layer_norm(n, 1e-5),
+    "bp_net_parameters": lambda n: lib.bp_net_parameters(n, (c_float * 6)(), 6),
+    "bp_net_set_parameters": lambda n: lib.bp_net_set_parameters(n, (c_float * 6)(), 6),
+    "bp_net_clip_grad_norm": lambda n: lib.bp_net_clip_grad_norm(n, 1.0, None),
+    "bp_net_evaluate": lambda n: lib.bp_net_evaluate(n, 2, (c_float * 4)(), 4, (c_float * 4)(),
+                                                     4, None, None),
     "bp_net_free": lambda n: lib.bp_net_free(n),
+}
+OPTIMIZER_CALLS = {
+    "bp_optimizer_step_graph": lambda o, g: lib.bp_optimizer_step_graph(o, g),
+    "bp_optimizer_learning_rate": lambda o, g: lib.bp_optimizer_learning_rate(o, byref(
+        c_double())),
+    "bp_optimizer_set_learning_rate": lambda o, g: lib.bp_optimizer_set_learning_rate(o, 0.1),
+    "bp_optimizer_reset": lambda o, g: lib.bp_optimizer_reset(o),
+    "bp_optimizer_schedule_step": lambda o, g: lib.bp_optimizer_schedule_step(o, 0.0, None),
+    "bp_optimizer_free": lambda o, g: lib.bp_optimizer_free(o),
 }
 
 
@@ -890,4 +1774,25 @@ def test_the_graph_of_a_freed_network_is_an_invalid_handle():
     check = Checker()
     for name, call in GRAPH_CALLS.items():
         check(f"{name}(graph of a freed network)", HANDLE, call(graph))
+    assert not check.problems, "\n".join(check.problems)
+
+
+@pytest.mark.parametrize("kind", ["freed", "a bp_graph", "other memory"])
+def test_stale_and_foreign_optimizer_handles_are_invalid_handles(kind):
+    check = Checker()
+    keep = []
+    graph = graph_with_two_scalars()
+    for name, call in OPTIMIZER_CALLS.items():
+        if kind == "freed":
+            handle = new_optimizer()
+            assert lib.bp_optimizer_free(handle) == OK
+        elif kind == "a bp_graph":
+            other = graph_with_two_scalars()
+            keep.append(other)
+            handle = ctypes.cast(other, _capi.OptimizerHandle)
+        else:
+            junk = ctypes.create_string_buffer(bytes(range(256)))
+            keep.append(junk)
+            handle = ctypes.cast(junk, _capi.OptimizerHandle)
+        check(f"{name}({kind} handle)", HANDLE, call(handle, graph))
     assert not check.problems, "\n".join(check.problems)
