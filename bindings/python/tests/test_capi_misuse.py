@@ -1433,10 +1433,15 @@ def _(fx, check, name):
         grads = flat(fx.net, lib.bp_net_gradients)
         check.same(f"{name}: SGD's update", np.allclose(
             after, np.array(before) - 0.01 * np.array(grads), atol=1e-7), True)
-        # The same optimizer on a network of another size: its state no longer fits.
+        # An optimizer with state (momentum buffers) on a network of another size: the state
+        # does not fit. (Plain SGD keeps no state, so it has nothing to refuse.)
+        options = default_options(OptimizerKind.SGD)
+        options.momentum = 0.9
+        stateful = new_optimizer(options=byref(options))
+        check(f"{name}(momentum, net)", OK, function(stateful, fx.net))
         other = new_net(layers=((5, 0),))
-        assert lib.bp_net_forward(other, 4, fx.inputs, 8, (c_float * 20)(), 20) == OK
-        check(f"{name}(a network of another size)", (OK, ARG), function(optimizer, other))
+        check(f"{name}(momentum, a network of another size)", ARG, function(stateful, other))
+        lib.bp_optimizer_free(stateful)
     else:
         check(f"{name}(graph)", OK, function(optimizer, fx.g))
     lib.bp_optimizer_free(optimizer)
