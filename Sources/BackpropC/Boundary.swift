@@ -3,22 +3,22 @@ import Backprop
 /// The shape of every exported function: look up and lock the handle, run the body, and turn
 /// any thrown error into a status and a thread-local message. The body validates its own
 /// arguments before touching anything, so a failure changes nothing.
-func withGraph(_ pointer: OpaquePointer?, _ function: String = #function,
+func withGraph(_ pointer: OpaquePointer?, _ function: StaticString = #function,
                _ body: (Graph) throws -> Void) -> Int32 {
     guarded(function) { try locked(pointer, "bp_graph", \.graph) { try body($0) } }
 }
 
-func withNetwork(_ pointer: OpaquePointer?, _ function: String = #function,
+func withNetwork(_ pointer: OpaquePointer?, _ function: StaticString = #function,
                  _ body: (Network) throws -> Void) -> Int32 {
     guarded(function) { try locked(pointer, "bp_net", \.network) { try body($0) } }
 }
 
-func withNetworkHandle(_ pointer: OpaquePointer?, _ function: String = #function,
+func withNetworkHandle(_ pointer: OpaquePointer?, _ function: StaticString = #function,
                        _ body: (Handle) throws -> Void) -> Int32 {
     guarded(function) { try lockedHandle(pointer, "bp_net", \.network, body) }
 }
 
-func withOptimizer(_ pointer: OpaquePointer?, _ function: String = #function,
+func withOptimizer(_ pointer: OpaquePointer?, _ function: StaticString = #function,
                    _ body: (OptimizerHandle) throws -> Void) -> Int32 {
     guarded(function) { try locked(pointer, "bp_optimizer", \.optimizer) { try body($0) } }
 }
@@ -46,7 +46,7 @@ private func lockedHandle<T>(_ pointer: OpaquePointer?, _ kind: String, _ extrac
 
 /// Frees a handle of the kind `extract` accepts (NULL is a no-op), together with the handles it
 /// owns. A borrowed handle is refused.
-func freeHandle<T>(_ pointer: OpaquePointer?, _ kind: String, _ function: String,
+func freeHandle<T>(_ pointer: OpaquePointer?, _ kind: String, _ function: StaticString,
                    _ extract: (Handle.Object) -> T?) -> Int32 {
     guard pointer != nil else { return Status.ok.rawValue }
     return guarded(function) {
@@ -65,12 +65,12 @@ func freeHandle<T>(_ pointer: OpaquePointer?, _ kind: String, _ function: String
 }
 
 /// Runs `body`, returning BP_OK or the status of what it threw.
-func guarded(_ function: String, _ body: () throws -> Void) -> Int32 {
+func guarded(_ function: StaticString, _ body: () throws -> Void) -> Int32 {
     do {
         try body()
         return Status.ok.rawValue
     } catch {
-        return report(error, in: cName(function))
+        return report(error, in: cName("\(function)"))
     }
 }
 
@@ -82,34 +82,42 @@ private func cName(_ function: String) -> String {
 // MARK: - Argument checks
 
 /// The pointee of a required out-pointer, or an error naming it.
-func required<T>(_ pointer: UnsafeMutablePointer<T>?, _ name: String) throws -> UnsafeMutablePointer<T> {
+func required<T>(_ pointer: UnsafeMutablePointer<T>?, _ name: StaticString) throws -> UnsafeMutablePointer<T> {
     guard let pointer else { throw BoundaryError.invalidArgument("\(name) is NULL") }
     return pointer
 }
 
-func required<T>(_ pointer: UnsafePointer<T>?, _ name: String) throws -> UnsafePointer<T> {
+func required<T>(_ pointer: UnsafePointer<T>?, _ name: StaticString) throws -> UnsafePointer<T> {
     guard let pointer else { throw BoundaryError.invalidArgument("\(name) is NULL") }
     return pointer
 }
 
 /// A caller's buffer of `count` elements; NULL is refused even when the count is 0.
-func buffer<T>(_ pointer: UnsafePointer<T>?, _ count: UInt, _ name: String) throws -> UnsafeBufferPointer<T> {
-    UnsafeBufferPointer(start: try required(pointer, name), count: try elementCount(count, "\(name) count"))
+func buffer<T>(_ pointer: UnsafePointer<T>?, _ count: UInt, _ name: StaticString) throws -> UnsafeBufferPointer<T> {
+    UnsafeBufferPointer(start: try required(pointer, name), count: try bufferCount(count, name))
 }
 
-func mutableBuffer<T>(_ pointer: UnsafeMutablePointer<T>?, _ count: UInt, _ name: String) throws -> UnsafeMutableBufferPointer<T> {
-    UnsafeMutableBufferPointer(start: try required(pointer, name), count: try elementCount(count, "\(name) count"))
+func mutableBuffer<T>(_ pointer: UnsafeMutablePointer<T>?, _ count: UInt, _ name: StaticString) throws -> UnsafeMutableBufferPointer<T> {
+    UnsafeMutableBufferPointer(start: try required(pointer, name), count: try bufferCount(count, name))
+}
+
+/// Names are static strings so that the common, successful path builds no String.
+private func bufferCount(_ count: UInt, _ name: StaticString) throws -> Int {
+    guard let result = Int(exactly: count) else {
+        throw BoundaryError(status: .outOfMemory, message: "\(name) count \(count) is too large to allocate")
+    }
+    return result
 }
 
 /// An element count from C as a Swift Int. One beyond Int.max is a size no memory can hold:
 /// reported as out of memory, as every size too large to represent is.
-func elementCount(_ value: UInt, _ name: String) throws -> Int {
+func elementCount(_ value: UInt, _ name: StaticString) throws -> Int {
     try size(value, name)
 }
 
 /// A size from C (units, a batch, a width) as a Swift Int. One beyond Int.max is a size no
 /// memory can hold, so it is reported as out of memory, like any size too large to allocate.
-func size(_ value: UInt, _ name: String) throws -> Int {
+func size(_ value: UInt, _ name: StaticString) throws -> Int {
     guard let result = Int(exactly: value) else {
         throw BoundaryError(status: .outOfMemory, message: "\(name) \(value) is too large to allocate")
     }

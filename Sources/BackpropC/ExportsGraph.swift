@@ -135,7 +135,7 @@ public func bp_graph_check_gradients(_ g: OpaquePointer?, _ root: Int32, _ eps: 
 // MARK: Helpers
 
 /// Adds a node with `body` and writes its id; the out-pointer is checked before the graph changes.
-func addNode(_ g: OpaquePointer?, _ out: UnsafeMutablePointer<Int32>?, _ function: String = #function,
+func addNode(_ g: OpaquePointer?, _ out: UnsafeMutablePointer<Int32>?, _ function: StaticString = #function,
                      _ body: (Graph) throws -> NodeID) -> Int32 {
     withGraph(g, function) { graph in
         let out = try required(out, "out")

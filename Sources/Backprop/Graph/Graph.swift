@@ -6,30 +6,34 @@
 ///
 /// Gradient semantics follow PyTorch: backward adds into the gradients of the leaves, which
 /// accumulate across calls until `zeroGradients`; gradients of op nodes hold the latest backward.
+///
+/// A graph is not thread-safe: use it from one thread at a time (the C API enforces this with
+/// BP_ERR_BUSY). Its hot stored properties therefore skip Swift's dynamic exclusivity checks,
+/// which cost more than the arithmetic on small networks.
 public final class Graph {
     public let dtype: DType
-    var nodes: [Node] = []
+    @exclusivity(unchecked) var nodes: [Node] = []
 
     /// Values and gradients per node. Parameters point into `parameterValues` and
     /// `parameterGradients`, flat blocks an optimizer can update in one sweep.
-    var values: [Slot?] = []  // nil for op nodes until the buffers are planned
-    var gradients: [Slot?] = []
-    var scratch: [Storage?] = []
-    var bindings: [NodeBinding?] = []
-    var parameterValues: Storage
-    var parameterGradients: Storage
+    @exclusivity(unchecked) var values: [Slot?] = []  // nil for op nodes until the buffers are planned
+    @exclusivity(unchecked) var gradients: [Slot?] = []
+    @exclusivity(unchecked) var scratch: [Storage?] = []
+    @exclusivity(unchecked) var bindings: [NodeBinding?] = []
+    @exclusivity(unchecked) var parameterValues: Storage
+    @exclusivity(unchecked) var parameterGradients: Storage
     /// Parameter nodes in creation order, with their offsets in the flat blocks.
-    public private(set) var parameters: [NodeID] = []
-    var parameterOffsets: [NodeID: Int] = [:]
+    @exclusivity(unchecked) public private(set) var parameters: [NodeID] = []
+    @exclusivity(unchecked) var parameterOffsets: [NodeID: Int] = [:]
 
     /// Whether each node's value reflects the current leaf values (leaves always do).
-    var isCurrent: [Bool] = []
+    @exclusivity(unchecked) var isCurrent: [Bool] = []
     /// Buffers must be (re)planned before the next run: nodes were added or a leaf was reshaped.
-    var needsPlan = true
+    @exclusivity(unchecked) var needsPlan = true
     /// Op nodes have gradient buffers matching the current plan (see `planGradientsIfNeeded`).
-    var gradientsPlanned = false
+    @exclusivity(unchecked) var gradientsPlanned = false
     /// The nodes each recent root depends on, cached for forward and backward.
-    var ancestorCache: [NodeID: [NodeID]] = [:]
+    @exclusivity(unchecked) var ancestorCache: [NodeID: [NodeID]] = [:]
 
     /// Training mode and the seeded generator that ops such as dropout draw from.
     let context: RunContext

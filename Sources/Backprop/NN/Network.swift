@@ -9,8 +9,8 @@ public final class Network {
     public let graph: Graph
     public let inputWidth: Int
     public let seed: UInt64
-    public private(set) var loss: LossKind = .mse
-    public private(set) var layers: [Layer] = []
+    @exclusivity(unchecked) public private(set) var loss: LossKind = .mse
+    @exclusivity(unchecked) public private(set) var layers: [Layer] = []
 
     /// What a layer is, as a checkpoint records it.
     /// What a loss is measured against: float targets [samples, outputWidth] (MSE) or class
@@ -38,15 +38,15 @@ public final class Network {
         public let moduleIndex: Int
     }
 
-    private var generator: Generator
+    @exclusivity(unchecked) private var generator: Generator
     private let input: NodeID
-    private var batch = 1
-    private var lossNodes: (target: NodeID, loss: NodeID)?
+    @exclusivity(unchecked) private var batch = 1
+    @exclusivity(unchecked) private var lossNodes: (target: NodeID, loss: NodeID)?
     /// Whether the activations come from `forward` (not `predict`) and are still current.
-    private var hasTrainingForward = false
+    @exclusivity(unchecked) private var hasTrainingForward = false
     /// Reused buffers: labels as the graph's element type, and outputs during `trainStep`.
-    private var labelValues: [Double] = []
-    private var outputScratch: [Float] = []
+    @exclusivity(unchecked) private var labelValues: [Double] = []
+    @exclusivity(unchecked) private var outputScratch: [Float] = []
 
     public init(inputWidth: Int, seed: UInt64, dtype: DType = .float32) throws {
         guard inputWidth >= 1 else {

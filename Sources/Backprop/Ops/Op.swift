@@ -44,22 +44,22 @@ extension Op {
 /// What ops may read or draw from the graph as a whole while they run.
 final class RunContext {
     /// Training mode (dropout active) or evaluation mode (dropout is the identity).
-    var isTraining = true
-    var generator: Generator
+    @exclusivity(unchecked) var isTraining = true
+    @exclusivity(unchecked) var generator: Generator
 
     init(seed: UInt64) { generator = Generator(seed: seed) }
 }
 
 /// The memory an op node reads and writes, resolved when the graph plans its buffers.
 final class NodeBinding {
-    var context: RunContext
-    var inputShapes: [Shape]
-    var outputShape: Shape
-    var inputValues: [UnsafeMutableRawPointer]
-    var inputGradients: [UnsafeMutableRawPointer?]
-    var output: UnsafeMutableRawPointer
-    var outputGradient: UnsafeMutableRawPointer?
-    var scratch: UnsafeMutableRawPointer?
+    @exclusivity(unchecked) var context: RunContext
+    @exclusivity(unchecked) var inputShapes: [Shape]
+    @exclusivity(unchecked) var outputShape: Shape
+    @exclusivity(unchecked) var inputValues: [UnsafeMutableRawPointer]
+    @exclusivity(unchecked) var inputGradients: [UnsafeMutableRawPointer?]
+    @exclusivity(unchecked) var output: UnsafeMutableRawPointer
+    @exclusivity(unchecked) var outputGradient: UnsafeMutableRawPointer?
+    @exclusivity(unchecked) var scratch: UnsafeMutableRawPointer?
 
     init(context: RunContext, inputShapes: [Shape], outputShape: Shape, inputValues: [UnsafeMutableRawPointer],
          inputGradients: [UnsafeMutableRawPointer?], output: UnsafeMutableRawPointer,

@@ -86,11 +86,11 @@ public struct OptimizerOptions: Sendable, Equatable {
 /// A step whose gradients hold NaN or infinity is refused: weights and state stay as they were.
 public final class Optimizer {
     public let algorithm: OptimizerAlgorithm
-    public private(set) var options: OptimizerOptions
+    @exclusivity(unchecked) public private(set) var options: OptimizerOptions
     /// Steps taken (PyTorch's `step` in the state, which bias corrections use).
-    public private(set) var stepCount = 0
+    @exclusivity(unchecked) public private(set) var stepCount = 0
     /// Named state buffers, each one value per parameter element, in the graph's element type.
-    private(set) var state: [(name: String, storage: Storage)] = []
+    @exclusivity(unchecked) private(set) var state: [(name: String, storage: Storage)] = []
 
     public init(_ algorithm: OptimizerAlgorithm, options: OptimizerOptions? = nil) throws {
         let options = options ?? .defaults(for: algorithm)
@@ -132,16 +132,27 @@ public final class Optimizer {
             }
             return
         }
-        let names: [String] = switch algorithm {
+        state = try stateNames.map { (name: $0, storage: try Storage(count: count, dtype: dtype)) }
+        if algorithm == .adagrad && options.initialAccumulatorValue != 0 {
+            fill(state[0].storage, with: options.initialAccumulatorValue)
+        }
+    }
+
+    /// The state buffers this algorithm keeps with these options, in order (torch.optim's names).
+    var stateNames: [String] {
+        switch algorithm {
         case .sgd: options.momentum != 0 ? ["momentum_buffer"] : []
         case .adam, .adamW: ["exp_avg", "exp_avg_sq"] + (options.amsgrad ? ["max_exp_avg_sq"] : [])
         case .rmsprop: ["square_avg"] + (options.momentum > 0 ? ["momentum_buffer"] : []) + (options.centered ? ["grad_avg"] : [])
         case .adagrad: ["sum"]
         }
-        state = try names.map { (name: $0, storage: try Storage(count: count, dtype: dtype)) }
-        if algorithm == .adagrad && options.initialAccumulatorValue != 0 {
-            fill(state[0].storage, with: options.initialAccumulatorValue)
-        }
+    }
+
+    /// Puts back a step count and state saved from an optimizer of the same algorithm and
+    /// options (checkpoints): `state` holds every name of `stateNames`, in order, or is empty.
+    func restore(stepCount: Int, state: [(name: String, storage: Storage)]) {
+        self.stepCount = stepCount
+        self.state = state
     }
 
     private func fill(_ storage: Storage, with value: Double) {
