@@ -134,3 +134,23 @@ def test_a_copy_of_the_binding_outside_the_source_tree_refuses_to_build(tmp_path
     assert "Package.swift" in output and "source tree" in output
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.whl"))
 
+
+
+def test_an_editable_install_uses_the_source_tree_and_its_library(tmp_path):
+    tree_library = PYTHON_DIR.parent.parent / "build" / "lib" / "libbackprop.so"
+    if not tree_library.is_file():
+        pytest.skip("needs `make lib`'s build/lib/libbackprop.so")
+    root = tmp_path / "env"
+    run([sys.executable, "-m", "venv", "--system-site-packages", root])
+    python = root / "bin" / "python"
+    # Without hatchling installed, pip fetches it into an isolated build environment.
+    offline = ["--no-build-isolation", "--no-index"] if importlib.util.find_spec("hatchling") \
+        else []
+    run([python, "-m", "pip", "install", "--disable-pip-version-check", *offline, "-e",
+         PYTHON_DIR], cwd=tmp_path)
+    child = bare(python, "import backprop; print(backprop.__file__); print(backprop.library_path)",
+                 cwd=tmp_path)
+    assert child.returncode == 0, child.stderr
+    package_file, library = child.stdout.splitlines()
+    assert Path(package_file) == PYTHON_DIR / "backprop" / "__init__.py"
+    assert Path(library) == tree_library
