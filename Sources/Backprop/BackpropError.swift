@@ -11,11 +11,15 @@ public enum BackpropError: Error, Equatable, CustomStringConvertible {
     case nonFinite(String)
     /// An allocation failed, or a size does not fit in memory's address range.
     case outOfMemory(String)
+    /// A file could not be opened, read or written.
+    case io(String)
+    /// A checkpoint or data file that is malformed, truncated or inconsistent.
+    case format(String)
 
     public var message: String {
         switch self {
         case .invalidArgument(let m), .shape(let m), .state(let m), .nonFinite(let m),
-             .outOfMemory(let m):
+             .outOfMemory(let m), .io(let m), .format(let m):
             m
         }
     }

@@ -37,5 +37,11 @@ public struct Generator: RandomNumberGenerator, Sendable {
         low + (high - low) * nextUnit()
     }
 
+    /// The four state words, read and restored by checkpoints.
+    var stateWords: [UInt64] {
+        get { [state.0, state.1, state.2, state.3] }
+        set { state = (newValue[0], newValue[1], newValue[2], newValue[3]) }
+    }
+
     private func rotateLeft(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
 }
