@@ -66,7 +66,7 @@ typedef enum bp_status {
     BP_ERR_OUT_OF_MEMORY = 6,    /* an allocation failed or a size is too large to represent */
     BP_ERR_NONFINITE = 7,        /* NaN or infinity where a finite number is required */
     BP_ERR_IO = 8,               /* a file could not be read or written */
-    BP_ERR_FORMAT = 9,           /* malformed data (reserved for checkpoints and data files) */
+    BP_ERR_FORMAT = 9,           /* a malformed, truncated or inconsistent checkpoint or data file */
     BP_ERR_INTERNAL = 10         /* a bug in the library: please report it */
 } bp_status;
 
@@ -629,6 +629,154 @@ bp_status bp_net_set_parameters(bp_net *net, const float *values, size_t count);
 bp_status bp_net_gradients(const bp_net *net, float *out, size_t count);
 
 /* ---------------------------------------------------------------------------------------------
+ * Checkpoints and data files
+ *
+ * A checkpoint is a file in the safetensors format (an 8-byte little-endian header length, a
+ * JSON header, then the raw little-endian tensor data) holding a network and, optionally, an
+ * optimizer. Any safetensors reader can open it (Python's safetensors.numpy.load_file, say):
+ *   - Parameters are named as those of the equivalent torch nn.Sequential, where an activation
+ *     is a module of its own: "<module>.weight" and "<module>.bias" for each dense layer (weight
+ *     [out, in], as nn.Linear) and each layer norm (weight and bias [width]). A 4 -> 8 relu -> 3
+ *     network has "0.weight" [8, 4], "0.bias" [8], "2.weight" [3, 8] and "2.bias" [3], the
+ *     state_dict of nn.Sequential(Linear(4, 8), ReLU(), Linear(8, 3)). The dtype is the
+ *     network's: "F32" or "F64".
+ *   - With an optimizer, "optimizer.<name>" for each of its state buffers, under torch.optim's
+ *     names (momentum_buffer, exp_avg, exp_avg_sq, max_exp_avg_sq, square_avg, grad_avg, sum),
+ *     each [parameter count] over the flat parameter block (the layout of bp_net_parameters).
+ *   - "__metadata__" strings: "format" = "libbackprop", "format_version" = "1", "architecture"
+ *     (JSON: input_width, seed, dtype, loss and layers, each {"kind": "dense", "units",
+ *     "activation"}, {"kind": "dropout", "p"} or {"kind": "layer_norm", "eps"}), "rng_state"
+ *     (JSON: the four 64-bit words of the generator dropout draws from) and, with an optimizer,
+ *     "optimizer" (JSON: algorithm, step count, every option under torch.optim's name, and the
+ *     names of the state buffers saved).
+ *
+ * Saved: the layers, the loss, the parameters, the dropout generator and the optimizer. A loaded
+ * network predicts exactly as the saved one did and draws the dropout masks it would have drawn
+ * next; trained on with the loaded optimizer, a network without dropout gets exactly the weights
+ * the saved pair would have, bit for bit. (With dropout, the first backward of a newly built or
+ * loaded network currently draws its mask anew, so that step differs.) Not saved: gradients, nodes
+ * added through bp_net_graph, and a learning-rate schedule (set it again after loading; its base
+ * rate is then the saved learning rate). Layers added to a loaded network draw their initial
+ * values as in a new network with the saved seed.
+ *
+ * Loading checks everything before it builds anything, so a truncated, corrupted or hostile
+ * file is refused with BP_ERR_FORMAT and a message saying what is wrong; it is never read out
+ * of bounds, and nothing larger than the file justifies is allocated: the header length must
+ * fit in the file and be at most 100 MB; the JSON is parsed strictly (valid UTF-8, no duplicate
+ * keys) with bounded nesting, string lengths and value counts; each tensor's element count times
+ * its dtype's size must equal its byte range; the ranges must cover the data exactly, without
+ * overlap or gap; and the architecture must match the tensors (names, shapes and dtype), with
+ * none missing and none extra. Parameters or optimizer state that are NaN or infinite give
+ * BP_ERR_NONFINITE. Other metadata keys are ignored.
+ * ------------------------------------------------------------------------------------------- */
+
+/* The optimizer handle, which checkpoints carry; the next section describes it. */
+typedef struct bp_optimizer bp_optimizer;
+
+/* Saves `net` and, unless `optimizer` is NULL, that optimizer (its algorithm, options, step
+ * count and state) to the file `path`, atomically: the bytes go to a temporary file in the same
+ * directory, which is flushed to disk and then renamed over `path`. If anything fails, the
+ * temporary file is removed and a previous file at `path` is left intact. A symbolic link at
+ * `path` is followed: the file it names is replaced. Neither handle changes.
+ * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (path NULL or not UTF-8, an optimizer
+ * whose state is sized for another network, more than 10000 layers), BP_ERR_NONFINITE (a
+ * parameter or state value is NaN or infinite: nothing is written), BP_ERR_IO (the file cannot
+ * be written: a missing or read-only directory, a full disk, or `path` is a directory or a
+ * device), BP_ERR_BUSY. */
+bp_status bp_net_save(const bp_net *net, const bp_optimizer *optimizer, const char *path);
+
+/* Loads a checkpoint file into a new network, written to *out (free it with bp_net_free).
+ * Unless `optimizer_out` is NULL, it receives a new optimizer (free it with bp_optimizer_free)
+ * when the file holds one, and NULL when it does not; with `optimizer_out` NULL the file's
+ * optimizer is checked but not created. Nothing is written on failure.
+ * Errors: BP_ERR_INVALID_ARGUMENT (path or out NULL, path not UTF-8), BP_ERR_IO (the file cannot
+ * be opened or read, or is not a regular file), BP_ERR_FORMAT (not a valid libbackprop
+ * checkpoint, as above), BP_ERR_NONFINITE (a saved value is NaN or infinite),
+ * BP_ERR_OUT_OF_MEMORY. */
+bp_status bp_net_load(const char *path, bp_net **out, bp_optimizer **optimizer_out);
+
+/* The checkpoint bp_net_save would write, into memory. With buffer NULL and capacity 0, writes
+ * the number of bytes needed to *size and returns BP_OK. Otherwise writes the checkpoint into
+ * `buffer`, which holds `capacity` bytes, and its length to *size. When capacity is too small,
+ * nothing is written into buffer but the needed size is still written to *size (the one
+ * exception to "results only on success"), and the call fails with BP_ERR_INVALID_ARGUMENT.
+ * Errors: as bp_net_save without BP_ERR_IO, and BP_ERR_INVALID_ARGUMENT (size NULL, buffer NULL
+ * with capacity > 0, capacity too small). */
+bp_status bp_net_save_buffer(const bp_net *net, const bp_optimizer *optimizer, void *buffer,
+                             size_t capacity, size_t *size);
+
+/* Loads a checkpoint from the `size` bytes at `data`, which the library only reads during the
+ * call. Otherwise as bp_net_load. Errors: as bp_net_load without BP_ERR_IO, and
+ * BP_ERR_INVALID_ARGUMENT (data NULL). */
+bp_status bp_net_load_buffer(const void *data, size_t size, bp_net **out,
+                             bp_optimizer **optimizer_out);
+
+/* ---- Data files -------------------------------------------------------------------------------
+ * A dataset is a table of training data read from a file: one row per sample, with float32
+ * features and, optionally, a label (or regression target) column. It is read-only once loaded,
+ * so any number of threads may read the same dataset at once.
+ *
+ * CSV files hold numbers only: [+-]digits[.digits][(e|E)[+-]digits] (".5" and "5." too),
+ * optionally with spaces or one pair of double quotes around them. Fields are separated by the
+ * delimiter; lines end in "\n" or "\r\n"; blank lines and a UTF-8 byte order mark are skipped.
+ * Every line must have the same number of columns, and no field may be empty, NaN or infinite.
+ * A file that breaks a rule is BP_ERR_FORMAT, and bp_last_error() names the line (1-based,
+ * counting every line of the file) and the column (1-based):
+ *     "line 7, column 3: \"abc\" is not a number" */
+
+typedef struct bp_dataset bp_dataset;
+
+/* Always start from bp_csv_options_default, which sets `size`: later versions may append
+ * fields. */
+typedef struct bp_csv_options {
+    size_t size;
+    char delimiter;       /* the byte between fields (default ','); not a digit, '.', '+', '-',
+                             'e', 'E', '"', CR, LF or NUL */
+    int has_header;       /* non-zero (default): the first non-blank line names the columns; it is
+                             skipped, but its column count must match the data's */
+    int has_label;        /* non-zero (default): one column is the label; 0: all are features */
+    int64_t label_column; /* the label's column, 0-based; negative counts from the end (default
+                             -1: the last column) */
+    size_t max_bytes;     /* larger files are refused with BP_ERR_FORMAT (default 1 GiB) */
+} bp_csv_options;
+
+/* Fills *out with the defaults above. Errors: BP_ERR_INVALID_ARGUMENT (out NULL). */
+bp_status bp_csv_options_default(bp_csv_options *out);
+
+/* Reads a CSV file into a new dataset, written to *out (free it with bp_dataset_free).
+ * `options` may be NULL for the defaults.
+ * Errors: BP_ERR_INVALID_ARGUMENT (path or out NULL, path not UTF-8, options->size too small, a
+ * delimiter that cannot separate numbers, a label column outside the file's columns), BP_ERR_IO
+ * (the file cannot be opened or read, or is not a regular file), BP_ERR_FORMAT (larger than
+ * max_bytes, a malformed field, a line whose column count differs, no data rows, no feature
+ * column besides the label), BP_ERR_OUT_OF_MEMORY. */
+bp_status bp_dataset_load_csv(const char *path, const bp_csv_options *options,
+                              bp_dataset **out);
+
+/* Frees a dataset. NULL is a no-op. Errors: BP_ERR_INVALID_HANDLE. */
+bp_status bp_dataset_free(bp_dataset *dataset);
+
+/* The number of rows, and of features per row (the columns less the label column). Either
+ * out-pointer may be NULL. Errors: BP_ERR_INVALID_HANDLE. */
+bp_status bp_dataset_size(const bp_dataset *dataset, size_t *rows, size_t *features);
+
+/* Copies the features, row-major (rows x features floats, the input layout of bp_net_forward),
+ * into `out`, which holds `count` == rows x features.
+ * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (out NULL, wrong count). */
+bp_status bp_dataset_features(const bp_dataset *dataset, float *out, size_t count);
+
+/* Copies the label column as class indices, one per row (`count` == rows), for
+ * bp_net_train_step_labels. Each label must be a whole number in int32's range.
+ * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (out NULL, wrong count, the dataset has
+ * no label column), BP_ERR_FORMAT (a label that is not a whole number or is out of range; the
+ * message names its line; nothing is written). */
+bp_status bp_dataset_labels(const bp_dataset *dataset, int32_t *out, size_t count);
+
+/* Copies the label column as float targets, one per row (`count` == rows), for regression.
+ * Errors: as bp_dataset_labels, with BP_ERR_FORMAT for a value too large for a float. */
+bp_status bp_dataset_targets(const bp_dataset *dataset, float *out, size_t count);
+
+/* ---------------------------------------------------------------------------------------------
  * Optimizers, learning-rate schedules and gradient clipping
  *
  * An optimizer updates the parameters of a network (or of a graph) from their gradients, with
@@ -636,8 +784,6 @@ bp_status bp_net_gradients(const bp_net *net, float *out, size_t count);
  * sized on its first step; use one optimizer per network. A step whose gradients hold NaN or
  * infinity fails with BP_ERR_NONFINITE and changes neither the weights nor the state.
  * ------------------------------------------------------------------------------------------- */
-
-typedef struct bp_optimizer bp_optimizer;
 
 typedef enum bp_optimizer_kind {
     BP_OPTIMIZER_SGD = 0,     /* momentum, dampening, nesterov, weight_decay */

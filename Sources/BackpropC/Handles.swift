@@ -9,10 +9,12 @@ final class Handle: @unchecked Sendable {
         case graph(Graph)
         case network(Network)
         case optimizer(OptimizerHandle)
+        case dataset(Dataset)
 
         var graph: Graph? { if case .graph(let g) = self { g } else { nil } }
         var network: Network? { if case .network(let n) = self { n } else { nil } }
         var optimizer: OptimizerHandle? { if case .optimizer(let o) = self { o } else { nil } }
+        var dataset: Dataset? { if case .dataset(let d) = self { d } else { nil } }
     }
 
     let object: Object
@@ -32,6 +34,13 @@ final class Handle: @unchecked Sendable {
 
     init(optimizer: OptimizerHandle) {
         object = .optimizer(optimizer)
+        lock = BusyLock()
+        isBorrowed = false
+        graphHandle = nil
+    }
+
+    init(dataset: Dataset) {
+        object = .dataset(dataset)
         lock = BusyLock()
         isBorrowed = false
         graphHandle = nil
@@ -58,6 +67,7 @@ final class Handle: @unchecked Sendable {
         case .graph: "bp_graph"
         case .network: "bp_net"
         case .optimizer: "bp_optimizer"
+        case .dataset: "bp_dataset"
         }
     }
 }

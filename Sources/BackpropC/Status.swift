@@ -60,5 +60,7 @@ private func status(of error: BackpropError) -> Status {
     case .state: .state
     case .nonFinite: .nonFinite
     case .outOfMemory: .outOfMemory
+    case .io: .io
+    case .format: .format
     }
 }
