@@ -17,8 +17,9 @@ export DEBIAN_FRONTEND=noninteractive
 #   binutils         `nm` and `readelf` for the export and loading checks
 APT_PACKAGES=(libopenblas-dev pkg-config gcc g++ libc6-dev make binutils)
 
-# Python packages for the binding's tests and examples; hatchling builds its wheel.
-PIP_MODULES=(numpy pytest hatchling)
+# Python packages for the binding's tests and examples; hatchling builds its wheel; safetensors
+# (the reference reader) checks that our checkpoints are real safetensors files.
+PIP_MODULES=(numpy pytest hatchling safetensors)
 
 log() { printf 'setup: %s\n' "$*"; }
 

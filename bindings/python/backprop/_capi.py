@@ -23,8 +23,8 @@ from __future__ import annotations
 import ctypes
 import enum
 import os
-from ctypes import (CFUNCTYPE, POINTER, c_char_p, c_double, c_float, c_int, c_int32, c_size_t,
-                    c_uint, c_uint64, c_void_p)
+from ctypes import (CFUNCTYPE, POINTER, c_char, c_char_p, c_double, c_float, c_int, c_int32,
+                    c_int64, c_size_t, c_uint, c_uint64, c_void_p)
 from pathlib import Path
 from typing import List, Tuple
 
@@ -32,7 +32,7 @@ __all__ = [
     "HEADER_VERSION", "HEADER_VERSION_NUMBER", "MAX_RANK",
     "Status", "DType", "Reduction", "Comparison", "GeluApproximation", "ReduceOp", "Activation",
     "Loss", "Initializer", "OptimizerKind", "ScheduleRule", "NO_NODE",
-    "GraphHandle", "NetHandle", "OptimizerHandle", "STRUCTS", "DECLARATIONS",
+    "GraphHandle", "NetHandle", "OptimizerHandle", "DatasetHandle", "STRUCTS", "DECLARATIONS",
     "LibraryNotFoundError", "LibraryVersionError", "lib", "library_path",
 ]
 
@@ -195,12 +195,18 @@ class _BpOptimizer(ctypes.Structure):
     """struct bp_optimizer: opaque."""
 
 
+class _BpDataset(ctypes.Structure):
+    """struct bp_dataset: opaque."""
+
+
 #: bp_graph *: a graph handle. ``GraphHandle()`` is NULL.
 GraphHandle = POINTER(_BpGraph)
 #: bp_net *: a network handle. ``NetHandle()`` is NULL.
 NetHandle = POINTER(_BpNet)
 #: bp_optimizer *: an optimizer handle. ``OptimizerHandle()`` is NULL.
 OptimizerHandle = POINTER(_BpOptimizer)
+#: bp_dataset *: a dataset handle. ``DatasetHandle()`` is NULL.
+DatasetHandle = POINTER(_BpDataset)
 
 _size_p = POINTER(c_size_t)
 _node_p = POINTER(bp_node)
@@ -234,6 +240,13 @@ class bp_custom_op(ctypes.Structure):
     _fields_ = [("size", c_size_t), ("name", c_char_p), ("shape", bp_custom_shape_fn),
                 ("forward", bp_custom_forward_fn), ("backward", bp_custom_backward_fn),
                 ("userdata", c_void_p)]
+
+
+class bp_csv_options(ctypes.Structure):
+    """struct bp_csv_options: how a CSV data file is laid out; `size` first."""
+
+    _fields_ = [("size", c_size_t), ("delimiter", c_char), ("has_header", c_int),
+                ("has_label", c_int), ("label_column", c_int64), ("max_bytes", c_size_t)]
 
 
 class bp_optimizer_options(ctypes.Structure):
@@ -296,7 +309,7 @@ class bp_fit_result(ctypes.Structure):
 
 #: The structs of the header, by their C names (a test compares their layout with a C compiler's).
 STRUCTS = {cls.__name__: cls for cls in (
-    bp_tensor, bp_custom_op, bp_optimizer_options, bp_schedule_options, bp_epoch_report,
+    bp_tensor, bp_custom_op, bp_csv_options, bp_optimizer_options, bp_schedule_options, bp_epoch_report,
     bp_fit_options, bp_fit_result)}
 
 # ------------------------------------------------------------------------------------------------
@@ -427,6 +440,20 @@ DECLARATIONS = (
     ("bp_net_parameters", bp_status, (NetHandle, _float_p, c_size_t)),
     ("bp_net_set_parameters", bp_status, (NetHandle, _float_p, c_size_t)),
     ("bp_net_gradients", bp_status, (NetHandle, _float_p, c_size_t)),
+    # Checkpoints and data files
+    ("bp_net_save", bp_status, (NetHandle, OptimizerHandle, c_char_p)),
+    ("bp_net_load", bp_status, (c_char_p, POINTER(NetHandle), POINTER(OptimizerHandle))),
+    ("bp_net_save_buffer", bp_status, (NetHandle, OptimizerHandle, c_void_p, c_size_t, _size_p)),
+    ("bp_net_load_buffer", bp_status,
+     (c_void_p, c_size_t, POINTER(NetHandle), POINTER(OptimizerHandle))),
+    ("bp_csv_options_default", bp_status, (POINTER(bp_csv_options),)),
+    ("bp_dataset_load_csv", bp_status,
+     (c_char_p, POINTER(bp_csv_options), POINTER(DatasetHandle))),
+    ("bp_dataset_free", bp_status, (DatasetHandle,)),
+    ("bp_dataset_size", bp_status, (DatasetHandle, _size_p, _size_p)),
+    ("bp_dataset_features", bp_status, (DatasetHandle, _float_p, c_size_t)),
+    ("bp_dataset_labels", bp_status, (DatasetHandle, _int32_p, c_size_t)),
+    ("bp_dataset_targets", bp_status, (DatasetHandle, _float_p, c_size_t)),
     # Optimizers, schedules and gradient clipping
     ("bp_optimizer_options_default", bp_status, (bp_optimizer_kind, POINTER(bp_optimizer_options))),
     ("bp_optimizer_create", bp_status,

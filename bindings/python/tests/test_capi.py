@@ -37,6 +37,9 @@ C_TYPES = {
     "bp_net **": POINTER(_capi.NetHandle),
     "bp_optimizer *": _capi.OptimizerHandle, "const bp_optimizer *": _capi.OptimizerHandle,
     "bp_optimizer **": POINTER(_capi.OptimizerHandle),
+    "void *": ctypes.c_void_p, "const void *": ctypes.c_void_p, "int32_t *": POINTER(c_int32),
+    "bp_dataset *": _capi.DatasetHandle, "const bp_dataset *": _capi.DatasetHandle,
+    "bp_dataset **": POINTER(_capi.DatasetHandle),
 }
 # Pointers to the header's structs, const or not.
 for _name, _struct in _capi.STRUCTS.items():
