@@ -309,8 +309,8 @@ class bp_fit_result(ctypes.Structure):
 
 #: The structs of the header, by their C names (a test compares their layout with a C compiler's).
 STRUCTS = {cls.__name__: cls for cls in (
-    bp_tensor, bp_custom_op, bp_csv_options, bp_optimizer_options, bp_schedule_options, bp_epoch_report,
-    bp_fit_options, bp_fit_result)}
+    bp_tensor, bp_custom_op, bp_csv_options, bp_optimizer_options, bp_schedule_options,
+    bp_epoch_report, bp_fit_options, bp_fit_result)}
 
 # ------------------------------------------------------------------------------------------------
 # Functions: (name, result type, argument types), in the order of the header

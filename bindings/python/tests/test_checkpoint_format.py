@@ -47,8 +47,10 @@ def train(net, optimizer, steps=3):
     outputs = np.empty((6, 3), dtype=np.float32)
     for _ in range(steps):
         check(lib.bp_net_zero_grad(net))
-        check(lib.bp_net_forward(net, 6, float_pointer(x), x.size, float_pointer(outputs), outputs.size))
-        check(lib.bp_net_backward_labels(net, labels.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)), 6, None))
+        check(lib.bp_net_forward(net, 6, float_pointer(x), x.size, float_pointer(outputs),
+                                 outputs.size))
+        check(lib.bp_net_backward_labels(net, labels.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)),
+                                         6, None))
         check(lib.bp_optimizer_step(optimizer, net))
 
 
@@ -104,7 +106,8 @@ def test_the_reference_reader_sees_torch_names_shapes_and_our_values(trained, tm
     flat = np.concatenate([tensors[name].ravel() for name in
                            ("0.weight", "0.bias", "3.weight", "3.bias", "4.weight", "4.bias")])
     np.testing.assert_array_equal(flat, flat_parameters(net))
-    assert np.all(tensors["optimizer.exp_avg_sq"] >= 0) and np.any(tensors["optimizer.exp_avg"] != 0)
+    assert np.all(tensors["optimizer.exp_avg_sq"] >= 0)
+    assert np.any(tensors["optimizer.exp_avg"] != 0)
 
 
 def test_the_metadata_holds_the_architecture_and_optimizer_as_json(trained, tmp_path):
