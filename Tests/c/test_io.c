@@ -1193,6 +1193,34 @@ static void test_csv_bad_arguments_and_files(void) {
     remove_scratch();
 }
 
+static void test_bp_csv_options_size_too_small(void) {
+    scratch_dir();
+    const char *path = in_scratch("data.csv");
+    write_text(path, "a,y\n1,2\n");
+    const size_t sizes[] = {0, 1, sizeof(size_t), sizeof(bp_csv_options) - 1};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        bp_csv_options o;
+        CHECK_OK(bp_csv_options_default(&o));
+        o.size = sizes[i];
+        bp_dataset *data = (bp_dataset *)(void *)&o; /* must stay as it is */
+        bp_dataset *untouched = data;
+        CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_dataset_load_csv(path, &o, &data));
+        CHECK(data == untouched);
+    }
+    /* A struct from a newer header, with fields this library does not know, is accepted. */
+    struct {
+        bp_csv_options known;
+        double unknown[4];
+    } newer;
+    memset(&newer, 0x7F, sizeof newer);
+    CHECK_OK(bp_csv_options_default(&newer.known));
+    newer.known.size = sizeof newer;
+    bp_dataset *data = NULL;
+    CHECK_OK(bp_dataset_load_csv(path, &newer.known, &data));
+    CHECK_OK(bp_dataset_free(data));
+    remove_scratch();
+}
+
 /* ---- the digits data ----------------------------------------------------------------------- */
 
 static void test_digits_csv_loads_and_trains_a_classifier(void) {
@@ -1290,6 +1318,7 @@ int main(void) {
     RUN(test_csv_options_delimiter_label_column_and_line_endings);
     RUN(test_csv_errors_name_the_line_and_column);
     RUN(test_csv_bad_arguments_and_files);
+    RUN(test_bp_csv_options_size_too_small);
     RUN(test_digits_csv_loads_and_trains_a_classifier);
     return check_summary();
 }
