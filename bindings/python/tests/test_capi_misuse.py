@@ -8,7 +8,10 @@ checked in a process of its own (``isolated``), so a crash names the function it
 
 import ctypes
 import mmap
+import shutil
+import tempfile
 from ctypes import byref, c_double, c_float, c_int, c_int32, c_size_t
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -1642,6 +1645,325 @@ def _(fx, check, name):
         check(f"{name}(net)", OK, call())
         check.same(f"{name}: accuracy in [0, 1]", 0 <= accuracy.value <= 1, True)
     lib.bp_optimizer_free(optimizer)
+
+
+# ---- Checkpoints and data files -----------------------------------------------------------------
+
+class GuardedBytes:
+    """Bytes placed at the very end of a readable page, followed by a page that cannot be read:
+    reading past the end crashes at once instead of passing unnoticed."""
+
+    def __init__(self, data):
+        page = mmap.PAGESIZE
+        assert len(data) <= page
+        self._map = mmap.mmap(-1, 2 * page)
+        base = ctypes.addressof(ctypes.c_char.from_buffer(self._map))
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mprotect.argtypes = (ctypes.c_void_p, c_size_t, c_int)
+        if libc.mprotect(base + page, page, 0) != 0:  # PROT_NONE
+            raise OSError(ctypes.get_errno(), "mprotect failed")
+        self.address = base + page - len(data)
+        ctypes.memmove(self.address, data, len(data))
+
+
+def checkpoint_bytes(net, optimizer=None):
+    size = c_size_t()
+    optimizer = optimizer or _capi.OptimizerHandle()
+    assert lib.bp_net_save_buffer(net, optimizer, None, 0, byref(size)) == OK, last_error()
+    buffer = ctypes.create_string_buffer(size.value)
+    assert lib.bp_net_save_buffer(net, optimizer, buffer, size.value, byref(size)) == OK
+    return buffer.raw[:size.value]
+
+
+def outputs_of(net):
+    outputs = (c_float * 8)()
+    assert lib.bp_net_predict(net, 4, (c_float * 8)(*range(8)), 8, outputs, 8) == OK, last_error()
+    return list(outputs)
+
+
+def poison_a_weight(net):
+    """Puts a NaN into the first weight through the network's graph (the graph takes any value)."""
+    graph, weight = _capi.GraphHandle(), c_int32()
+    assert lib.bp_net_graph(net, byref(graph)) == OK
+    assert lib.bp_net_layer_nodes(net, 0, byref(weight), None) == OK
+    values = (c_float * 6)(*flat(net)[:6])
+    values[0] = float("nan")
+    assert lib.bp_graph_set_value(graph, weight.value, values, 6) == OK
+
+
+@cases("bp_net_save")
+def _(fx, check, name):
+    folder = Path(tempfile.mkdtemp(prefix="backprop-misuse-"))
+    path = folder / "net.safetensors"
+    optimizer = new_optimizer()
+    check(f"{name}(NULL net)", HANDLE, lib.bp_net_save(NULL_NET, None, bytes(path)))
+    check(f"{name}(a bp_graph as the network)", HANDLE,
+          lib.bp_net_save(ctypes.cast(fx.g, _capi.NetHandle), None, bytes(path)))
+    check(f"{name}(a bp_net as the optimizer)", HANDLE,
+          lib.bp_net_save(fx.net, ctypes.cast(fx.ce, _capi.OptimizerHandle), bytes(path)))
+    check(f"{name}(path NULL)", ARG, lib.bp_net_save(fx.net, None, None))
+    check(f"{name}(path not UTF-8)", ARG, lib.bp_net_save(fx.net, None, bytes(folder) + b"/\xff"))
+    check(f"{name}(missing folder)", Status.IO,
+          lib.bp_net_save(fx.net, None, bytes(folder / "missing" / "net.bin")))
+    check(f"{name}(path is a folder)", Status.IO, lib.bp_net_save(fx.net, None, bytes(folder)))
+    check(f"{name}(/dev/null)", Status.IO, lib.bp_net_save(fx.net, None, b"/dev/null"))
+    check.same(f"{name}: nothing written after failures", list(folder.iterdir()), [])
+    check(f"{name}(net)", OK, lib.bp_net_save(fx.net, None, bytes(path)))
+    saved = path.read_bytes()
+    check(f"{name}(net and optimizer)", OK, lib.bp_net_save(fx.net, optimizer, bytes(path)))
+    with_optimizer = path.read_bytes()
+    check.same(f"{name}: the file is what save_buffer gives", with_optimizer,
+               checkpoint_bytes(fx.net, optimizer))
+    check.same(f"{name}: without the optimizer too", saved, checkpoint_bytes(fx.net))
+    poison_a_weight(fx.net)
+    check(f"{name}(a NaN weight)", NONFINITE, lib.bp_net_save(fx.net, None, bytes(path)))
+    check.same(f"{name}: the previous file is intact", path.read_bytes(), with_optimizer)
+    check.same(f"{name}: no temporary file is left", sorted(p.name for p in folder.iterdir()),
+               [path.name])
+    lib.bp_optimizer_free(optimizer)
+    shutil.rmtree(folder)
+
+
+@cases("bp_net_load", "bp_net_load_buffer")
+def _(fx, check, name):
+    folder = Path(tempfile.mkdtemp(prefix="backprop-misuse-"))
+    optimizer = new_optimizer(OptimizerKind.ADAM)
+    data = checkpoint_bytes(fx.net, optimizer)
+    plain = checkpoint_bytes(fx.net)
+    net, opt = _capi.NetHandle(), _capi.OptimizerHandle()
+
+    def load(content, out=True, opt_out=True):
+        outs = (byref(net) if out else None, byref(opt) if opt_out else None)
+        if name == "bp_net_load":
+            if content is None:
+                return lib.bp_net_load(None, *outs)
+            if isinstance(content, Path):
+                return lib.bp_net_load(bytes(content), *outs)
+            (folder / "file").write_bytes(content)
+            return lib.bp_net_load(bytes(folder / "file"), *outs)
+        if content is None:
+            return lib.bp_net_load_buffer(None, 16, *outs)
+        guarded = GuardedBytes(content)
+        return lib.bp_net_load_buffer(guarded.address, len(content), *outs)
+
+    check(f"{name}(NULL)", ARG, load(None))
+    check(f"{name}(out NULL)", ARG, load(data, out=False))
+    if name == "bp_net_load":
+        check(f"{name}(missing file)", Status.IO, load(folder / "missing"))
+        check(f"{name}(a folder)", Status.IO, load(folder))
+        check(f"{name}(path not UTF-8)", ARG, lib.bp_net_load(bytes(folder) + b"/\xff",
+                                                              byref(net), None))
+    FORMAT = Status.FORMAT
+    check(f"{name}(empty)", (FORMAT, ARG) if name == "bp_net_load_buffer" else FORMAT,
+          load(b""))
+    check(f"{name}(not a checkpoint)", FORMAT, load(b"hello, world" * 4))
+    # Every truncation of a real checkpoint is refused, and never read past its end (the last
+    # byte sits right before an unreadable page when loading from memory).
+    truncated = [length for length in range(1, len(data))
+                 if load(data[:length]) != FORMAT]
+    check.same(f"{name}: truncations not refused as FORMAT", truncated, [])
+    header_length = int.from_bytes(data[:8], "little")
+    for label, content in (
+            ("header length past the end", (len(data)).to_bytes(8, "little") + data[8:]),
+            ("header length 2**63", (2 ** 63).to_bytes(8, "little") + data[8:]),
+            ("a byte of JSON changed", data[:9] + b"\x00" + data[10:]),
+            ("trailing bytes", data + b"\x00" * 4),
+            ("no metadata", plain.replace(b"libbackprop", b"libbackprof"))):
+        check(f"{name}({label})", FORMAT, load(content))
+    assert header_length < len(data)
+    check.same(f"{name}: no handle written on failure", (bool(net), bool(opt)), (False, False))
+    check(f"{name}(checkpoint with optimizer)", OK, load(data))
+    check.same(f"{name}: predicts as the saved network", outputs_of(net), outputs_of(fx.net))
+    check.same(f"{name}: an optimizer came back", bool(opt), True)
+    lib.bp_net_free(net)
+    lib.bp_optimizer_free(opt)
+    check(f"{name}(without optimizer_out)", OK, load(data, opt_out=False))
+    lib.bp_net_free(net)
+    opt = ctypes.cast(ctypes.c_void_p(SENTINEL), _capi.OptimizerHandle)  # must become NULL
+    check(f"{name}(checkpoint without optimizer)", OK, load(plain))
+    check.same(f"{name}: optimizer_out is NULL", bool(opt), False)
+    lib.bp_net_free(net)
+    lib.bp_optimizer_free(optimizer)
+    shutil.rmtree(folder)
+
+
+@cases("bp_net_save_buffer")
+def _(fx, check, name):
+    save = lib.bp_net_save_buffer
+    size = size_out()
+    buffer = ctypes.create_string_buffer(4096)
+    check(f"{name}(NULL net)", HANDLE, save(NULL_NET, None, buffer, 4096, byref(size)), size)
+    check(f"{name}(size NULL)", ARG, save(fx.net, None, buffer, 4096, None))
+    check(f"{name}(buffer NULL, capacity 10)", ARG, save(fx.net, None, None, 10, byref(size)),
+          size)
+    check(f"{name}(ask for the size)", OK, save(fx.net, None, None, 0, byref(size)))
+    needed = size.value
+    small = ctypes.create_string_buffer(b"\x5a" * 64, 64)
+    status = save(fx.net, None, small, 10, byref(size))
+    check(f"{name}(capacity 10)", ARG, status)
+    check.same(f"{name}: the needed size is reported anyway", size.value, needed)
+    check.same(f"{name}: nothing written into a small buffer", small.raw, b"\x5a" * 64)
+    check(f"{name}(exact capacity)", OK, save(fx.net, None, buffer, needed, byref(size)))
+    check.same(f"{name}: length", size.value, needed)
+    check.same(f"{name}: safetensors header length", int.from_bytes(buffer.raw[:8], "little") + 8
+               < needed, True)
+    poison_a_weight(fx.net)
+    check(f"{name}(a NaN weight)", NONFINITE, save(fx.net, None, buffer, 4096, byref(size)))
+
+
+@cases("bp_csv_options_default")
+def _(fx, check, name):
+    check(f"{name}(NULL)", ARG, lib.bp_csv_options_default(None))
+    options = _capi.bp_csv_options()
+    check(f"{name}(options)", OK, lib.bp_csv_options_default(byref(options)))
+    check.same(f"{name}: defaults", (options.size, options.delimiter, options.has_header,
+                                     options.has_label, options.label_column, options.max_bytes),
+               (ctypes.sizeof(_capi.bp_csv_options), b",", 1, 1, -1, 2 ** 30))
+
+
+CSV = b"a,b,label\n1,2,0\n3.5,-4,1\n\n.5,5.,1\n"
+
+
+def load_csv(folder, text, options=None, name="data.csv"):
+    path = folder / name
+    path.write_bytes(text)
+    dataset = _capi.DatasetHandle()
+    status = lib.bp_dataset_load_csv(bytes(path), byref(options) if options else None,
+                                     byref(dataset))
+    return status, dataset
+
+
+def csv_options(**fields):
+    options = _capi.bp_csv_options()
+    assert lib.bp_csv_options_default(byref(options)) == OK
+    for key, value in fields.items():
+        setattr(options, key, value)
+    return options
+
+
+@cases("bp_dataset_load_csv")
+def _(fx, check, name):
+    folder = Path(tempfile.mkdtemp(prefix="backprop-misuse-"))
+    dataset = _capi.DatasetHandle()
+    (folder / "data.csv").write_bytes(CSV)
+    path = bytes(folder / "data.csv")
+    check(f"{name}(path NULL)", ARG, lib.bp_dataset_load_csv(None, None, byref(dataset)))
+    check(f"{name}(out NULL)", ARG, lib.bp_dataset_load_csv(path, None, None))
+    check(f"{name}(path not UTF-8)", ARG, lib.bp_dataset_load_csv(bytes(folder) + b"/\xff", None,
+                                                                  byref(dataset)))
+    small = csv_options(size=8)
+    check(f"{name}(options size 8)", ARG, lib.bp_dataset_load_csv(path, byref(small),
+                                                                  byref(dataset)))
+    for delimiter in (b".", b"5", b"-", b"e", b'"', b"\n", b"\x00"):
+        check(f"{name}(delimiter {delimiter!r})", ARG, load_csv(folder, CSV, csv_options(
+            delimiter=delimiter))[0])
+    for column in (3, -4, 2 ** 62):
+        check(f"{name}(label column {column} of 3)", ARG,
+              load_csv(folder, CSV, csv_options(label_column=column))[0])
+    check(f"{name}(missing file)", Status.IO,
+          lib.bp_dataset_load_csv(bytes(folder / "missing.csv"), None, byref(dataset)))
+    check(f"{name}(a folder)", Status.IO, lib.bp_dataset_load_csv(bytes(folder), None,
+                                                                  byref(dataset)))
+    FORMAT = Status.FORMAT
+    for label, text, where in (
+            ("a word", b"a,b,label\n1,2,0\n3,abc,1\n", "line 3, column 2"),
+            ("an empty field", b"a,b,label\n1,,0\n", "line 2, column 2"),
+            ("NaN", b"a,b,label\n1,nan,0\n", "line 2, column 2"),
+            ("a short line", b"a,b,label\n1,2,0\n1,2\n", "line 3"),
+            ("no data rows", b"a,b,label\n", ""),
+            ("only a label column", b"label\n1\n", "")):
+        status, _ = load_csv(folder, text)
+        check(f"{name}({label})", FORMAT, status)
+        if status == FORMAT and where and where not in last_error():
+            check.problems.append(f"{name}({label}): {last_error()!r} does not name {where!r}")
+    check(f"{name}(larger than max_bytes)", FORMAT,
+          load_csv(folder, CSV, csv_options(max_bytes=10))[0])
+    check.same(f"{name}: no handle written on failure", bool(dataset), False)
+    status, dataset = load_csv(folder, CSV)
+    check(f"{name}(file)", OK, status)
+    lib.bp_dataset_free(dataset)
+    status, dataset = load_csv(folder, b"\xef\xbb\xbf" + CSV.replace(b"\n", b"\r\n")
+                               .replace(b",", b";"), csv_options(delimiter=b";"))
+    check(f"{name}(BOM, CRLF and ';')", OK, status)
+    lib.bp_dataset_free(dataset)
+    shutil.rmtree(folder)
+
+
+def dataset_fixture(fx, text=CSV, **options):
+    folder = Path(tempfile.mkdtemp(prefix="backprop-misuse-"))
+    status, dataset = load_csv(folder, text, csv_options(**options) if options else None)
+    shutil.rmtree(folder)
+    assert status == OK, last_error()
+    fx.datasets = getattr(fx, "datasets", []) + [dataset]
+    return dataset
+
+
+NULL_DATASET = _capi.DatasetHandle()
+
+
+@cases("bp_dataset_free")
+def _(fx, check, name):
+    check(f"{name}(NULL)", OK, lib.bp_dataset_free(NULL_DATASET))
+    dataset = dataset_fixture(fx)
+    check(f"{name}(dataset)", OK, lib.bp_dataset_free(dataset))
+    check(f"{name}(freed)", HANDLE, lib.bp_dataset_free(dataset))
+    rows = size_out()
+    check("bp_dataset_size(freed)", HANDLE, lib.bp_dataset_size(dataset, byref(rows), None), rows)
+    check(f"{name}(a bp_net)", HANDLE, lib.bp_dataset_free(ctypes.cast(fx.net,
+                                                                       _capi.DatasetHandle)))
+    junk = ctypes.create_string_buffer(b"\x5a" * 256)
+    check(f"{name}(other memory)", HANDLE, lib.bp_dataset_free(ctypes.cast(junk,
+                                                                           _capi.DatasetHandle)))
+
+
+@cases("bp_dataset_size")
+def _(fx, check, name):
+    dataset = dataset_fixture(fx)
+    rows, features = size_out(), size_out()
+    check(f"{name}(NULL)", HANDLE, lib.bp_dataset_size(NULL_DATASET, byref(rows),
+                                                        byref(features)), rows, features)
+    check(f"{name}(a bp_graph)", HANDLE, lib.bp_dataset_size(
+        ctypes.cast(fx.g, _capi.DatasetHandle), byref(rows), byref(features)), rows, features)
+    check(f"{name}(both outs NULL)", OK, lib.bp_dataset_size(dataset, None, None))
+    check(f"{name}(dataset)", OK, lib.bp_dataset_size(dataset, byref(rows), byref(features)))
+    check.same(f"{name}: rows and features", (rows.value, features.value), (3, 2))
+    unlabelled = dataset_fixture(fx, has_label=0)
+    check(f"{name}(no label column)", OK, lib.bp_dataset_size(unlabelled, byref(rows),
+                                                               byref(features)))
+    check.same(f"{name}: every column a feature", (rows.value, features.value), (3, 3))
+
+
+@cases("bp_dataset_features", "bp_dataset_labels", "bp_dataset_targets")
+def _(fx, check, name):
+    function = getattr(lib, name)
+    dataset = dataset_fixture(fx)
+    ctype = c_int32 if name == "bp_dataset_labels" else c_float
+    count = 6 if name == "bp_dataset_features" else 3
+    out = (ctype * 8)(*[SENTINEL] * 8)
+    check(f"{name}(NULL)", HANDLE, function(NULL_DATASET, out, count))
+    check(f"{name}(out NULL)", ARG, function(dataset, None, count))
+    for wrong in (0, count - 1, count + 1, 2 ** 64 - 1):
+        check(f"{name}(count {wrong})", wrong_count(wrong), function(dataset, out, wrong))
+    if name != "bp_dataset_features":
+        unlabelled = dataset_fixture(fx, has_label=0)
+        check(f"{name}(no label column)", ARG, function(unlabelled, out, 3))
+        bad = b"a,label\n1,0\n2,1.5\n" if name == "bp_dataset_labels" else \
+            b"a,label\n1,0\n2,1e39\n"
+        check(f"{name}(a bad label on line 3)", Status.FORMAT,
+              function(dataset_fixture(fx, bad), out, 2))
+        if "line 3" not in last_error():
+            check.problems.append(f"{name}: {last_error()!r} does not name line 3")
+        halves = dataset_fixture(fx, b"a,y\n1,0.5\n2,1\n")
+        check(f"{name}(label 0.5)", Status.FORMAT if name == "bp_dataset_labels" else OK,
+              function(halves, out, 2))
+        if name == "bp_dataset_targets":
+            check.same(f"{name}: 0.5 as a target", list(out)[:2], [0.5, 1.0])
+        out[:] = [SENTINEL] * 8
+    check.same(f"{name}: untouched after failures", list(out), [SENTINEL] * 8)
+    check(f"{name}(dataset)", OK, function(dataset, out, count))
+    want = {"bp_dataset_features": [1, 2, 3.5, -4, 0.5, 5], "bp_dataset_labels": [0, 1, 1],
+            "bp_dataset_targets": [0, 1, 1]}[name]
+    check.same(f"{name}: values", list(out)[:count], want)
 
 
 # ------------------------------------------------------------------------------------------------
