@@ -16,7 +16,8 @@
  *     freed, or a pointer that is not a handle of the expected kind, is reported as
  *     BP_ERR_INVALID_HANDLE (the library never dereferences an unknown pointer).
  *   - Data crosses the boundary in caller-owned buffers with explicit element counts. The library
- *     copies what it needs during the call and keeps no caller pointer after it returns.
+ *     copies what it needs during the call and keeps no caller pointer after it returns. A count
+ *     or size above SIZE_MAX / 2, more than any memory can hold, is BP_ERR_OUT_OF_MEMORY.
  *   - Tensors are row-major. Shapes are arrays of size_t; rank 0 is a scalar, the largest rank is
  *     BP_MAX_RANK. Networks take minibatches with the batch as the leading dimension.
  *   - Thread safety: different handles may be used from different threads at the same time. A
