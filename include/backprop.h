@@ -39,6 +39,10 @@ extern "C" {
  * Version
  * ------------------------------------------------------------------------------------------- */
 
+/* The version of this header, MAJOR.MINOR.PATCH. Within one MAJOR version (one SONAME,
+ * libbackprop.so.MAJOR) releases only add: functions, types, enum constants, and fields at the
+ * end of size-prefixed structs. A program built against an older header of the same MAJOR
+ * version runs with a newer library. */
 #define BP_VERSION_MAJOR 0
 #define BP_VERSION_MINOR 1
 #define BP_VERSION_PATCH 0
@@ -57,8 +61,10 @@ unsigned bp_version_number(void);
  * Status codes and errors
  * ------------------------------------------------------------------------------------------- */
 
+/* What every fallible function returns: BP_OK, or why the call failed (and changed nothing).
+ * bp_status_string names a status; bp_last_error says what went wrong. */
 typedef enum bp_status {
-    BP_OK = 0,
+    BP_OK = 0,                   /* success */
     BP_ERR_INVALID_ARGUMENT = 1, /* NULL pointer, wrong element count, unknown enum value, ... */
     BP_ERR_INVALID_HANDLE = 2,   /* NULL, freed or foreign handle, or a node id not in the graph */
     BP_ERR_SHAPE = 3,            /* shapes that an op cannot combine */
@@ -76,7 +82,8 @@ typedef enum bp_status {
 const char *bp_status_string(bp_status status);
 
 /* The message of the most recent failed call on the calling thread, or "" if there was none.
- * Owned by the library; valid until the next call into the library from this thread. */
+ * Owned by the library; valid until the next call into the library from this thread. Never
+ * fails. */
 const char *bp_last_error(void);
 
 /* The number of threads the library's kernels may use (today: the BLAS thread pool, which is
@@ -90,12 +97,13 @@ int bp_get_num_threads(void);
  * Element types and enumerations
  * ------------------------------------------------------------------------------------------- */
 
+/* The largest rank (number of dimensions) of a tensor. */
 #define BP_MAX_RANK 8
 
 /* The element type of a graph. All values and gradients of a graph share it. */
 typedef enum bp_dtype {
-    BP_FLOAT32 = 0,
-    BP_FLOAT64 = 1
+    BP_FLOAT32 = 0, /* float: the default */
+    BP_FLOAT64 = 1  /* double: for gradient checks (bp_graph_check_gradients) */
 } bp_dtype;
 
 /* How a loss reduces its per-element (or per-sample) terms, as in PyTorch. */
@@ -121,6 +129,9 @@ typedef enum bp_reduction {
  * contributions.
  * ------------------------------------------------------------------------------------------- */
 
+/* A graph (opaque): made by bp_graph_create and freed by bp_graph_free, or owned by a network
+ * (bp_net_graph). A node is an id that the graph which returned it understands; other graphs
+ * reject it with BP_ERR_INVALID_HANDLE. */
 typedef struct bp_graph bp_graph;
 typedef int32_t bp_node;
 
@@ -172,6 +183,7 @@ bp_status bp_graph_pow(bp_graph *graph, bp_node a, bp_node b, bp_node *out);
 bp_status bp_graph_maximum(bp_graph *graph, bp_node a, bp_node b, bp_node *out);
 bp_status bp_graph_minimum(bp_graph *graph, bp_node a, bp_node b, bp_node *out);
 
+/* What bp_graph_compare tests. */
 typedef enum bp_comparison {
     BP_CMP_EQ = 0, /* a == b */
     BP_CMP_NE = 1, /* a != b */
@@ -220,6 +232,7 @@ bp_status bp_graph_pow_scalar(bp_graph *graph, bp_node x, double exponent, bp_no
 bp_status bp_graph_leaky_relu(bp_graph *graph, bp_node x, double slope, bp_node *out);
 bp_status bp_graph_elu(bp_graph *graph, bp_node x, double alpha, bp_node *out);
 
+/* Which GELU bp_graph_gelu computes. */
 typedef enum bp_gelu_approximation {
     BP_GELU_EXACT = 0, /* x * Phi(x), with erf */
     BP_GELU_TANH = 1   /* PyTorch's approximate='tanh' form */
@@ -245,9 +258,10 @@ bp_status bp_graph_matmul_transposed(bp_graph *graph, bp_node a, bp_node b, int 
 bp_status bp_graph_sum(bp_graph *graph, bp_node x, bp_node *out);
 bp_status bp_graph_mean(bp_graph *graph, bp_node x, bp_node *out);
 
+/* What bp_graph_reduce computes over the reduced axes. */
 typedef enum bp_reduce_op {
-    BP_REDUCE_SUM = 0,
-    BP_REDUCE_MEAN = 1,
+    BP_REDUCE_SUM = 0,      /* every element gets the upstream gradient */
+    BP_REDUCE_MEAN = 1,     /* every element gets the upstream gradient / element count */
     BP_REDUCE_MAX = 2,      /* gradient split evenly among tied maxima (PyTorch's amax) */
     BP_REDUCE_MIN = 3,      /* likewise for minima */
     BP_REDUCE_LOGSUMEXP = 4 /* log(sum(e^x)), with the maximum subtracted first */
@@ -366,6 +380,8 @@ typedef struct bp_tensor {
     size_t count;        /* element count: the product of the dimensions */
 } bp_tensor;
 
+/* A custom op for bp_graph_custom: its name, its three callbacks (the contract above) and the
+ * userdata they receive. */
 typedef struct bp_custom_op {
     size_t size; /* sizeof(bp_custom_op): lets later versions append fields */
     const char *name;
@@ -469,15 +485,18 @@ bp_status bp_graph_seed(bp_graph *graph, uint64_t seed);
  * same weights).
  * ------------------------------------------------------------------------------------------- */
 
+/* A network (opaque): made by bp_net_create and freed by bp_net_free. */
 typedef struct bp_net bp_net;
 
+/* What a dense layer applies to x W^T + b. */
 typedef enum bp_activation {
-    BP_ACTIVATION_NONE = 0,
-    BP_ACTIVATION_RELU = 1,
-    BP_ACTIVATION_SIGMOID = 2,
-    BP_ACTIVATION_TANH = 3
+    BP_ACTIVATION_NONE = 0,    /* the identity: linear outputs, or logits for cross-entropy */
+    BP_ACTIVATION_RELU = 1,    /* max(x, 0) */
+    BP_ACTIVATION_SIGMOID = 2, /* 1 / (1 + e^-x) */
+    BP_ACTIVATION_TANH = 3     /* tanh x */
 } bp_activation;
 
+/* What a network is trained to minimize (bp_net_set_loss). */
 typedef enum bp_loss {
     /* Mean squared error against float targets [batch, output_width], averaged over all
      * elements (PyTorch's MSELoss). Use bp_net_backward / bp_net_train_step. */
@@ -586,6 +605,7 @@ bp_status bp_net_layer_nodes(const bp_net *net, size_t layer, bp_node *weight, b
  * BP_ERR_INVALID_ARGUMENT (unknown dtype). */
 bp_status bp_net_create_dtype(bp_dtype dtype, size_t input_width, uint64_t seed, bp_net **out);
 
+/* How bp_net_add_dense_init fills a new dense layer's weight and bias. */
 typedef enum bp_initializer {
     BP_INIT_LINEAR_DEFAULT = 0, /* PyTorch's nn.Linear: weight and bias U(-1/sqrt(in), 1/sqrt(in)) */
     BP_INIT_XAVIER_UNIFORM = 1, /* U(-b, b), b = sqrt(6 / (in + out)); bias 0 */
@@ -725,6 +745,7 @@ bp_status bp_net_load_buffer(const void *data, size_t size, bp_net **out,
  * counting every line of the file) and the column (1-based):
  *     "line 7, column 3: \"abc\" is not a number" */
 
+/* A dataset (opaque): made by bp_dataset_load_csv and freed by bp_dataset_free. */
 typedef struct bp_dataset bp_dataset;
 
 /* Always start from bp_csv_options_default, which sets `size`: later versions may append
@@ -786,6 +807,7 @@ bp_status bp_dataset_targets(const bp_dataset *dataset, float *out, size_t count
  * infinity fails with BP_ERR_NONFINITE and changes neither the weights nor the state.
  * ------------------------------------------------------------------------------------------- */
 
+/* The update rule of an optimizer; each reads the fields of bp_optimizer_options it names. */
 typedef enum bp_optimizer_kind {
     BP_OPTIMIZER_SGD = 0,     /* momentum, dampening, nesterov, weight_decay */
     BP_OPTIMIZER_ADAM = 1,    /* beta1, beta2, eps, amsgrad, weight_decay (added to the gradient) */
@@ -843,6 +865,7 @@ bp_status bp_optimizer_set_learning_rate(bp_optimizer *optimizer, double learnin
 /* Forgets the state and the step count, as a new optimizer. Errors: BP_ERR_INVALID_HANDLE. */
 bp_status bp_optimizer_reset(bp_optimizer *optimizer);
 
+/* What a learning-rate schedule does after its warm-up (see bp_schedule_options). */
 typedef enum bp_schedule_rule {
     BP_SCHEDULE_CONSTANT = 0,         /* the base rate throughout */
     BP_SCHEDULE_STEP = 1,             /* x gamma every step_size epochs (StepLR) */
