@@ -211,8 +211,11 @@ public func bp_graph_concat(_ g: OpaquePointer?, _ inputs: UnsafePointer<Int32>?
 @_cdecl("bp_graph_slice")
 public func bp_graph_slice(_ g: OpaquePointer?, _ x: Int32, _ axis: Int32, _ start: UInt, _ end: UInt,
                            _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
-    addNode(g, out) {
-        try $0.slice(node(x, $0), axis: Int(axis), start: Int(exactly: start) ?? Int.max, end: Int(exactly: end) ?? Int.max)
+    addNode(g, out) { graph in
+        guard let first = Int(exactly: start), let last = Int(exactly: end) else {
+            throw BoundaryError.invalidArgument("slice: range \(start)..<\(end) is beyond any axis")
+        }
+        return try graph.slice(node(x, graph), axis: Int(axis), start: first, end: last)
     }
 }
 

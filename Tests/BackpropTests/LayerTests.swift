@@ -75,3 +75,20 @@ import Testing
         #expect(back == doubled)
     }
 }
+
+@Suite struct DropoutConsistencyTests {
+    @Test func theFirstBackwardUsesTheMaskOfTheForwardBeforeIt() throws {
+        // The loss nodes are added on the first backward; that must not recompute dropout.
+        let net = try Network(inputWidth: 64, seed: 12)
+        try net.addDropout(probability: 0.5)
+        try net.setLoss(.mse)
+        let x = [Float](repeating: 1, count: 64)
+        let y = try net.forward(x, batch: 1)
+        _ = try net.backward(targets: [Float](repeating: 0, count: 64))
+        // With no parameters, the loss is mean(y²): check it against the returned outputs.
+        var loss = 0.0
+        try net.graph.value(net.graph.nodeCount - 1, into: &loss, count: 1)
+        let expected = y.map { Double($0) * Double($0) }.reduce(0, +) / 64
+        #expect(abs(loss - expected) < 1e-6)
+    }
+}

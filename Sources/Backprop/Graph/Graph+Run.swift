@@ -98,21 +98,26 @@ extension Graph {
         nodes[node].shape = shape
         values[node] = Slot(storage: value, offset: 0)
         gradients[node] = gradient.map { Slot(storage: $0, offset: 0) }
+        invalidateDependents(of: [node])
         needsPlan = true
     }
 
     /// Infers every op's shape and gives each op node the buffers its shape needs, reusing those
-    /// whose size did not change. Afterwards every op node is out of date.
+    /// whose size did not change. A node stays current only if its shape, its buffer and its
+    /// inputs did, so adding nodes (a loss, say) keeps the values already computed: recomputing
+    /// them would, among other things, draw a new dropout mask behind the caller's back.
     func planIfNeeded() throws {
         guard needsPlan else { return }
         for id in nodes.indices {
             guard case .op(let op) = nodes[id].kind else { continue }
-            isCurrent[id] = false
             let inputs = nodes[id].inputs
             let inputShapes = inputs.map { nodes[$0].shape }
             let shape = try op.outputShape(inputShapes)
+            let previous = values[id]
+            let unchanged = shape == nodes[id].shape && inputs.allSatisfy { isCurrent[$0] }
             nodes[id].shape = shape
             values[id] = try reuseOrAllocate(values[id], count: shape.count)
+            isCurrent[id] = isCurrent[id] && unchanged && previous?.storage === values[id]?.storage
             if let gradient = gradients[id], gradient.storage.count != shape.count { gradients[id] = nil }
             let scratchCount = op.scratchCount(inputShapes)
             if scratchCount > 0 {
