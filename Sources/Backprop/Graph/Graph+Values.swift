@@ -59,9 +59,13 @@ extension Graph {
         convert(from: slot.pointer, to: destination, count: count)
     }
 
-    /// Sets every gradient in the graph to zero.
+    /// Sets every gradient in the graph to zero: the flat parameter block once, and each other
+    /// leaf's. Op nodes' gradients are zeroed by every backward anyway.
     public func zeroGradients() {
-        for slot in gradients { slot?.storage.zero() }
+        parameterGradients.zero()
+        for id in nodes.indices where nodes[id].kind.isLeaf && parameterOffsets[id] == nil {
+            gradients[id]?.storage.zero()
+        }
     }
 
     /// Marks everything computed from these leaves as out of date, keeping the invariant that

@@ -178,14 +178,23 @@ public final class Optimizer {
         switch algorithm {
         case .sgd:
             let momentum = T(o.momentum), dampening = T(o.dampening)
+            // One branch-free loop per case, so each vectorizes.
             if o.momentum == 0 {
                 for i in 0..<n { p[i] -= lr * (grad[i] + wd * p[i]) }
             } else {
                 let buf = buffer("momentum_buffer", T.self)
-                for i in 0..<n {
-                    let g = grad[i] + wd * p[i]
-                    buf[i] = t == 1 ? g : momentum * buf[i] + (1 - dampening) * g
-                    p[i] -= lr * (o.nesterov ? g + momentum * buf[i] : buf[i])
+                let keep: T = t == 1 ? 0 : momentum, take: T = t == 1 ? 1 : 1 - dampening
+                if o.nesterov {
+                    for i in 0..<n {
+                        let g = grad[i] + wd * p[i]
+                        buf[i] = keep * buf[i] + take * g
+                        p[i] -= lr * (g + momentum * buf[i])
+                    }
+                } else {
+                    for i in 0..<n {
+                        buf[i] = keep * buf[i] + take * (grad[i] + wd * p[i])
+                        p[i] -= lr * buf[i]
+                    }
                 }
             }
         case .adam, .adamW:
