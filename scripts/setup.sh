@@ -15,7 +15,9 @@ export DEBIAN_FRONTEND=noninteractive
 #   g++              to check that the header compiles as C++
 #   make             the front door itself (present whenever this runs through `make setup`)
 #   binutils         `nm` and `readelf` for the export and loading checks
-APT_PACKAGES=(libopenblas-dev pkg-config gcc g++ libc6-dev make binutils)
+#   cmake            the install check builds a program with find_package(backprop)
+# (pkg-config also serves the install check. The header check's clang is the Swift toolchain's.)
+APT_PACKAGES=(libopenblas-dev pkg-config gcc g++ libc6-dev make binutils cmake)
 
 # Python packages for the binding's tests and examples; hatchling builds its wheel; safetensors
 # (the reference reader) checks that our checkpoints are real safetensors files.
