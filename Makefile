@@ -4,7 +4,8 @@
 #   make check    set up the machine and run every test (Swift, C, ABI, Python)
 #
 # Other targets: setup, lib, examples, run-examples, tests, test, swift-test, c-tests, abi-check,
-# python-tests, clean. `make help` lists them.
+# docs-check, install-check, python-tests, install, uninstall, abi-update, clean. `make help`
+# lists them.
 
 SWIFT   ?= swift
 PYTHON  ?= python3
@@ -26,10 +27,19 @@ endif
 BUILD_DIR    := build
 LIB_DIR      := $(BUILD_DIR)/lib
 LIB          := $(LIB_DIR)/libbackprop.so
-# The library's SONAME: programs linked against it look for this name at run time.
-LIB_SONAME   := libbackprop.so.0
 ABS_LIB_DIR  := $(abspath $(LIB_DIR))
 HEADER       := include/backprop.h
+
+# The version comes from the header's BP_VERSION_* macros, the one place it is written down.
+# The SONAME, the name programs linked against the library look for at run time, carries the
+# major version: within one major version the ABI only grows (Tests/abi checks that).
+header_macro  = $(shell sed -n 's/^.define $(1)  *\([0-9][0-9]*\).*/\1/p' $(HEADER))
+VERSION_MAJOR := $(call header_macro,BP_VERSION_MAJOR)
+VERSION_MINOR := $(call header_macro,BP_VERSION_MINOR)
+VERSION_PATCH := $(call header_macro,BP_VERSION_PATCH)
+VERSION      := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
+LIB_SONAME   := libbackprop.so.$(VERSION_MAJOR)
+LIB_REALNAME := libbackprop.so.$(VERSION)
 
 # How a user builds against the library: plain C11, warnings on, and an rpath so the programs
 # run from the build tree without LD_LIBRARY_PATH. Tests add -Werror on top.
@@ -48,7 +58,8 @@ PY_TESTS     := bindings/python/tests
 PY_ENV       := PYTHONPATH=$(abspath bindings/python) BACKPROP_LIBRARY=$(abspath $(LIB))
 
 .PHONY: all help setup lib examples run-examples run-c-examples run-python-examples tests \
-        swift-test c-tests abi-check python-tests test check demo clean
+        swift-test c-tests abi-check docs-check install-check python-tests test check demo \
+        install uninstall abi-update clean
 
 all: lib examples
 
@@ -59,11 +70,17 @@ help:
 	@echo "make lib           build $(LIB) (and the $(LIB_SONAME) link)"
 	@echo "make examples      build examples/*.c into $(BUILD_DIR)/examples/"
 	@echo "make run-examples  run the C examples, then the Python examples"
-	@echo "make test          Swift tests, C tests, examples, ABI checks, then pytest"
+	@echo "make test          Swift and C tests, examples, ABI, docs and install checks, pytest"
 	@echo "make swift-test    only the Swift tests (swift test)"
 	@echo "make c-tests       only the C tests in Tests/c"
-	@echo "make abi-check     only the header, export and loading checks in Tests/abi"
+	@echo "make abi-check     only the header, ABI record, version and loading checks (Tests/abi)"
+	@echo "make docs-check    only the documentation checks (header comments, docs/*.md)"
+	@echo "make install-check only the install test (pkg-config and CMake users, uninstall)"
 	@echo "make python-tests  only pytest on $(PY_TESTS)"
+	@echo "make install       install the library, header, pkg-config and CMake files into PREFIX"
+	@echo "                   (/usr/local; also DESTDIR, LIBDIR, INCLUDEDIR, PKGCONFIGDIR, CMAKEDIR)"
+	@echo "make uninstall     remove exactly what make install put there (same variables)"
+	@echo "make abi-update    record the header's new functions, types and constants in Tests/abi/"
 	@echo "make clean         remove $(BUILD_DIR)/ and SwiftPM's build products"
 
 # ---------------------------------------------------------------------------------------------
@@ -114,6 +131,78 @@ run-python-examples: lib
 	if [ -n "$$failed" ]; then echo "Python examples failed:$$failed"; exit 1; fi
 
 # ---------------------------------------------------------------------------------------------
+# Install (README.md, "Installing")
+# ---------------------------------------------------------------------------------------------
+
+# Where `make install` puts things. Build first (`make lib`), then install, as root if PREFIX
+# needs it: install only copies the library that is there. DESTDIR stages a tree for packaging
+# (files go to $(DESTDIR)$(PREFIX)/..., and the files written refer to $(PREFIX)).
+PREFIX       ?= /usr/local
+LIBDIR       ?= $(PREFIX)/lib
+INCLUDEDIR   ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+CMAKEDIR     ?= $(LIBDIR)/cmake/backprop
+DESTDIR      ?=
+INSTALL      ?= install
+
+# Everything `make install` writes, and so everything `make uninstall` removes: the library
+# under its full version, its SONAME link and the development link -lbackprop finds, the
+# header, the pkg-config file and the CMake package files.
+INSTALLED_FILES = $(LIBDIR)/$(LIB_REALNAME) $(LIBDIR)/$(LIB_SONAME) $(LIBDIR)/libbackprop.so \
+                  $(INCLUDEDIR)/backprop.h $(PKGCONFIGDIR)/backprop.pc \
+                  $(CMAKEDIR)/backpropConfig.cmake $(CMAKEDIR)/backpropConfigVersion.cmake
+
+# The templates in pkgconfig/ and cmake/ are filled in with these. The CMake files find the
+# prefix relative to their own directory (so the tree stays relocatable); the pkg-config file
+# writes libdir and includedir relative to ${prefix} when they are below it.
+relative_path   = $(shell realpath -s -m --relative-to='$(1)' '$(2)')
+INSTALL_SUBST = sed \
+    -e 's|@VERSION@|$(VERSION)|g' \
+    -e 's|@VERSION_MAJOR@|$(VERSION_MAJOR)|g' \
+    -e 's|@LIB_REALNAME@|$(LIB_REALNAME)|g' \
+    -e 's|@LIB_SONAME@|$(LIB_SONAME)|g' \
+    -e 's|@PREFIX@|$(PREFIX)|g' \
+    -e 's|@PC_LIBDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))|g' \
+    -e 's|@PC_INCLUDEDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))|g' \
+    -e 's|@CMAKEDIR_TO_PREFIX@|$(call relative_path,$(CMAKEDIR),$(PREFIX))|g' \
+    -e 's|@LIBDIR_FROM_PREFIX@|$(call relative_path,$(PREFIX),$(LIBDIR))|g' \
+    -e 's|@INCLUDEDIR_FROM_PREFIX@|$(call relative_path,$(PREFIX),$(INCLUDEDIR))|g'
+INSTALL_STAGE   := $(BUILD_DIR)/install
+
+# The library's SONAME must be the one the header's major version gives, or the links below
+# would name a file the dynamic loader never asks for.
+install: $(LIB)
+	@soname="$$(readelf -d $(LIB) | sed -n 's/.*(SONAME).*\[\(.*\)\].*/\1/p')"; \
+	if [ "$$soname" != "$(LIB_SONAME)" ]; then \
+	  echo "install: $(LIB) has SONAME '$$soname'; the header's $(VERSION) says $(LIB_SONAME)"; \
+	  exit 1; \
+	fi
+	@mkdir -p $(INSTALL_STAGE)
+	@echo "filling in pkgconfig/backprop.pc.in and cmake/*.cmake.in for $(PREFIX)"
+	@$(INSTALL_SUBST) pkgconfig/backprop.pc.in >$(INSTALL_STAGE)/backprop.pc
+	@for file in backpropConfig backpropConfigVersion; do \
+	  $(INSTALL_SUBST) cmake/$$file.cmake.in >$(INSTALL_STAGE)/$$file.cmake || exit 1; \
+	done
+	$(INSTALL) -d '$(DESTDIR)$(LIBDIR)' '$(DESTDIR)$(INCLUDEDIR)' '$(DESTDIR)$(PKGCONFIGDIR)' \
+	  '$(DESTDIR)$(CMAKEDIR)'
+	$(INSTALL) -m 755 $(LIB) '$(DESTDIR)$(LIBDIR)/$(LIB_REALNAME)'
+	ln -sfn $(LIB_REALNAME) '$(DESTDIR)$(LIBDIR)/$(LIB_SONAME)'
+	ln -sfn $(LIB_SONAME) '$(DESTDIR)$(LIBDIR)/libbackprop.so'
+	$(INSTALL) -m 644 $(HEADER) '$(DESTDIR)$(INCLUDEDIR)/backprop.h'
+	$(INSTALL) -m 644 $(INSTALL_STAGE)/backprop.pc '$(DESTDIR)$(PKGCONFIGDIR)/backprop.pc'
+	$(INSTALL) -m 644 $(INSTALL_STAGE)/backpropConfig.cmake \
+	  $(INSTALL_STAGE)/backpropConfigVersion.cmake '$(DESTDIR)$(CMAKEDIR)/'
+	@echo "installed libbackprop $(VERSION) into $(DESTDIR)$(PREFIX)" \
+	  "(in a system library directory, run ldconfig once so programs find $(LIB_SONAME))"
+
+# Removes the files listed above, and the CMake package directory if that leaves it empty;
+# the shared directories (lib, include, pkgconfig) stay.
+uninstall:
+	rm -f $(foreach file,$(INSTALLED_FILES),'$(DESTDIR)$(file)')
+	@if [ -d '$(DESTDIR)$(CMAKEDIR)' ]; then rmdir '$(DESTDIR)$(CMAKEDIR)' 2>/dev/null || \
+	  echo "uninstall: kept $(DESTDIR)$(CMAKEDIR): it holds files make install did not write"; fi
+
+# ---------------------------------------------------------------------------------------------
 # Tests
 # ---------------------------------------------------------------------------------------------
 
@@ -137,18 +226,51 @@ c-tests: tests
 	done; \
 	if [ -n "$$failed" ]; then echo "C tests failed:$$failed"; exit 1; fi
 
-# The header compiles alone as C99, C11 and C++; the exported symbols match it; and the library
-# loads without the Swift toolchain.
+# The header compiles alone with gcc and clang as C99, C11, C17, C++11 and C++17; the exported
+# symbols are the header's functions; the functions and type layouts match the committed record
+# (Tests/abi/symbols.txt and layout.txt: additions go through `make abi-update`, removals
+# fail); the version macros, bp_version() and the SONAME agree; and the library loads without
+# the Swift toolchain. Every check runs even when one fails.
+ABI_CHECKS = "bash Tests/abi/check_header.sh $(HEADER)" \
+             "bash Tests/abi/check_exports.sh $(LIB) $(HEADER)" \
+             "$(PYTHON) Tests/abi/abi.py check --header $(HEADER) --lib $(LIB)" \
+             "bash Tests/abi/check_version.sh $(LIB) $(HEADER)" \
+             "bash Tests/abi/check_loading.sh $(LIB)"
+
+# Every declaration in the header has a comment; docs/OPS.md lists every op of the header; and
+# the C programs in docs/C-API.md compile and print what the guide says.
+DOCS_CHECKS = "$(PYTHON) Tests/abi/check_comments.py $(HEADER)" \
+              "$(PYTHON) Tests/docs/check_ops.py $(HEADER) docs/OPS.md" \
+              "$(PYTHON) Tests/docs/check_snippets.py --lib $(LIB) docs/C-API.md"
+
+# Runs each quoted command of $(1), all of them, and fails at the end if any failed.
+run_all = @failed=""; for check in $(1); do \
+	  echo "== $$check"; \
+	  CC="$(CC)" PYTHON="$(PYTHON)" sh -c "$$check" || failed="$$failed\n    $$check"; \
+	done; \
+	if [ -n "$$failed" ]; then printf "$(2) failed:$$failed\n"; exit 1; fi
+
 abi-check: lib
-	bash Tests/abi/check_header.sh $(HEADER)
-	bash Tests/abi/check_exports.sh $(LIB) $(HEADER)
-	bash Tests/abi/check_loading.sh $(LIB)
+	$(call run_all,$(ABI_CHECKS),ABI checks)
+
+docs-check: lib
+	$(call run_all,$(DOCS_CHECKS),documentation checks)
+
+# Installs into a temporary prefix, builds programs against it with pkg-config and with CMake,
+# runs them, and uninstalls (Tests/abi/check_install.sh).
+install-check: lib
+	MAKE="$(MAKE)" bash Tests/abi/check_install.sh $(LIB)
+
+# Records new functions and type layouts of the header in Tests/abi/symbols.txt and layout.txt.
+# Refuses to drop or change recorded ones; ABI_BREAK=1 allows that, for entries never released.
+abi-update:
+	$(PYTHON) Tests/abi/abi.py update --header $(HEADER) $(if $(filter 1,$(ABI_BREAK)),--allow-break)
 
 python-tests: lib
 	$(PY_ENV) $(PYTHON) -m pytest $(PY_TESTS)
 
 # pytest runs last, so its summary line closes the output.
-test: swift-test lib c-tests run-examples abi-check python-tests
+test: swift-test lib c-tests run-examples abi-check docs-check install-check python-tests
 
 check: setup test
 
