@@ -31,7 +31,7 @@ ERROR_WORDS = re.compile(r"\bErrors?\b|\bfails?\b|\bas bp_[a-z0-9_]+", re.I)
 
 
 class Item:
-    """A run of header lines: a comment block, a blank line, a preprocessor line or a declaration."""
+    """Header lines: a comment block, a blank line, a preprocessor line or a declaration."""
 
     def __init__(self, kind, first, last, text, trailing_comment=False):
         self.kind = kind  # "comment", "blank", "pp", "define", "decl"
@@ -86,7 +86,8 @@ def items_of(lines):
             code = strip_comments(body)
             if code.strip().startswith("typedef"):
                 flat = re.sub(r"\{.*\}", " ", code, flags=re.S)
-                name = re.search(r"\(\s*\*\s*(bp_\w+)\s*\)", flat) or re.search(r"(bp_\w+)\s*;", flat)
+                name = (re.search(r"\(\s*\*\s*(bp_\w+)\s*\)", flat)
+                        or re.search(r"(bp_\w+)\s*;", flat))
                 item.names = [name.group(1)] if name else []
                 item.kind = "decl"
             else:
@@ -111,7 +112,8 @@ def banners(items, index):
     """The section and subsection banners above items[index], nearest first."""
     found = []
     for j in range(index - 1, -1, -1):
-        if items[j].kind == "comment" and re.search(r"^\s*/?\*\s*(-{5,}|-{2,} \w)", items[j].text, re.M):
+        banner = re.search(r"^\s*/?\*\s*(-{5,}|-{2,} \w)", items[j].text, re.M)
+        if items[j].kind == "comment" and banner:
             found.append(items[j])
             if re.search(r"^/\* -{20,}", items[j].text, re.M):
                 break  # a top-level section banner: stop there
@@ -145,7 +147,8 @@ def check(header):
             text = " ".join(d.text for d in docs)
             # Op constructors (a new node through `bp_node *out`) may rely on a banner above
             # that states the errors of every op.
-            op = name.startswith("bp_graph_") and re.search(r"bp_node\s*\*\s*\w+\s*\)\s*;\s*$", code)
+            op = (name.startswith("bp_graph_")
+                  and re.search(r"bp_node\s*\*\s*\w+\s*\)\s*;\s*$", code))
             covered = op and any(re.search(r"fail with", b.text) for b in banners(items, index))
             if not ERROR_WORDS.search(text) and not covered:
                 gaps.append((item.first, f"{name}: its comment does not say how it fails "
@@ -161,15 +164,15 @@ def check(header):
                 counts["constants"] += 1
                 above = body_lines[offset - 1].strip() if offset > 0 else ""
                 if "/*" not in body_line and not above.endswith("*/"):
-                    gaps.append((item.first + offset,
-                                 f"{constant.group(1)} (in {name}): no comment on its line or above it"))
+                    gaps.append((item.first + offset, f"{constant.group(1)} (in {name}): "
+                                                  "no comment on its line or above it"))
     return gaps, counts
 
 
 def main():
     header = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "include", "backprop.h")
     gaps, counts = check(header)
-    shown = os.path.relpath(header) if not os.path.isabs(sys.argv[1] if len(sys.argv) > 1 else "") else header
+    shown = os.path.relpath(header, ROOT) if header.startswith(ROOT + os.sep) else header
     if gaps:
         print(f"check_comments: FAIL: {len(gaps)} declaration(s) in {shown} lack documentation:")
         for line, message in sorted(gaps):
@@ -178,7 +181,8 @@ def main():
               "does, who owns what, and which status it returns for which bad input.")
         return 1
     print(f"check_comments: ok: {counts['functions']} functions, {counts['types']} types, "
-          f"{counts['macros']} macros and {counts['constants']} enum constants in {shown} are documented")
+          f"{counts['macros']} macros and {counts['constants']} enum constants in {shown} "
+          "are documented")
     return 0
 
 
