@@ -82,6 +82,8 @@ help:
 	@echo "make uninstall     remove exactly what make install put there (same variables)"
 	@echo "make abi-update    record the header's new functions, types and constants in Tests/abi/"
 	@echo "make clean         remove $(BUILD_DIR)/ and SwiftPM's build products"
+	@echo "make bench         benchmarks against numpy, PyTorch, JAX; writes benchmarks/RESULTS.md"
+	@echo "make bench-baselines  make benchmarks/.venv with numpy, PyTorch and JAX for make bench"
 
 # ---------------------------------------------------------------------------------------------
 # Setup and the library
@@ -279,3 +281,29 @@ demo: setup lib run-examples
 clean:
 	rm -rf $(BUILD_DIR)
 	-$(SWIFT) package clean
+
+# ---------------------------------------------------------------------------------------------
+# Benchmarks (benchmarks/README.md)
+# ---------------------------------------------------------------------------------------------
+
+.PHONY: bench bench-baselines
+
+BENCH_DIR    := $(BUILD_DIR)/bench
+# The baselines' virtual environment when `make bench-baselines` has made it, else $(PYTHON).
+BENCH_PYTHON := $(if $(wildcard benchmarks/.venv/bin/python),benchmarks/.venv/bin/python,$(PYTHON))
+# Options for benchmarks/run.py, e.g. BENCH_ARGS="--configs tiny,small --threads 1".
+BENCH_ARGS   ?=
+
+bench: lib $(BENCH_DIR)/bench $(BENCH_DIR)/libmalloc_count.so
+	$(BENCH_PYTHON) benchmarks/run.py $(BENCH_ARGS)
+
+bench-baselines:
+	PYTHON=$(PYTHON) bash benchmarks/setup_baselines.sh
+
+$(BENCH_DIR)/bench: benchmarks/bench.c $(HEADER) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(C_STD_FLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS_BP) -lopenblas -ldl
+
+$(BENCH_DIR)/libmalloc_count.so: benchmarks/malloc_count.c
+	@mkdir -p $(dir $@)
+	$(CC) $(C_STD_FLAGS) $(CFLAGS) -shared -fPIC -o $@ $<
