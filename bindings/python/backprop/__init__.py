@@ -5,7 +5,17 @@ Two faces over one engine:
 - :class:`Graph` and :class:`Node`: build a computational graph from leaves and ops, run it
   forward, backpropagate from a scalar, read values and gradients as numpy arrays.
 - :class:`Network`: a feed-forward network of dense layers with the training loop's steps
-  (``zero_grad``, ``forward``, ``backward``, ``update``) as methods.
+  (``zero_grad``, ``forward``, ``backward``, ``update``) as methods, and the whole loop
+  (``fit``, ``evaluate``), checkpoints (``save``, ``load``) and pickling.
+
+Named as in PyTorch and scikit-learn:
+
+- :mod:`backprop.nn`: ``Sequential(Linear(...), ReLU(), Dropout(...), LayerNorm(...), ...)``,
+  ``History``, ``clip_grad_norm_``; :mod:`backprop.optim`: ``SGD``, ``Adam``, ``AdamW``,
+  ``RMSprop``, ``Adagrad`` and :mod:`backprop.optim.lr_scheduler`.
+- :class:`Function` and :meth:`Graph.custom`: gates written in Python with numpy.
+- :mod:`backprop.data`: ``load_csv``. :mod:`backprop.sklearn` (needs scikit-learn):
+  ``MLPClassifier``, ``MLPRegressor``.
 
 Importing the package loads libbackprop.so (see :mod:`backprop._capi` for where it is looked for);
 failures of the library are raised as :class:`BackpropError` subclasses.
@@ -51,10 +61,12 @@ from .errors import (
 )
 from .graph import Graph, Node
 from .network import Network
+from .autograd import Function, FunctionContext
+from . import data, nn, optim
 
 __all__ = [
     "__version__", "library_path", "library_version",
-    "Graph", "Node", "Network",
+    "Graph", "Node", "Network", "Function", "FunctionContext",
     "Status", "DType", "Reduction", "Activation", "Loss",
     "BackpropError", "InvalidArgumentError", "InvalidHandleError", "ShapeError", "StateError",
     "BusyError", "OutOfMemoryError", "NonFiniteError", "BackpropIOError", "FormatError",
