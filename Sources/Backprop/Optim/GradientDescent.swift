@@ -29,9 +29,19 @@ public enum GradientDescent {
 
 /// The index of the first NaN or infinite element, or nil when all are finite.
 func firstNonFinite<T: Scalar>(_ x: UnsafePointer<T>, _ count: Int) -> Int? {
-    // A sum is NaN or infinite if any term is (or it overflows), so the common case is one pass.
-    var sum: T = 0
-    for i in 0..<count { sum += x[i] * 0 }
-    guard !sum.isFinite else { return nil }
-    return (0..<count).first { !x[$0].isFinite }
+    let allFinite = switch T.self {
+    case is Float.Type: exponentsAreFinite(UnsafeRawPointer(x).assumingMemoryBound(to: UInt32.self), count, mask: 0x7F80_0000)
+    case is Double.Type: exponentsAreFinite(UnsafeRawPointer(x).assumingMemoryBound(to: UInt64.self), count, mask: 0x7FF0_0000_0000_0000)
+    default: (0..<count).allSatisfy { x[$0].isFinite }
+    }
+    return allFinite ? nil : (0..<count).first { !x[$0].isFinite }
+}
+
+/// True when no element has every exponent bit set (the encoding of NaN and infinity). An
+/// integer OR-reduction vectorizes, where a floating-point one may not be reordered.
+@inline(__always)
+private func exponentsAreFinite<U: FixedWidthInteger & UnsignedInteger>(_ bits: UnsafePointer<U>, _ count: Int, mask: U) -> Bool {
+    var any: U = 0
+    for i in 0..<count { any |= (bits[i] & mask) == mask ? 1 : 0 }
+    return any == 0
 }
