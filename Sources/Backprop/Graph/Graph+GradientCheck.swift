@@ -34,7 +34,7 @@ extension Graph {
         try forward(through: root)
         zeroGradients()
         try backward(from: root)
-        let leaves = ancestors(of: root).filter { nodes[$0].kind.isLeaf && gradients[$0] != nil }
+        let leaves = ancestors(of: root).filter { nodes[$0].isLeaf && gradients[$0] != nil }
         var result = GradientCheckResult()
         var worstRatio = 1.0
         for leaf in leaves {

@@ -28,14 +28,13 @@ extension Graph {
         }
         try planGradientsIfNeeded()
         // Gradients of op nodes describe this backward only; leaves accumulate across calls.
-        for id in order where !nodes[id].kind.isLeaf { gradients[id]?.storage.zero() }
+        for id in order where !nodes[id].isLeaf { gradients[id]?.storage.zero() }
         addOne(to: gradients[root]!.pointer)
         for id in order.reversed() {
-            guard case .op(let op) = nodes[id].kind, nodes[id].requiresGradient else { continue }
-            let binding = bindings[id]!
+            guard nodes[id].requiresGradient, let binding = bindings[id] else { continue }
             switch dtype {
-            case .float32: try op.backward(float: Frame(binding: binding))
-            case .float64: try op.backward(double: Frame(binding: binding))
+            case .float32: try binding.op.backward(float: Frame(binding: binding))
+            case .float64: try binding.op.backward(double: Frame(binding: binding))
             }
         }
     }
@@ -44,7 +43,7 @@ extension Graph {
     /// used only for inference never allocates or touches them.
     private func planGradientsIfNeeded() throws {
         guard !gradientsPlanned else { return }
-        for id in nodes.indices where !nodes[id].kind.isLeaf && nodes[id].requiresGradient {
+        for id in nodes.indices where !nodes[id].isLeaf && nodes[id].requiresGradient {
             gradients[id] = try reuseOrAllocate(gradients[id], count: nodes[id].shape.count)
         }
         for id in nodes.indices {
@@ -56,11 +55,10 @@ extension Graph {
     }
 
     private func evaluate(_ id: NodeID) throws {
-        guard !isCurrent[id], case .op(let op) = nodes[id].kind else { return }
-        let binding = bindings[id]!
+        guard !isCurrent[id], let binding = bindings[id] else { return }
         switch dtype {
-        case .float32: try op.forward(float: Frame(binding: binding))
-        case .float64: try op.forward(double: Frame(binding: binding))
+        case .float32: try binding.op.forward(float: Frame(binding: binding))
+        case .float64: try binding.op.forward(double: Frame(binding: binding))
         }
         isCurrent[id] = true
     }
@@ -74,7 +72,11 @@ extension Graph {
 
     /// The nodes `root` depends on, itself included, in creation order.
     func ancestors(of root: NodeID) -> [NodeID] {
-        if let cached = ancestorCache[root] { return cached }
+        if root == lastAncestors.root { return lastAncestors.order }
+        if let cached = ancestorCache[root] {
+            lastAncestors = (root, cached)
+            return cached
+        }
         var needed = [Bool](repeating: false, count: root + 1)
         needed[root] = true
         for id in stride(from: root, through: 0, by: -1) where needed[id] {
@@ -89,7 +91,7 @@ extension Graph {
     /// the op nodes are re-planned before the next run.
     public func reshapeLeaf(_ node: NodeID, to shape: Shape) throws {
         try check(node)
-        guard nodes[node].kind.isLeaf, parameterOffsets[node] == nil else {
+        guard nodes[node].isLeaf, parameterOffsets[node] == nil else {
             throw BackpropError.invalidArgument("only inputs and constants can be reshaped, not node \(node)")
         }
         guard shape != nodes[node].shape else { return }
@@ -126,7 +128,7 @@ extension Graph {
                 scratch[id] = nil
             }
             bindings[id] = NodeBinding(
-                context: context, inputShapes: inputShapes, outputShape: shape,
+                op: op, context: context, inputShapes: inputShapes, outputShape: shape,
                 inputValues: inputs.map { values[$0]!.pointer },
                 inputGradients: inputs.map { gradients[$0]?.pointer },
                 output: values[id]!.pointer, outputGradient: gradients[id]?.pointer,

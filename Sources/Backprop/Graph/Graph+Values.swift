@@ -29,7 +29,7 @@ extension Graph {
 
     func setLeafValue<S: Scalar>(_ node: NodeID, from source: UnsafePointer<S>, count: Int) throws {
         try check(node)
-        guard nodes[node].kind.isLeaf else {
+        guard nodes[node].isLeaf else {
             throw BackpropError.invalidArgument("node \(node) is an op; only inputs, parameters and constants take values")
         }
         try checkCount(count, node)
@@ -63,8 +63,8 @@ extension Graph {
     /// leaf's. Op nodes' gradients are zeroed by every backward anyway.
     public func zeroGradients() {
         parameterGradients.zero()
-        for id in nodes.indices where nodes[id].kind.isLeaf && parameterOffsets[id] == nil {
-            gradients[id]?.storage.zero()
+        for id in nodes.indices where nodes[id].isLeaf {
+            if let storage = gradients[id]?.storage, storage !== parameterGradients { storage.zero() }
         }
     }
 

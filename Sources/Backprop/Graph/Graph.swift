@@ -33,7 +33,11 @@ public final class Graph {
     /// Op nodes have gradient buffers matching the current plan (see `planGradientsIfNeeded`).
     @exclusivity(unchecked) var gradientsPlanned = false
     /// The nodes each recent root depends on, cached for forward and backward.
-    @exclusivity(unchecked) var ancestorCache: [NodeID: [NodeID]] = [:]
+    @exclusivity(unchecked) var ancestorCache: [NodeID: [NodeID]] = [:] {
+        didSet { lastAncestors = (-1, []) }
+    }
+    /// The most recent lookup, which training steps repeat: no hashing on the hot path.
+    @exclusivity(unchecked) var lastAncestors: (root: NodeID, order: [NodeID]) = (-1, [])
 
     /// Training mode and the seeded generator that ops such as dropout draw from.
     let context: RunContext
@@ -51,7 +55,7 @@ public final class Graph {
     /// Restarts the generator that random ops (dropout) draw from.
     public func seed(_ seed: UInt64) {
         context.generator = Generator(seed: seed)
-        for id in nodes.indices where !nodes[id].kind.isLeaf { isCurrent[id] = false }
+        for id in nodes.indices where !nodes[id].isLeaf { isCurrent[id] = false }
     }
 
     /// Training mode (the default) or evaluation mode, in which dropout passes values through.
@@ -61,7 +65,7 @@ public final class Graph {
         set {
             guard newValue != context.isTraining else { return }
             context.isTraining = newValue
-            for id in nodes.indices where !nodes[id].kind.isLeaf { isCurrent[id] = false }
+            for id in nodes.indices where !nodes[id].isLeaf { isCurrent[id] = false }
         }
     }
 
@@ -126,7 +130,7 @@ public final class Graph {
     private func appendBookkeeping() {
         scratch.append(nil)
         bindings.append(nil)
-        isCurrent.append(nodes.last!.kind.isLeaf)
+        isCurrent.append(nodes.last!.isLeaf)
         needsPlan = true
         ancestorCache.removeAll()
     }

@@ -19,8 +19,18 @@ public enum NodeKind: Sendable {
 
 struct Node {
     let kind: NodeKind
+    /// `kind.isLeaf`, stored: hot loops test it without copying the op out of `kind`.
+    let isLeaf: Bool
     let inputs: [NodeID]
     var shape: Shape
     /// True when a gradient flows to this node: it is an input or parameter, or depends on one.
     let requiresGradient: Bool
+
+    init(kind: NodeKind, inputs: [NodeID], shape: Shape, requiresGradient: Bool) {
+        self.kind = kind
+        self.isLeaf = kind.isLeaf
+        self.inputs = inputs
+        self.shape = shape
+        self.requiresGradient = requiresGradient
+    }
 }

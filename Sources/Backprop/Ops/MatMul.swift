@@ -45,6 +45,7 @@ public struct MatMul: Op {
     /// Calls `body` once per matrix product with the offsets of that product's A, B and C.
     private func forEachProduct<T: Scalar>(_ f: Frame<T>, _ body: (Int, Int, Int) -> Void) {
         let a = f.inputShape(0), b = f.inputShape(1), out = f.outputShape
+        if a.rank == 2 && b.rank == 2 { return body(0, 0, 0) }  // the common case, with no batch to walk
         guard let batchA = try? batchShape(a), let batchB = try? batchShape(b), let batchC = try? batchShape(out) else { return }
         let sizeA = a[a.rank - 2] * a[a.rank - 1], sizeB = b[b.rank - 2] * b[b.rank - 1]
         let sizeC = out[out.rank - 2] * out[out.rank - 1]

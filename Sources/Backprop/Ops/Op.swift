@@ -52,6 +52,7 @@ final class RunContext {
 
 /// The memory an op node reads and writes, resolved when the graph plans its buffers.
 final class NodeBinding {
+    let op: any AnyOp
     @exclusivity(unchecked) var context: RunContext
     @exclusivity(unchecked) var inputShapes: [Shape]
     @exclusivity(unchecked) var outputShape: Shape
@@ -61,9 +62,10 @@ final class NodeBinding {
     @exclusivity(unchecked) var outputGradient: UnsafeMutableRawPointer?
     @exclusivity(unchecked) var scratch: UnsafeMutableRawPointer?
 
-    init(context: RunContext, inputShapes: [Shape], outputShape: Shape, inputValues: [UnsafeMutableRawPointer],
+    init(op: any AnyOp, context: RunContext, inputShapes: [Shape], outputShape: Shape, inputValues: [UnsafeMutableRawPointer],
          inputGradients: [UnsafeMutableRawPointer?], output: UnsafeMutableRawPointer,
          outputGradient: UnsafeMutableRawPointer?, scratch: UnsafeMutableRawPointer?) {
+        self.op = op
         self.context = context
         self.inputShapes = inputShapes
         self.outputShape = outputShape
