@@ -71,6 +71,18 @@ import Testing
         try expectGradientsMatchFiniteDifferences(b.graph, try b.weightedSum(product))
     }
 
+    /// Large enough (over `smallGemmLimit` multiply-adds) to go through BLAS rather than the loop.
+    @Test(arguments: [(false, false), (true, false), (false, true), (true, true)])
+    func blasSizedMatmulGradientsMatchFiniteDifferences(transposes: (Bool, Bool)) throws {
+        var b = GraphBuilder(seed: 19)
+        let (m, k, n) = (17, 20, 15)
+        #expect(m * k * n > smallGemmLimit)
+        let a = try b.input(transposes.0 ? [k, m] : [m, k])
+        let c = try b.input(transposes.1 ? [n, k] : [k, n])
+        let product = try b.graph.matmul(a, c, transposeA: transposes.0, transposeB: transposes.1)
+        try expectGradientsMatchFiniteDifferences(b.graph, try b.weightedSum(product))
+    }
+
     @Test(arguments: [[4, 3], [], [1, 1, 5]])
     func reductionGradientsMatchFiniteDifferences(dims: [Int]) throws {
         var b = GraphBuilder(seed: 5)
