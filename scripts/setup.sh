@@ -20,8 +20,12 @@ export DEBIAN_FRONTEND=noninteractive
 APT_PACKAGES=(libopenblas-dev pkg-config gcc g++ libc6-dev make binutils cmake)
 
 # Python packages for the binding's tests and examples; hatchling builds its wheel; safetensors
-# (the reference reader) checks that our checkpoints are real safetensors files.
-PIP_MODULES=(numpy pytest hatchling safetensors)
+# (the reference reader) checks that our checkpoints are real safetensors files; scikit-learn
+# (imported as sklearn) for backprop.sklearn, tqdm for fit's progress bar, matplotlib for
+# examples/plot_training.py.
+PIP_MODULES=(numpy pytest hatchling safetensors sklearn tqdm matplotlib)
+# The pip name of a module, where it differs from the import name.
+pip_name() { if [ "$1" = sklearn ]; then echo scikit-learn; else echo "$1"; fi; }
 
 log() { printf 'setup: %s\n' "$*"; }
 
@@ -59,7 +63,7 @@ fi
 PYTHON="${PYTHON:-python3}"
 missing_pip=()
 for mod in "${PIP_MODULES[@]}"; do
-    "$PYTHON" -c "import $mod" >/dev/null 2>&1 || missing_pip+=("$mod")
+    "$PYTHON" -c "import $mod" >/dev/null 2>&1 || missing_pip+=("$(pip_name "$mod")")
 done
 
 if [ "${#missing_pip[@]}" -gt 0 ]; then
@@ -69,7 +73,7 @@ if [ "${#missing_pip[@]}" -gt 0 ]; then
     if ! "$PYTHON" -m pip install -q --disable-pip-version-check "${missing_pip[@]}"; then
         log "pip failed; trying Debian's python3 packages"
         deb=()
-        for mod in "${missing_pip[@]}"; do deb+=("python3-$mod"); done
+        for mod in "${missing_pip[@]}"; do deb+=("python3-${mod/scikit-learn/sklearn}"); done
         as_root apt-get update -q
         as_root apt-get install -y -q --no-install-recommends "${deb[@]}"
     fi
