@@ -43,10 +43,6 @@ extension Float: Scalar {
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
-        if m * n * k <= smallGemmLimit {
-            return smallGemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-                             b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
-        }
         cblas_sgemm(CblasRowMajor, cblasTranspose(transA), cblasTranspose(transB),
                     blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
                     beta, c, blasint(ldc))
@@ -69,10 +65,6 @@ extension Double: Scalar {
         a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int,
         beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int
     ) {
-        if m * n * k <= smallGemmLimit {
-            return smallGemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-                             b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
-        }
         cblas_dgemm(CblasRowMajor, cblasTranspose(transA), cblasTranspose(transB),
                     blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
                     beta, c, blasint(ldc))
