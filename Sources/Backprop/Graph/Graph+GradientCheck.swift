@@ -47,7 +47,7 @@ extension Graph {
                 x[i] = original - T(eps)
                 let minus = try rootValue(T.self, root, changed: leaf)
                 x[i] = original
-                invalidateDependents(of: [leaf])
+                invalidateDependents(of: leaf)
                 let numeric = (plus - minus) / (2 * eps)
                 let error = Swift.abs(Double(analytic[i]) - numeric)
                 result.maxAbsoluteError = max(result.maxAbsoluteError, error)
@@ -64,7 +64,7 @@ extension Graph {
     }
 
     private func rootValue<T: Scalar>(_: T.Type, _ root: NodeID, changed leaf: NodeID) throws -> Double {
-        invalidateDependents(of: [leaf])
+        invalidateDependents(of: leaf)
         try forward(through: root)
         return Double(values[root]!.storage.typed(T.self)[values[root]!.offset])
     }

@@ -100,7 +100,7 @@ extension Graph {
         nodes[node].shape = shape
         values[node] = Slot(storage: value, offset: 0)
         gradients[node] = gradient.map { Slot(storage: $0, offset: 0) }
-        invalidateDependents(of: [node])
+        invalidateDependents(of: node)
         needsPlan = true
     }
 

@@ -34,7 +34,7 @@ extension Graph {
         }
         try checkCount(count, node)
         convert(from: source, to: values[node]!.pointer, count: count)
-        invalidateDependents(of: [node])
+        invalidateDependents(of: node)
     }
 
     func readValue<D: Scalar>(_ node: NodeID, into destination: UnsafeMutablePointer<D>, count: Int) throws {
@@ -70,7 +70,7 @@ extension Graph {
 
     /// Marks everything computed from these leaves as out of date, keeping the invariant that
     /// a node that is not current has no current dependents.
-    func invalidateDependents(of leaves: [NodeID]) {
+    func invalidateDependents<Leaves: Collection<NodeID>>(of leaves: Leaves) {
         for leaf in leaves { isCurrent[leaf] = false }
         if let first = leaves.min() {
             for id in (first + 1)..<max(first + 1, nodes.count) where isCurrent[id] {
@@ -78,6 +78,11 @@ extension Graph {
             }
         }
         for leaf in leaves { isCurrent[leaf] = true }
+    }
+
+    /// The same for one leaf, without building an array on the hot path.
+    func invalidateDependents(of leaf: NodeID) {
+        invalidateDependents(of: CollectionOfOne(leaf))
     }
 
     /// Call after changing parameter values in the flat block directly (as optimizers do).
