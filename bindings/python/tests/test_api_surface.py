@@ -9,9 +9,25 @@ import typing
 import pytest
 
 import backprop
+import backprop.data
+import backprop.nn
+import backprop.nn.utils
+import backprop.optim
+import backprop.optim.lr_scheduler
 from support import PYTHON_DIR
 
-PUBLIC = [getattr(backprop, name) for name in backprop.__all__ if name != "__version__"]
+MODULES = [backprop, backprop.nn, backprop.nn.utils, backprop.optim, backprop.optim.lr_scheduler,
+           backprop.data]
+try:
+    import backprop.sklearn
+    MODULES.append(backprop.sklearn)
+except ImportError:  # scikit-learn is optional
+    pass
+
+PUBLIC = list({id(obj): obj for module in MODULES for obj in
+               (getattr(module, name) for name in module.__all__ if name != "__version__")
+               if inspect.isclass(obj) or inspect.isfunction(obj) or inspect.ismodule(obj)
+               }.values())
 CLASSES = [obj for obj in PUBLIC if inspect.isclass(obj)]
 FUNCTIONS = [obj for obj in PUBLIC if inspect.isfunction(obj)]
 
@@ -27,7 +43,8 @@ def members(cls):
             yield f"{cls.__name__}.{name}", value
 
 
-MEMBERS = [member for cls in CLASSES if not issubclass(cls, enum.Enum) for member in members(cls)]
+MEMBERS = [member for cls in CLASSES if not issubclass(cls, enum.Enum) and
+           cls.__module__.startswith("backprop") for member in members(cls)]
 
 
 def function_of(value):

@@ -60,3 +60,24 @@ def test_python_and_c_examples_agree(name, tmp_path):
     python_output = run_python(None, str(EXAMPLES / f"{name}.py"), cwd=REPOSITORY)
     assert c_output.returncode == python_output.returncode == 0
     assert python_output.stdout == c_output.stdout
+
+
+def test_digits_reaches_97_percent_on_the_held_out_quarter():
+    child = run_python(None, str(EXAMPLES / "digits.py"), cwd=REPOSITORY, timeout=120)
+    assert child.returncode == 0, child.stdout + child.stderr
+    assert "1348 training images, 449 test images" in child.stdout
+    accuracy = float(re.search(r"test accuracy ([0-9.]+)%", child.stdout).group(1))
+    assert accuracy >= 97.0
+
+
+def test_plot_training_writes_a_png_of_the_curves(tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "curves.png"
+    child = run_python(None, str(EXAMPLES / "plot_training.py"), str(out), cwd=tmp_path,
+                       timeout=120)
+    assert child.returncode == 0, child.stdout + child.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert out.stat().st_size > 10_000  # two panels with curves, not an empty canvas
+    assert f"wrote {out}" in child.stdout
+    accuracy = float(re.search(r"validation accuracy ([0-9.]+)%", child.stdout).group(1))
+    assert accuracy > 95.0

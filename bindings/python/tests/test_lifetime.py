@@ -124,3 +124,79 @@ def test_a_graph_freed_at_exit_reads_as_closed_afterwards():
     assert child.returncode == 0, child.stderr
     assert child.stdout.splitlines() == ["True", "InvalidHandleError: the Graph is closed"]
     assert child.stderr == ""
+
+
+# The same for the objects of the training layer: optimizers, networks made by loading a
+# checkpoint (file, bytes, pickle), and the dataset load_csv makes and frees at once.
+TRAINING_CHILD = r"""
+import ctypes, gc, json, os, pickle, sys, tempfile
+import numpy as np
+import backprop
+from backprop import _capi, data, nn, optim
+
+def log(**record):
+    os.write(1, (json.dumps(record) + "\n").encode())
+
+def address(handle):
+    return ctypes.cast(handle, ctypes.c_void_p).value
+
+def wrap(name, made):
+    original = getattr(_capi.lib, name)
+    def call(*args):
+        status = original(*args)
+        if made is None:
+            log(event="free", function=name, handle=address(args[0]), status=int(status))
+        else:
+            for position, kind in made:
+                handle = args[position]._obj
+                if status == 0 and address(handle):
+                    log(event="create", kind=kind, handle=address(handle))
+        return status
+    setattr(_capi.lib, name, call)
+
+wrap("bp_net_create", [(-1, "net")])
+wrap("bp_optimizer_create", [(-1, "optimizer")])
+wrap("bp_net_load", [(1, "net"), (2, "optimizer")])
+wrap("bp_net_load_buffer", [(2, "net"), (3, "optimizer")])
+wrap("bp_dataset_load_csv", [(-1, "dataset")])
+for name in ("bp_net_free", "bp_optimizer_free", "bp_dataset_free"):
+    wrap(name, None)
+
+x, y = data.load_csv(sys.argv[1])
+model = nn.Sequential(nn.Linear(64, 8), nn.ReLU(), nn.Linear(8, 10), seed=1)
+model.fit(x[:100] / 16, y[:100], epochs=1, progress=False)
+path = os.path.join(tempfile.mkdtemp(), "model")
+model.save(path)
+loaded = nn.Sequential.load(path)
+copied = pickle.loads(pickle.dumps(loaded))
+with optim.SGD(copied) as spare:
+    pass
+optim.RMSprop()
+del loaded
+gc.collect()
+log(event="phase", name="exit")
+"""
+
+
+def test_training_objects_are_freed_exactly_once():
+    from support import REPOSITORY
+
+    child = run_python(TRAINING_CHILD, str(REPOSITORY / "examples" / "data" / "digits.csv"),
+                       env={"PYTHONDEVMODE": "1"})
+    assert child.returncode == 0, child.stderr
+    assert child.stderr == ""
+    live, counts = {}, {}
+    for record in events(child):
+        if record["event"] == "create":
+            assert record["handle"] not in live
+            live[record["handle"]] = record["kind"]
+            counts[record["kind"]] = counts.get(record["kind"], 0) + 1
+        elif record["event"] == "free":
+            assert record["status"] == 0, record
+            kind = live.pop(record["handle"], None)
+            assert kind is not None, f"freed a handle that is not live: {record}"
+            assert record["function"] == f"bp_{kind}_free", record
+    assert live == {}, "handles never freed"
+    # One net and optimizer made, one of each loaded from the file and from the pickle, two
+    # more optimizers; one dataset.
+    assert counts == {"dataset": 1, "net": 3, "optimizer": 5}
