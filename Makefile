@@ -52,7 +52,8 @@ EXAMPLE_BINS := $(patsubst examples/%.c,$(BUILD_DIR)/examples/%,$(EXAMPLE_SRCS))
 CTEST_SRCS   := $(wildcard Tests/c/test_*.c)
 CTEST_BINS   := $(patsubst Tests/c/%.c,$(BUILD_DIR)/tests/%,$(CTEST_SRCS))
 
-PY_EXAMPLES  := bindings/python/examples/circuit.py bindings/python/examples/xor.py
+PY_EXAMPLES  := bindings/python/examples/circuit.py bindings/python/examples/xor.py \
+                bindings/python/examples/digits.py
 PY_TESTS     := bindings/python/tests
 # The Python package is used from the tree, and told where the freshly built library is.
 PY_ENV       := PYTHONPATH=$(abspath bindings/python) BACKPROP_LIBRARY=$(abspath $(LIB))
