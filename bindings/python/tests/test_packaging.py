@@ -110,6 +110,22 @@ def test_the_installed_package_imports_with_no_environment_from_any_directory(ve
     assert result == "14.0 [2.0, 4.0, 6.0]"
 
 
+def test_the_installed_package_has_its_subpackages_and_trains(venv, tmp_path):
+    code = ("import numpy as np\n"
+            "from backprop import data, nn, optim\n"
+            "from backprop.optim.lr_scheduler import StepLR\n"
+            "from backprop.nn.utils import clip_grad_norm_\n"
+            "model = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 2), seed=1)\n"
+            "x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]] * 8, dtype=np.float32)\n"
+            "y = np.array([0, 1, 1, 0] * 8)\n"
+            "opt = optim.Adam(model, lr=0.05); StepLR(opt, 100)\n"
+            "h = model.fit(x, y, epochs=200, batch_size=8, optimizer=opt, progress=False)\n"
+            "print(model.evaluate(x, y)[1], list(model.state_dict()))\n")
+    child = bare(venv, code, cwd=tmp_path)
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.strip() == "1.0 ['0.weight', '0.bias', '2.weight', '2.bias']"
+
+
 def test_backprop_library_still_overrides_the_bundled_library(venv, tmp_path):
     chosen = tmp_path / "chosen" / "libbackprop.so"
     chosen.parent.mkdir()
