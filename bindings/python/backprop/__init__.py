@@ -66,7 +66,7 @@ from . import data, nn, optim
 
 __all__ = [
     "__version__", "library_path", "library_version",
-    "Graph", "Node", "Network", "Function", "FunctionContext",
+    "Graph", "Node", "Network", "Function", "FunctionContext", "nn", "optim", "data",
     "Status", "DType", "Reduction", "Activation", "Loss",
     "BackpropError", "InvalidArgumentError", "InvalidHandleError", "ShapeError", "StateError",
     "BusyError", "OutOfMemoryError", "NonFiniteError", "BackpropIOError", "FormatError",

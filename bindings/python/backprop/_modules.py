@@ -13,7 +13,6 @@ import numbers
 import operator
 from typing import Any, Optional, Tuple, Union
 
-import numpy as np
 import numpy.typing as npt
 
 from ._capi import Activation, Initializer, Loss
@@ -25,7 +24,8 @@ __all__ = ["Module", "Linear", "ReLU", "Sigmoid", "Tanh", "Dropout", "LayerNorm"
 #: "kaiming_uniform", "kaiming_normal", "zeros", or a number (every weight and bias that value).
 InitLike = Union[str, float, Initializer]
 
-_INITIALIZERS = {"default": Initializer.LINEAR_DEFAULT, "xavier_uniform": Initializer.XAVIER_UNIFORM,
+_INITIALIZERS = {"default": Initializer.LINEAR_DEFAULT,
+                 "xavier_uniform": Initializer.XAVIER_UNIFORM,
                  "xavier_normal": Initializer.XAVIER_NORMAL,
                  "kaiming_uniform": Initializer.KAIMING_UNIFORM,
                  "kaiming_normal": Initializer.KAIMING_NORMAL, "zeros": Initializer.ZEROS}

@@ -2,8 +2,9 @@
 
 Trains Linear(64, 64) -> Tanh -> Linear(64, 10) on examples/data/digits.csv for 40 epochs with
 SGD (momentum 0.9) and a cosine learning-rate schedule. The rows are shuffled once (numpy's
-default_rng(0), as digits.py does) and the last 20% held out for validation. It draws the training and validation loss and accuracy of every epoch (from the
-History that model.fit returns) with matplotlib's Agg backend. Needs matplotlib.
+default_rng(0), as digits.py does) and the last 20% held out for validation. It draws the
+training and validation loss and accuracy of every epoch (from the History that model.fit
+returns) with matplotlib's Agg backend. Needs matplotlib.
 
     PYTHONPATH=bindings/python python3 bindings/python/examples/plot_training.py [out.png]
 
