@@ -111,6 +111,19 @@ import Testing
         try expectGradientsMatchFiniteDifferences(b.graph, root)
     }
 
+    @Test(arguments: [(5, 3, 4), (1, 7, 2), (64, 30, 20)])
+    func linearGradientsMatchFiniteDifferences(sizes: (Int, Int, Int)) throws {
+        var b = GraphBuilder(seed: 73)
+        let (batch, inputs, outputs) = sizes
+        let x = try b.input([batch, inputs]), w = try b.input([outputs, inputs]), bias = try b.input([outputs])
+        let fused = try b.graph.linear(x, weight: w, bias: bias)
+        let composed = try b.graph.add(try b.graph.matmul(x, w, transposeB: true), bias)
+        try b.graph.forward()
+        let f = try values(b.graph, fused), c = try values(b.graph, composed)
+        for (u, v) in zip(f, c) { #expect(abs(u - v) <= 1e-12) }
+        try expectGradientsMatchFiniteDifferences(b.graph, try b.weightedSum(fused))
+    }
+
     @Test func denseLayerCompositionMatchesFiniteDifferences() throws {
         // x Wᵀ + b through tanh into a cross-entropy: the network's own structure.
         var b = GraphBuilder(seed: 17)

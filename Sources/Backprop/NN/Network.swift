@@ -91,9 +91,7 @@ public final class Network {
         let bias = try graph.parameter(biasShape)
         try graph.setValue(weight, from: weightValues, count: weightShape.count)
         try graph.setValue(bias, from: biasValues, count: units)
-        let product = try graph.matmul(output, weight, transposeB: true)
-        let preActivation = try graph.add(product, bias)
-        let out = try activation.apply(to: preActivation, in: graph)
+        let out = try activation.apply(to: try graph.linear(output, weight: weight, bias: bias), in: graph)
         layers.append(Layer(kind: .dense(units: units, activation: activation), weight: weight, bias: bias,
                             output: out, outputWidth: units, moduleIndex: nextModuleIndex))
         generator = trial
