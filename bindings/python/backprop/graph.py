@@ -384,6 +384,32 @@ class Node:
         """self limited to [min, max], as :meth:`Graph.clamp`."""
         return self.graph.clamp(self, min, max)
 
+    def maximum(self, other: Operand) -> Node:
+        """The larger of self and other elementwise, as :meth:`Graph.maximum`."""
+        return self.graph.maximum(self, other)
+
+    def minimum(self, other: Operand) -> Node:
+        """The smaller of self and other elementwise, as :meth:`Graph.minimum`."""
+        return self.graph.minimum(self, other)
+
+    def where(self, condition: Operand, other: Operand) -> Node:
+        """self where condition != 0, else other (torch's Tensor.where), as
+        :meth:`Graph.where`."""
+        return self.graph.where(condition, self, other)
+
+    def matmul(self, other: Operand) -> Node:
+        """self @ other, as :meth:`Graph.matmul`."""
+        return self.graph.matmul(self, other)
+
+    def dropout(self, p: float = 0.5) -> Node:
+        """Dropout with probability p in the graph's training mode, as :meth:`Graph.dropout`."""
+        return self.graph.dropout(self, p)
+
+    def layer_norm(self, normalized_shape: ShapeLike, weight: Optional[Operand] = None,
+                   bias: Optional[Operand] = None, eps: float = 1e-5) -> Node:
+        """Layer normalization over the trailing axes, as :meth:`Graph.layer_norm`."""
+        return self.graph.layer_norm(self, normalized_shape, weight, bias, eps)
+
     # Reductions
     def sum(self, axis: AxisLike = None, keepdims: bool = False) -> Node:
         """The sum over `axis` (all axes by default), as :meth:`Graph.sum`."""
