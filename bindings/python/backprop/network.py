@@ -584,6 +584,8 @@ class Network:
                     ctypes.byref(result))
         finally:
             bar.close()
+        if status == _capi.Status.OK:
+            history._finish(result)
         if history.epochs or status == _capi.Status.OK:
             self.optimizer = opt
             self.history = history
@@ -594,7 +596,6 @@ class Network:
         except Exception as error:
             error.history = history  # type: ignore[attr-defined]
             raise
-        history._finish(result)
         return history
 
     def evaluate(self, x: npt.ArrayLike, y: npt.ArrayLike) -> Tuple[float, float]:

@@ -363,7 +363,8 @@ def test_an_exception_in_a_callback_stops_training_and_is_raised_after():
     with pytest.raises(RuntimeError) as caught:
         model.fit(x, labels, epochs=10, callbacks=[fail], progress=False)
     assert caught.value is error and epochs == [1, 2]
-    assert len(model.history) == 2
+    assert len(model.history) == model.history.epochs_run == 2
+    assert model.history.stopped_by_callback
     model.evaluate(x, labels)  # the network is usable afterwards
 
 
@@ -385,6 +386,14 @@ def test_progress_bar_with_tqdm_and_silence_without(capsys):
     assert capsys.readouterr() == ("", "")
 
 
+def test_no_progress_bar_without_tqdm(capsys, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm now raises ImportError
+    x, labels = blobs(60)
+    classifier().fit(x, labels, epochs=2, progress=True)
+    assert capsys.readouterr() == ("", "")
+
+
 def test_clipping_options_bound_the_update():
     x, labels = blobs(60)
     history = classifier().fit(x, labels, epochs=2, clip_grad_norm=1e-3,
@@ -401,6 +410,17 @@ def test_non_finite_data_is_refused_before_training():
     with pytest.raises(backprop.NonFiniteError):
         model.fit(x, labels, epochs=2, progress=False)
     np.testing.assert_array_equal(model.parameters_vector(), before)
+
+
+def test_a_diverging_fit_raises_non_finite_with_the_epochs_done():
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(64, 2)) * 10).astype(np.float32)
+    model = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 1), seed=1)
+    with pytest.raises(backprop.NonFiniteError) as caught:
+        model.fit(x, x[:, :1] * 100, epochs=50, optimizer=optim.SGD(model, lr=10.0),
+                  progress=False)
+    assert caught.value.history is model.history and len(model.history) < 50
+    assert np.isfinite(model.parameters_vector()).all()  # the weights of the last good step
 
 
 @pytest.mark.parametrize("kwargs, error", [
