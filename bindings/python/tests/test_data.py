@@ -8,6 +8,8 @@ import backprop
 from backprop import data
 from support import REPOSITORY
 
+isolated = pytest.mark.isolated  # bad input for the library: a crash fails one test
+
 DIGITS = REPOSITORY / "examples" / "data" / "digits.csv"
 
 
@@ -34,6 +36,7 @@ def test_label_column_header_delimiter_and_float_targets(tmp_path):
     np.testing.assert_array_equal(features, [[2.5, 1, 2], [-1.25, 3, 4]])
 
 
+@isolated
 def test_a_malformed_file_names_the_line_and_column(tmp_path):
     path = tmp_path / "bad.csv"
     path.write_text("a,b,label\n1,2,0\n3,abc,1\n")
@@ -41,6 +44,7 @@ def test_a_malformed_file_names_the_line_and_column(tmp_path):
         data.load_csv(path)
 
 
+@isolated
 def test_labels_must_be_whole_numbers_unless_float_targets_are_asked_for(tmp_path):
     path = tmp_path / "targets.csv"
     path.write_text("x,y\n1,0.5\n2,1.5\n")
@@ -50,6 +54,7 @@ def test_labels_must_be_whole_numbers_unless_float_targets_are_asked_for(tmp_pat
     np.testing.assert_array_equal(y, [0.5, 1.5])
 
 
+@isolated
 def test_a_missing_file_is_an_os_error(tmp_path):
     with pytest.raises(OSError):
         data.load_csv(tmp_path / "nowhere.csv")
@@ -64,6 +69,7 @@ def test_bad_arguments_are_refused_in_python(kwargs, match):
         data.load_csv(DIGITS, **kwargs)
 
 
+@isolated
 def test_the_library_refuses_what_python_passes_on(tmp_path):
     with pytest.raises(backprop.InvalidArgumentError):
         data.load_csv(DIGITS, label_column=65)

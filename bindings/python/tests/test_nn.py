@@ -13,6 +13,8 @@ import pytest
 import backprop
 from backprop import Network, nn, optim
 
+isolated = pytest.mark.isolated  # bad input for the library: a crash fails one test
+
 
 def blobs(samples=300, classes=3, features=4, seed=0):
     rng = np.random.default_rng(seed)
@@ -368,6 +370,7 @@ def test_an_exception_in_a_callback_stops_training_and_is_raised_after():
     model.evaluate(x, labels)  # the network is usable afterwards
 
 
+@isolated
 def test_a_callback_cannot_use_the_busy_network():
     x, labels = blobs(60)
     model = classifier()
@@ -402,6 +405,7 @@ def test_clipping_options_bound_the_update():
     classifier().fit(x, labels, epochs=1, clip_grad_value=0.01, progress=False)
 
 
+@isolated
 def test_non_finite_data_is_refused_before_training():
     x, labels = blobs(20)
     x[3, 1] = np.nan
@@ -412,6 +416,7 @@ def test_non_finite_data_is_refused_before_training():
     np.testing.assert_array_equal(model.parameters_vector(), before)
 
 
+@isolated
 def test_a_diverging_fit_raises_non_finite_with_the_epochs_done():
     rng = np.random.default_rng(0)
     x = (rng.normal(size=(64, 2)) * 10).astype(np.float32)
@@ -423,6 +428,7 @@ def test_a_diverging_fit_raises_non_finite_with_the_epochs_done():
     assert np.isfinite(model.parameters_vector()).all()  # the weights of the last good step
 
 
+@isolated
 @pytest.mark.parametrize("kwargs, error", [
     ({"epochs": 0}, backprop.InvalidArgumentError),
     ({"batch_size": 0}, backprop.InvalidArgumentError),
@@ -497,6 +503,7 @@ def test_checkpoints_are_named_like_torch_state_dicts(tmp_path):
         np.testing.assert_array_equal(tensors[name], state[name])
 
 
+@isolated
 def test_loading_a_bad_file_raises_and_leaks_nothing(tmp_path):
     (tmp_path / "bad").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{}")
     with pytest.raises(backprop.FormatError):
