@@ -418,7 +418,9 @@ bp_status bp_graph_forward(bp_graph *graph);
  * walks the nodes root depends on in reverse topological order, applying each op's local
  * backward and adding (+=) into the gradients of its inputs.
  * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_SHAPE (root has more than one element),
- * BP_ERR_STATE (no successful forward since the graph or a leaf value changed). */
+ * BP_ERR_STATE (no successful forward since the graph or a leaf value changed, or no gradient
+ * can reach root: it depends on inputs and parameters only through ops that pass none, such as
+ * comparisons and detach, or on constants alone). */
 bp_status bp_graph_backward(bp_graph *graph, bp_node root);
 
 /* Sets every gradient in the graph to zero. Errors: BP_ERR_INVALID_HANDLE, BP_ERR_BUSY. */
@@ -599,9 +601,16 @@ bp_status bp_net_graph(bp_net *net, bp_graph **out);
  * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (layer out of range). */
 bp_status bp_net_layer_nodes(const bp_net *net, size_t layer, bp_node *weight, bp_node *bias);
 
+/* The network's own nodes in its graph: the input [batch, input_width], the outputs
+ * [batch, output_width] (the last layer's), and the loss, a scalar, or BP_NO_NODE until the first
+ * backward builds it. With them the graph's calls reach the whole network: for example
+ * bp_graph_check_gradients(graph, loss, ...) after a forward and backward checks every layer.
+ * Any out-pointer may be NULL. Errors: BP_ERR_INVALID_HANDLE, BP_ERR_BUSY. */
+bp_status bp_net_nodes(const bp_net *net, bp_node *input, bp_node *output, bp_node *loss);
+
 /* Like bp_net_create, with the element type the network computes in. Data still crosses the
  * boundary as float32 and is converted; a float64 network is for gradient checks through
- * bp_net_graph and bp_graph_check_gradients. Errors: as bp_net_create, and
+ * bp_net_graph, bp_net_nodes and bp_graph_check_gradients. Errors: as bp_net_create, and
  * BP_ERR_INVALID_ARGUMENT (unknown dtype). */
 bp_status bp_net_create_dtype(bp_dtype dtype, size_t input_width, uint64_t seed, bp_net **out);
 

@@ -139,6 +139,17 @@ public func bp_net_layer_nodes(_ net: OpaquePointer?, _ layer: UInt, _ weight: U
     }
 }
 
+@_cdecl("bp_net_nodes")
+public func bp_net_nodes(_ net: OpaquePointer?, _ input: UnsafeMutablePointer<Int32>?, _ output: UnsafeMutablePointer<Int32>?,
+                         _ loss: UnsafeMutablePointer<Int32>?) -> Int32 {
+    withNetwork(net) { network in
+        let nodes = network.nodes
+        input?.pointee = Int32(nodes.input)
+        output?.pointee = Int32(nodes.output)
+        loss?.pointee = nodes.loss.map { Int32($0) } ?? -1
+    }
+}
+
 @_cdecl("bp_net_create_dtype")
 public func bp_net_create_dtype(_ dtype: Int32, _ inputWidth: UInt, _ seed: UInt64,
                                 _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {

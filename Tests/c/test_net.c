@@ -551,8 +551,41 @@ static void test_batch_size_can_change_between_calls(void) {
     CHECK_OK(bp_net_free(net));
 }
 
+/* bp_net_nodes gives the loss node, so a float64 network's every layer can be checked against
+ * finite differences through its graph. */
+static void test_a_float64_network_passes_the_gradient_check_through_its_nodes(void) {
+    bp_net *net = NULL;
+    CHECK_OK(bp_net_create_dtype(BP_FLOAT64, 2, 5, &net));
+    CHECK_OK(bp_net_add_dense(net, 4, BP_ACTIVATION_TANH));
+    CHECK_OK(bp_net_add_layer_norm(net, 1e-5));
+    CHECK_OK(bp_net_add_dense(net, 2, BP_ACTIVATION_NONE));
+    CHECK_OK(bp_net_set_loss(net, BP_LOSS_CROSS_ENTROPY));
+    bp_node input = 0, output = 0, loss = 0;
+    CHECK_OK(bp_net_nodes(net, &input, &output, &loss));
+    CHECK_EQ(loss, BP_NO_NODE); /* no backward yet */
+    float outputs[8];
+    const int32_t labels[4] = {0, 1, 1, 0};
+    CHECK_OK(bp_net_forward(net, 4, XOR_INPUTS, 8, outputs, 8));
+    CHECK_OK(bp_net_backward_labels(net, labels, 4, NULL));
+    CHECK_OK(bp_net_nodes(net, &input, &output, &loss));
+    CHECK(loss != BP_NO_NODE && output != input);
+    bp_graph *graph = NULL;
+    CHECK_OK(bp_net_graph(net, &graph));
+    size_t rank = 0, shape[BP_MAX_RANK];
+    CHECK_OK(bp_graph_shape(graph, output, shape, BP_MAX_RANK, &rank));
+    CHECK(rank == 2 && shape[0] == 4 && shape[1] == 2);
+    int passed = 0;
+    double error = 1;
+    CHECK_OK(bp_graph_check_gradients(graph, loss, 1e-6, 1e-5, 1e-3, &passed, &error));
+    CHECK(passed);
+    CHECK(error < 1e-6);
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_nodes(NULL, &input, NULL, NULL));
+    CHECK_OK(bp_net_free(net));
+}
+
 int main(void) {
     RUN(test_widths_layers_and_parameter_count);
+    RUN(test_a_float64_network_passes_the_gradient_check_through_its_nodes);
     RUN(test_initial_weights_are_uniform_within_pytorch_bounds);
     RUN(test_forward_computes_what_the_weights_say);
     RUN(test_mse_backward_matches_hand_gradients);

@@ -20,7 +20,7 @@ extension Graph {
             throw BackpropError.shape("backward needs a scalar root, but node \(root) has shape \(nodes[root].shape)")
         }
         guard nodes[root].requiresGradient else {
-            throw BackpropError.state("node \(root) depends on no input or parameter, so nothing has a gradient")
+            throw BackpropError.state("no gradient reaches node \(root): it depends on inputs and parameters only through ops that pass none (comparisons, detach), or on constants alone")
         }
         let order = needsPlan ? [] : ancestors(of: root)
         guard !order.isEmpty, order.allSatisfy({ isCurrent[$0] }) else {

@@ -64,6 +64,10 @@ public final class Network {
 
     var output: NodeID { layers.last?.output ?? input }
 
+    /// The graph nodes of the input [batch, inputWidth], of the outputs [batch, outputWidth], and
+    /// of the loss (nil until the first backward builds it), for use with the graph's own calls.
+    public var nodes: (input: NodeID, output: NodeID, loss: NodeID?) { (input, output, lossNodes?.loss) }
+
     public var parameterCount: Int { graph.parameterCount }
 
     /// The next free module index in the equivalent torch `nn.Sequential`.

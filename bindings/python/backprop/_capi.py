@@ -428,6 +428,7 @@ DECLARATIONS = (
     ("bp_net_predict", bp_status, (NetHandle, c_size_t, _float_p, c_size_t, _float_p, c_size_t)),
     ("bp_net_graph", bp_status, (NetHandle, POINTER(GraphHandle))),
     ("bp_net_layer_nodes", bp_status, (NetHandle, c_size_t, _node_p, _node_p)),
+    ("bp_net_nodes", bp_status, (NetHandle, _node_p, _node_p, _node_p)),
     ("bp_net_create_dtype", bp_status, (bp_dtype, c_size_t, c_uint64, POINTER(NetHandle))),
     ("bp_net_add_dense_init", bp_status,
      (NetHandle, c_size_t, bp_activation, bp_initializer, c_double)),

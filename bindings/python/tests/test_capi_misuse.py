@@ -797,6 +797,15 @@ def _(fx, check, name):
     check(f"{name}(net)", OK, lib.bp_net_layer_nodes(fx.net, 1, byref(weight), byref(bias)))
 
 
+@cases("bp_net_nodes")
+def _(fx, check, name):
+    input_, output, loss = node_out(), node_out(), node_out()
+    check(f"{name}(NULL net)", HANDLE, lib.bp_net_nodes(NULL_NET, byref(input_), byref(output),
+                                                        byref(loss)), input_, output, loss)
+    check(f"{name}(all outs NULL)", OK, lib.bp_net_nodes(fx.net, None, None, None))
+    check(f"{name}(net)", OK, lib.bp_net_nodes(fx.net, byref(input_), byref(output), byref(loss)))
+
+
 # ---- Functions added with the full op set -----------------------------------------------
 
 @cases("bp_set_num_threads", "bp_get_num_threads")
