@@ -7,7 +7,10 @@
 #   THREADS=2 SECONDS_PER_TIMING=2 bash benchmarks/profile.sh mnist-256
 #
 # Needs `make bench` to have built build/bench/bench, and perf (Debian: linux-perf). It samples
-# the cpu-clock software event, which works in virtual machines without hardware counters.
+# the cpu-clock software event, which works in virtual machines without hardware counters, with
+# DWARF call graphs (OpenBLAS's kernels keep no frame pointers, so frame-pointer stacks break
+# there). The inclusive view leaves out the C boundary's wrapper closures and frames perf cannot
+# name.
 # Reports go to build/bench/profile-<config>.txt. Without perf, use valgrind:
 #   valgrind --tool=callgrind build/bench/bench train --layers 2,16,2 --batch 4 --threads 1 \
 #       --seconds 0.2 --repeats 1
@@ -40,7 +43,7 @@ for config in "${configs[@]}"; do
     [ -n "${layers[$config]:-}" ] || { echo "profile: unknown configuration $config" >&2; exit 1; }
     data="$out/perf-$config.data"
     report="$out/profile-$config.txt"
-    perf record -q -e cpu-clock -F 4999 -g -o "$data" \
+    perf record -q -e cpu-clock -F 999 --call-graph dwarf,16384 -o "$data" \
         "$bench" train --layers "${layers[$config]}" --batch "${batch[$config]}" \
         --threads "$threads" --seconds "$seconds" --repeats 3 >/dev/null 2>&1
     {
@@ -50,7 +53,8 @@ for config in "${configs[@]}"; do
             --stdio 2>/dev/null | grep -E '^ +[0-9]' | demangle
         echo "-- inclusive time"
         perf report -i "$data" --children --sort symbol -g none --percent-limit 5 \
-            --stdio 2>/dev/null | grep -E '^ +[0-9]' | demangle
+            --stdio 2>/dev/null | grep -E '^ +[0-9]' | demangle \
+            | grep -vE 'partial apply|closure #|locked|guarded|withNetwork|\] 0x0|_start|\] main$|time_steps|run_train'
     } > "$report"
     cat "$report"
     echo

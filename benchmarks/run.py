@@ -106,13 +106,16 @@ def run_json(command, threads, extra_env=None, timeout=900):
     return records
 
 
-def cpu_busy_seconds():
-    """CPU time spent by the whole machine so far, from /proc/stat (user, nice, system, irq,
-    softirq and steal: steal is time the hypervisor gave to someone else)."""
+def cpu_busy_seconds(cpu=None):
+    """CPU time spent so far by the whole machine, or by one CPU, from /proc/stat (user, nice,
+    system, irq, softirq and steal: steal is time the hypervisor gave to someone else)."""
+    name = "cpu" if cpu is None else f"cpu{cpu}"
     try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    except OSError:
+        line = next(line for line in Path("/proc/stat").read_text().splitlines()
+                    if line.split()[0] == name)
+    except (OSError, StopIteration):
         return 0.0
+    fields = line.split()[1:]
     user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
@@ -130,8 +133,8 @@ def own_cpu_seconds():
 class Noise:
     """Keeps other work on the machine out of the measurements.
 
-    Foreign CPU use during a measurement is the machine's busy time (/proc/stat) minus this
-    process tree's own CPU time. A measurement during which others used more than `limit` of a
+    Foreign CPU use during a measurement is the machine's busy time (/proc/stat; only the pinned
+    CPU's for one-thread runs) minus this process tree's own CPU time. A measurement during which others used more than `limit` of a
     CPU is repeated (up to `retries` times) after waiting for the machine to be quiet: a swift
     build on the other core halves the speed of everything here. Waiting is capped at
     `max_wait` seconds in all; what could not be measured quietly is listed in RESULTS.md."""
@@ -143,13 +146,13 @@ class Noise:
         self.noisy = []      # (what, foreign CPUs) kept although the machine was busy
         self.foreign = []    # foreign CPU use during every kept measurement
 
-    def quiet(self, window=1.0):
-        """Waits until others use less than `limit` CPUs over `window` seconds (or the waiting
-        budget is gone). Returns whether the machine is quiet."""
+    def quiet(self, cpu=None, window=1.0):
+        """Waits until others use less than `limit` CPUs (of `cpu` alone, when given) over
+        `window` seconds, or until the waiting budget is gone. Returns whether it is quiet."""
         while True:
-            busy0, own0, t0 = cpu_busy_seconds(), own_cpu_seconds(), time.monotonic()
+            busy0, own0, t0 = cpu_busy_seconds(cpu), own_cpu_seconds(), time.monotonic()
             time.sleep(window)
-            foreign = ((cpu_busy_seconds() - busy0) - (own_cpu_seconds() - own0)) / \
+            foreign = ((cpu_busy_seconds(cpu) - busy0) - (own_cpu_seconds() - own0)) / \
                 (time.monotonic() - t0)
             if foreign < self.limit:
                 return True
@@ -159,14 +162,16 @@ class Noise:
                 log(f"other processes use {foreign:.1f} CPUs; waiting")
             self.waited += window
 
-    def measure(self, what, run):
-        """Runs `run()` until no foreign load overlapped it (or out of retries)."""
+    def measure(self, what, threads, run):
+        """Runs `run()` until no foreign load overlapped it (or out of retries). One-thread
+        runs are pinned: only foreign load on their CPU counts."""
+        cpu = pinned_cpu() if threads == 1 else None
         for attempt in range(self.retries + 1):
-            self.quiet()
-            busy0, own0, t0 = cpu_busy_seconds(), own_cpu_seconds(), time.monotonic()
+            self.quiet(cpu)
+            busy0, own0, t0 = cpu_busy_seconds(cpu), own_cpu_seconds(), time.monotonic()
             result = run()
             elapsed = time.monotonic() - t0
-            foreign = max(0.0, ((cpu_busy_seconds() - busy0) - (own_cpu_seconds() - own0))
+            foreign = max(0.0, ((cpu_busy_seconds(cpu) - busy0) - (own_cpu_seconds() - own0))
                           / elapsed)
             if foreign < self.limit or attempt == self.retries or self.waited >= self.max_wait:
                 self.foreign.append(foreign)
@@ -348,9 +353,9 @@ def measure(args):
                      "--batch", str(config["batch"]), "--threads", str(threads)]
             key = f"{config['name']}/{threads}"
             log(f"C: {config['name']}, {threads} thread(s): training, GEMMs, allocations")
-            data["c"][key] = noise.measure(f"C {key}", lambda: run_json(
+            data["c"][key] = noise.measure(f"C {key}", threads, lambda: run_json(
                 [str(BENCH), "train", *shape, *timing], threads)[0])
-            data["gemm"][key] = noise.measure(f"GEMM {key}", lambda: run_json(
+            data["gemm"][key] = noise.measure(f"GEMM {key}", threads, lambda: run_json(
                 [str(BENCH), "gemm", *shape, *timing], threads)[0])
             alloc = run_json([str(BENCH), "alloc", *shape, "--steps", "50"], threads,
                              {"LD_PRELOAD": str(SHIM)})[0]
@@ -368,10 +373,10 @@ def measure(args):
             records = []
             for config in these:
                 # One process per configuration: short enough to repeat when disturbed.
-                records += noise.measure(f"{framework} {config['name']}/{threads}", lambda: run_json(
-                    [sys.executable, str(HERE / "frameworks.py"), "--framework", framework,
-                     "--threads", str(threads), "--configs", json.dumps([config]), *timing],
-                    threads))
+                command = [sys.executable, str(HERE / "frameworks.py"), "--framework", framework,
+                           "--threads", str(threads), "--configs", json.dumps([config]), *timing]
+                records += noise.measure(f"{framework} {config['name']}/{threads}", threads,
+                                         lambda: run_json(command, threads))
             for record in records:
                 if "config" in record:
                     data["py"][f"{framework}/{record['config']}/{threads}"] = record
@@ -756,7 +761,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=0.5)
     parser.add_argument("--warmup", type=float, default=0.3)
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--max-wait", type=float, default=600,
+    parser.add_argument("--max-wait", type=float, default=300,
                         help="seconds to wait in all for other processes to leave the CPUs")
     parser.add_argument("--output", default=str(HERE / "RESULTS.md"))
     parser.add_argument("--raw", default=str(ROOT / "build" / "bench" / "results.json"))
