@@ -85,6 +85,12 @@ help:
 	@echo "make clean         remove $(BUILD_DIR)/ and SwiftPM's build products"
 	@echo "make bench         benchmarks against numpy, PyTorch, JAX; writes benchmarks/RESULTS.md"
 	@echo "make bench-baselines  make benchmarks/.venv with numpy, PyTorch and JAX for make bench"
+	@echo "make reliability   asan-test, valgrind-test and fuzz-smoke (part of make test)"
+	@echo "make asan-test     the C tests against an AddressSanitizer build, with ASan and UBSan"
+	@echo "make valgrind-test the C tests under valgrind: no definite leaks, no memory errors"
+	@echo "make fuzz-smoke    each libFuzzer harness for FUZZ_SMOKE_SECONDS (20) seconds"
+	@echo "make fuzz          each libFuzzer harness for FUZZ_SECONDS (300) seconds"
+	@echo "make fuzz-api      the Python API-sequence fuzzer with FUZZ_EXAMPLES (2000) examples"
 
 # ---------------------------------------------------------------------------------------------
 # Setup and the library
@@ -273,7 +279,8 @@ python-tests: lib
 	$(PY_ENV) $(PYTHON) -m pytest $(PY_TESTS)
 
 # pytest runs last, so its summary line closes the output.
-test: swift-test lib c-tests run-examples abi-check docs-check install-check python-tests
+test: swift-test lib c-tests run-examples abi-check docs-check install-check reliability \
+      python-tests
 
 check: setup test
 
@@ -308,3 +315,106 @@ $(BENCH_DIR)/bench: benchmarks/bench.c $(HEADER) $(LIB)
 $(BENCH_DIR)/libmalloc_count.so: benchmarks/malloc_count.c
 	@mkdir -p $(dir $@)
 	$(CC) $(C_STD_FLAGS) $(CFLAGS) -shared -fPIC -o $@ $<
+
+# ---------------------------------------------------------------------------------------------
+# Reliability (docs/RELIABILITY.md): sanitizers, leaks and fuzzing
+# ---------------------------------------------------------------------------------------------
+
+.PHONY: reliability asan-lib asan-test valgrind-test fuzz-build fuzz-seeds fuzz-smoke fuzz \
+        fuzz-api reliability-clean
+
+# The Swift toolchain's own clang: its AddressSanitizer and libFuzzer runtimes are the ones the
+# Swift compiler instruments the library for (the system compiler's may not match).
+SWIFT_BIN_DIR := $(dir $(realpath $(or $(shell command -v $(SWIFT) 2>/dev/null),/opt/swift/usr/bin/swift)))
+SAN_CC        ?= $(SWIFT_BIN_DIR)clang
+# Swift has no UndefinedBehaviorSanitizer (its release builds trap on overflow and bad indexes
+# anyway); UBSan checks the C side: the tests and the fuzz harnesses.
+SAN_FLAGS     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+                 -fno-sanitize-recover=undefined -fuse-ld=lld
+# The library turns a failed allocation into BP_ERR_OUT_OF_MEMORY; ASan would abort instead.
+SAN_ENV       := ASAN_OPTIONS=allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1
+
+# One instrumented build serves both: AddressSanitizer, plus libFuzzer's coverage counters so
+# the fuzzers see which branches of the library an input reaches (without them libFuzzer only
+# sees the harness). Its own scratch path keeps it apart from the release build.
+ASAN_SCRATCH  := .build-asan
+ASAN_LIB_DIR  := $(BUILD_DIR)/asan/lib
+ASAN_LIB      := $(ASAN_LIB_DIR)/libbackprop.so
+ASAN_TESTS    := $(patsubst Tests/c/%.c,$(BUILD_DIR)/asan/tests/%,$(CTEST_SRCS))
+SAN_LDFLAGS    = -L$(ASAN_LIB_DIR) -lbackprop -Wl,-rpath,$(abspath $(ASAN_LIB_DIR)) -lm
+
+asan-lib:
+	$(SWIFT) build -c release --product backprop -Xswiftc -sanitize=fuzzer,address \
+	  --scratch-path $(ASAN_SCRATCH)
+	@mkdir -p $(ASAN_LIB_DIR)
+	@bin="$$($(SWIFT) build -c release --scratch-path $(ASAN_SCRATCH) --show-bin-path)" && \
+	  cp -p "$$bin/libbackprop.so" $(ASAN_LIB).tmp && mv -f $(ASAN_LIB).tmp $(ASAN_LIB)
+	@ln -sf libbackprop.so $(ASAN_LIB_DIR)/$(LIB_SONAME)
+
+$(ASAN_LIB):
+	$(MAKE) --no-print-directory asan-lib
+
+$(BUILD_DIR)/asan/tests/%: Tests/c/%.c Tests/c/check.h $(HEADER) $(ASAN_LIB)
+	@mkdir -p $(dir $@)
+	$(SAN_CC) $(C_STD_FLAGS) -Werror $(SAN_FLAGS) -o $@ $< $(SAN_LDFLAGS)
+
+# Every C test, with the library and the test both under AddressSanitizer. A finding makes the
+# test's child process exit with ASan's report, which fails that test.
+asan-test: asan-lib $(ASAN_TESTS)
+	@failed=""; for bin in $(ASAN_TESTS); do \
+	  echo "== $$bin (AddressSanitizer, UBSan)"; $(SAN_ENV) ./$$bin || failed="$$failed $$bin"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "ASan tests failed:$$failed"; exit 1; fi
+
+# Every C test under valgrind's memcheck, following each test's child process: an invalid read
+# or write, or a block definitely lost when the child exits, fails the test (exit status 99).
+# The Swift runtime keeps a few blocks reachable or "possibly lost" on purpose; those are not
+# counted.
+VALGRIND       ?= valgrind
+VALGRIND_FLAGS := -q --leak-check=full --show-leak-kinds=definite \
+                  --errors-for-leak-kinds=definite --error-exitcode=99
+
+valgrind-test: tests
+	@command -v $(VALGRIND) >/dev/null || { \
+	  echo "valgrind-test: $(VALGRIND) not found (scripts/setup.sh installs it)"; exit 1; }
+	@failed=""; for bin in $(CTEST_BINS); do \
+	  echo "== $$bin (valgrind)"; \
+	  BACKPROP_TEST_TOOL=valgrind $(VALGRIND) $(VALGRIND_FLAGS) ./$$bin || failed="$$failed $$bin"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "valgrind tests failed:$$failed"; exit 1; fi
+
+# libFuzzer harnesses (Tests/fuzz) against the instrumented library, their seeds, and runs.
+FUZZERS            := checkpoint csv
+FUZZ_DIR           := $(BUILD_DIR)/fuzz
+FUZZ_BINS          := $(patsubst %,$(FUZZ_DIR)/fuzz_%,$(FUZZERS))
+FUZZ_SECONDS       ?= 300
+FUZZ_SMOKE_SECONDS ?= 20
+FUZZ_EXAMPLES      ?= 2000
+
+$(FUZZ_DIR)/fuzz_%: Tests/fuzz/fuzz_%.c Tests/fuzz/fuzz_oracle.h $(HEADER) $(ASAN_LIB)
+	@mkdir -p $(dir $@)
+	$(SAN_CC) $(C_STD_FLAGS) -Werror $(SAN_FLAGS) -fsanitize=fuzzer -o $@ $< $(SAN_LDFLAGS)
+
+fuzz-build: asan-lib $(FUZZ_BINS)
+
+fuzz-seeds: lib
+	$(PYTHON) Tests/fuzz/make_seeds.py --lib $(LIB) --out $(FUZZ_DIR)/seeds
+
+fuzz-smoke: fuzz-build fuzz-seeds
+	bash Tests/fuzz/run_fuzz.sh --seconds $(FUZZ_SMOKE_SECONDS) $(FUZZ_DIR) $(FUZZERS)
+
+fuzz: fuzz-build fuzz-seeds
+	bash Tests/fuzz/run_fuzz.sh --seconds $(FUZZ_SECONDS) $(FUZZ_DIR) $(FUZZERS)
+
+# The Python API-sequence fuzzer (bindings/python/tests/test_fuzz_api.py) for longer than the
+# bounded run pytest makes, with a new random seed each time.
+fuzz-api: lib
+	BACKPROP_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) BACKPROP_FUZZ_RANDOM=1 $(PY_ENV) $(PYTHON) -m pytest \
+	  $(PY_TESTS)/test_fuzz_api.py
+
+reliability: asan-test valgrind-test fuzz-smoke
+
+clean: reliability-clean
+
+reliability-clean:
+	rm -rf $(ASAN_SCRATCH)

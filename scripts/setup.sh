@@ -16,14 +16,15 @@ export DEBIAN_FRONTEND=noninteractive
 #   make             the front door itself (present whenever this runs through `make setup`)
 #   binutils         `nm` and `readelf` for the export and loading checks
 #   cmake            the install check builds a program with find_package(backprop)
+#   valgrind         make valgrind-test: the C tests leak nothing and touch no freed memory
 # (pkg-config also serves the install check. The header check's clang is the Swift toolchain's.)
-APT_PACKAGES=(libopenblas-dev pkg-config gcc g++ libc6-dev make binutils cmake)
+APT_PACKAGES=(libopenblas-dev pkg-config gcc g++ libc6-dev make binutils cmake valgrind)
 
 # Python packages for the binding's tests and examples; hatchling builds its wheel; safetensors
 # (the reference reader) checks that our checkpoints are real safetensors files; scikit-learn
 # (imported as sklearn) for backprop.sklearn, tqdm for fit's progress bar, matplotlib for
-# examples/plot_training.py.
-PIP_MODULES=(numpy pytest hatchling safetensors sklearn tqdm matplotlib)
+# examples/plot_training.py, hypothesis for the API-sequence fuzzer (tests/test_fuzz_api.py).
+PIP_MODULES=(numpy pytest hatchling safetensors sklearn tqdm matplotlib hypothesis)
 # The pip name of a module, where it differs from the import name.
 pip_name() { if [ "$1" = sklearn ]; then echo scikit-learn; else echo "$1"; fi; }
 
