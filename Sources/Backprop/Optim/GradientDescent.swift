@@ -37,11 +37,12 @@ func firstNonFinite<T: Scalar>(_ x: UnsafePointer<T>, _ count: Int) -> Int? {
     return allFinite ? nil : (0..<count).first { !x[$0].isFinite }
 }
 
-/// True when no element has every exponent bit set (the encoding of NaN and infinity). An
-/// integer OR-reduction vectorizes, where a floating-point one may not be reordered.
+/// True when no element has every exponent bit set (the encoding of NaN and infinity):
+/// (bits & mask) ^ mask is zero exactly for those, and an integer minimum vectorizes, where a
+/// floating-point reduction may not be reordered.
 @inline(__always)
 private func exponentsAreFinite<U: FixedWidthInteger & UnsignedInteger>(_ bits: UnsafePointer<U>, _ count: Int, mask: U) -> Bool {
-    var any: U = 0
-    for i in 0..<count { any |= (bits[i] & mask) == mask ? 1 : 0 }
-    return any == 0
+    var smallest = U.max
+    for i in 0..<count { smallest = Swift.min(smallest, (bits[i] & mask) ^ mask) }
+    return smallest != 0
 }
