@@ -181,3 +181,23 @@ import Testing
         #expect(abs(grads[0] - 0.6) < 1e-6 && grads[1] == 0.7)
     }
 }
+
+@Suite struct FinitenessTests {
+    @Test(arguments: [Float.nan, .infinity, -.infinity, .signalingNaN])
+    func everyNonFiniteFloatIsFound(bad: Float) {
+        var x = [Float](repeating: 1, count: 37)
+        #expect(firstNonFinite(x, x.count) == nil)
+        x[29] = bad
+        #expect(firstNonFinite(x, x.count) == 29)
+        x[3] = -.greatestFiniteMagnitude  // the largest finite values are not flagged
+        #expect(firstNonFinite(x, x.count) == 29)
+    }
+
+    @Test(arguments: [Double.nan, .infinity, -.infinity])
+    func everyNonFiniteDoubleIsFound(bad: Double) {
+        var x = [Double](repeating: .greatestFiniteMagnitude, count: 9)
+        #expect(firstNonFinite(x, x.count) == nil)
+        x[0] = bad
+        #expect(firstNonFinite(x, x.count) == 0)
+    }
+}
