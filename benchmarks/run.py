@@ -56,7 +56,11 @@ RSS_FACTOR = 1.3
 
 BENCH = ROOT / "build" / "bench" / "bench"
 SHIM = ROOT / "build" / "bench" / "libmalloc_count.so"
-LIBRARY = ROOT / "build" / "lib" / "libbackprop.so"
+BUILT_LIBRARY = ROOT / "build" / "lib" / "libbackprop.so"
+#: The library every measurement loads: a copy of BUILT_LIBRARY taken when the run starts, so
+#: that a `make lib` during the run cannot mix two versions in one RESULTS.md.
+SNAPSHOT_DIR = ROOT / "build" / "bench" / "lib"
+LIBRARY = SNAPSHOT_DIR / "libbackprop.so"
 
 
 def log(message):
@@ -80,6 +84,10 @@ def child_env(threads, extra=None):
         [str(ROOT / "bindings" / "python"), str(HERE)] +
         ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env["BACKPROP_LIBRARY"] = str(LIBRARY)
+    # The C harness finds libbackprop.so.0 through its RUNPATH (build/lib), which
+    # LD_LIBRARY_PATH overrides: point it at the snapshot.
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(
+        [str(SNAPSHOT_DIR)] + ([env["LD_LIBRARY_PATH"]] if env.get("LD_LIBRARY_PATH") else []))
     if threads == 1:
         # XLA's CPU backend: no Eigen thread pool for the ops, one thread inside each op.
         env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
@@ -309,6 +317,21 @@ def software_facts():
     return out[0] if out else {}
 
 
+def snapshot_library():
+    """Copies the built library to SNAPSHOT_DIR (with its SONAME link); returns its identity."""
+    import hashlib
+    import shutil
+    SNAPSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(BUILT_LIBRARY, LIBRARY)
+    link = SNAPSHOT_DIR / "libbackprop.so.0"
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to("libbackprop.so")
+    digest = hashlib.sha256(LIBRARY.read_bytes()).hexdigest()[:12]
+    built = datetime.datetime.fromtimestamp(LIBRARY.stat().st_mtime, datetime.timezone.utc)
+    return f"built {built:%Y-%m-%d %H:%M:%S} UTC, sha256 {digest}"
+
+
 def git_facts():
     def git(*args):
         r = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
@@ -431,7 +454,8 @@ def build_report(data, args, started, finished, machine, info):
     add("## This run")
     add("")
     add(f"- Date: {started:%Y-%m-%d %H:%M} UTC, {(finished - started).total_seconds() / 60:.1f} "
-        f"minutes; libbackprop {info.get('bp_version', '?')} at commit {git_facts()}.")
+        f"minutes; libbackprop {info.get('bp_version', '?')} ({info.get('library', '?')}), "
+        f"tree at commit {git_facts()}.")
     cores = f"{machine['cores']} cores" if machine["cores"] else "cores unknown"
     add(f"- Machine: {machine['model']}, {machine['logical_cpus']} logical CPUs ({cores}, "
         f"{machine['usable_cpus']} usable here), {', '.join(machine['simd'])}; "
@@ -773,13 +797,15 @@ def main():
         parser.error(f"unknown configurations: {', '.join(sorted(unknown))}")
     if args.quick:
         args.seconds, args.warmup, args.repeats = 0.1, 0.05, 3
-    for path in (BENCH, SHIM, LIBRARY):
+    for path in (BENCH, SHIM, BUILT_LIBRARY):
         if not path.exists():
             raise SystemExit(f"bench: {path} is missing: run `make bench`, which builds it")
     if UNSET_VARIABLES:
         log("unset for this run: " + ", ".join(f"{k}={v}" for k, v in UNSET_VARIABLES.items()))
 
     started = datetime.datetime.now(datetime.timezone.utc)
+    library = snapshot_library()
+    log(f"measuring a copy of {BUILT_LIBRARY} ({library})")
     load_before = os.getloadavg()[0]
     info = run_json([str(BENCH), "info"], 1)[0]
     log(f"BLAS kernel {info.get('corename')}; python {sys.executable}")
@@ -787,6 +813,7 @@ def main():
     data["load"] = (f"{load_before:.2f}", f"{os.getloadavg()[0]:.2f}")
     finished = datetime.datetime.now(datetime.timezone.utc)
     machine = cpu_facts()
+    info["library"] = library
     report, check_failed = build_report(data, args, started, finished, machine, info)
     Path(args.output).write_text(report + "\n")
     raw = Path(args.raw)
