@@ -181,6 +181,8 @@ class Noise:
             elapsed = time.monotonic() - t0
             foreign = max(0.0, ((cpu_busy_seconds(cpu) - busy0) - (own_cpu_seconds() - own0))
                           / elapsed)
+            for record in (result if isinstance(result, list) else [result]):
+                record["foreign_cpus"] = foreign
             if foreign < self.limit or attempt == self.retries or self.waited >= self.max_wait:
                 self.foreign.append(foreign)
                 if foreign >= self.limit:
@@ -481,16 +483,20 @@ def build_report(data, args, started, finished, machine, info):
         f"pinned to CPU {pinned_cpu()}.")
     load = data.get("load", ("?", "?"))
     nz = data["noise"]
+    limit = Noise(0).limit
     add(f"- Noise: load average {load[0]} before, {load[1]} after. Other processes used "
         f"{nz['mean_foreign']:.2f} CPUs on average during the kept measurements (at most "
         f"{nz['max_foreign']:.2f}); {len(nz['repeated'])} measurements were repeated because "
-        f"others used {Noise(0).limit} CPUs or more meanwhile; {nz['waited']:.0f} s were spent "
-        "waiting for a quiet machine."
-        + (" Kept although disturbed: " + ", ".join(f"{w} ({f:.2f} CPUs)" for w, f in nz["noisy"])
-           + "." if nz["noisy"] else "")
+        f"others used {limit} CPUs or more meanwhile; {nz['waited']:.0f} s were spent "
+        f"waiting for a quiet machine; {len(nz['noisy'])} measurements were kept although "
+        "disturbed (the waiting budget was spent)."
         + " Spread is (max - min) / median over the timings; cells marked † spread more than "
-          "10%.")
+          f"10%; cells marked ‡ were measured while others used {limit} CPUs or more, and the "
+          "targets that depend on them are not judged.")
     add("")
+
+    def busy(record):
+        return record.get("foreign_cpus", 0.0) >= limit
 
     def c_rate(key):
         r = data["c"].get(key, {})
@@ -500,10 +506,17 @@ def build_report(data, args, started, finished, machine, info):
         r = data["py"].get(f"{framework}/{name}/{threads}", {})
         return median_rate(r) if "seconds" in r else (None, None)
 
-    def cell(rate, spread, scale=1):
+    def c_busy(key):
+        return busy(data["c"].get(key, {}))
+
+    def py_busy(framework, name, threads):
+        return busy(data["py"].get(f"{framework}/{name}/{threads}", {}))
+
+    def cell(rate, spread, scale=1, disturbed=False):
         if rate is None:
             return "n/a"
-        return si(rate * scale) + (" †" if spread is not None and spread > 0.10 else "")
+        return (si(rate * scale) + (" †" if spread is not None and spread > 0.10 else "")
+                + (" ‡" if disturbed else ""))
 
     columns = [("libbackprop C", None), ("libbackprop Python", "backprop"), ("numpy", "numpy"),
                ("PyTorch eager", "torch"), ("JAX jit", "jax")]
@@ -517,16 +530,19 @@ def build_report(data, args, started, finished, machine, info):
             for config in configs:
                 name, batch = config["name"], config["batch"]
                 scale = batch if unit == "samples" else 1
-                rates = []
+                rates, marks = [], []
                 for _, fw in columns:
                     rates.append(c_rate(f"{name}/{threads}") if fw is None
                                  else py_rate(fw, name, threads))
+                    marks.append(c_busy(f"{name}/{threads}") if fw is None
+                                 else py_busy(fw, name, threads))
                 best = max((r for (r, _), (_, fw) in zip(rates, columns)
                             if fw in BASELINES and r), default=None)
                 c_over = f"{rates[0][0] / best:.2f}x" if best and rates[0][0] else "n/a"
                 p_over = f"{rates[1][0] / best:.2f}x" if best and rates[1][0] else "n/a"
                 add(f"| {name} ({'-'.join(map(str, config['layers']))}, batch {batch}) | "
-                    f"{threads} | " + " | ".join(cell(r, s, scale) for r, s in rates) +
+                    f"{threads} | " + " | ".join(cell(r, s, scale, m)
+                                                 for (r, s), m in zip(rates, marks)) +
                     f" | {c_over} | {p_over} |")
         add("")
     one_call = [(t, c["name"]) for t in threads_list for c in configs
@@ -534,7 +550,8 @@ def build_report(data, args, started, finished, machine, info):
     if one_call:
         add("One call per step from Python: `bp_net_train_step_labels` (plain SGD: not the "
             "benchmark's optimizer, shown as the floor of one ctypes call a step): " +
-            "; ".join(f"{name}, {t} thread(s): {cell(*py_rate('backprop-1call', name, t))} "
+            "; ".join(f"{name}, {t} thread(s): "
+                      f"{cell(*py_rate('backprop-1call', name, t), 1, py_busy('backprop-1call', name, t))} "
                       "steps/s" for t, name in one_call) + ".")
         add("")
 
@@ -551,7 +568,7 @@ def build_report(data, args, started, finished, machine, info):
         "samples/s | libbackprop C samples/s | of GEMM-bound | of GEMM + update floor | "
         "non-GEMM time per step |")
     add("|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    gemm_fraction = {}
+    gemm_fraction, gemm_busy = {}, {}
     for threads in threads_list:
         for config in configs:
             key = f"{config['name']}/{threads}"
@@ -568,12 +585,14 @@ def build_report(data, args, started, finished, machine, info):
             frac = c / gemm_rate if c else None
             floor = 1 / (t_gemm + t_upd)
             gemm_fraction[key] = frac
+            gemm_busy[key] = busy(g) or c_busy(key)
+            mark = " ‡" if gemm_busy[key] else ""
             extra = f"{(1 / c - t_gemm) * 1e6:.1f} µs" if c else "n/a"
             add(f"| {config['name']} | {threads} | {flops * gemm_rate / 1e9:.1f} | "
                 f"{si(gemm_rate * batch)} | {si(floor * batch)} | "
                 f"{si(c * batch) if c else 'n/a'} | "
-                f"{f'{frac:.0%}' if frac else 'n/a'} | "
-                f"{f'{c / floor:.0%}' if c else 'n/a'} | {extra} |")
+                f"{f'{frac:.0%}' if frac else 'n/a'}{mark} | "
+                f"{f'{c / floor:.0%}' if c else 'n/a'}{mark} | {extra} |")
     add("")
 
     # Memory and allocations
@@ -584,33 +603,41 @@ def build_report(data, args, started, finished, machine, info):
         "layer's pre-activation and ReLU output with their gradients; logits, their gradient "
         "and the softmax). Baseline = the peak RSS of the tiny configuration's process at the "
         "same thread count (runtime, OpenBLAS and its threads, a network of 82 parameters). "
-        "Ratio = (peak RSS - baseline - benchmark data) / reference; the target is at most "
-        f"{RSS_FACTOR}. Allocations are counted by an LD_PRELOAD shim "
-        "(benchmarks/malloc_count.c) around the first step and over the next 50 steps.")
+        "Ratio = (peak RSS - baseline - the harness's data) / reference; the target is at most "
+        f"{RSS_FACTOR}. Peak RSS is the high-water mark of the process (VmHWM); the training "
+        "peak is the same mark reset after building the network and before the first step, so "
+        "the two apart show whether building or training sets the peak. Allocations are counted "
+        "by an LD_PRELOAD shim (benchmarks/malloc_count.c) in the first step and in each of the "
+        "next 50.")
     add("")
-    add("| config | threads | parameters | reference MiB | peak RSS MiB | baseline MiB | "
-        "benchmark data MiB | ratio | allocations in step 1 | allocations in steps 2-51 |")
-    add("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    rss_ratio, allocs, origins = {}, {}, {}
+    add("| config | threads | parameters | reference MiB | baseline MiB | harness data MiB | "
+        "peak RSS MiB | ratio | training peak MiB | ratio | allocations in step 1 | "
+        "allocations in steps 2-51 |")
+    add("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    rss_ratio, train_ratio, allocs, origins = {}, {}, {}, {}
     for threads in threads_list:
         base = data["c"].get(f"tiny/{threads}", {}).get("peak_rss_bytes")
         for config in configs:
             key = f"{config['name']}/{threads}"
             r, a = data["c"].get(key, {}), data["alloc"].get(key, {})
             model, act = reference_bytes(config)
-            peak = r.get("peak_rss_bytes")
-            if config["name"] == "tiny":
-                ratio_text = "baseline"
-            elif not (peak and base):
-                ratio_text = "n/a"
-            elif model + act < 1048576:
-                # Below a MiB, page-level noise in the baseline swamps the reference.
-                excess = peak - base - r.get("data_bytes", 0)
-                ratio_text = f"n/a ({mib(excess)} MiB over)"
-            else:
-                ratio = (peak - base - r.get("data_bytes", 0)) / (model + act)
-                rss_ratio[key] = ratio
-                ratio_text = f"{ratio:.2f}"
+            peak, train = r.get("peak_rss_bytes"), r.get("training_peak_rss_bytes")
+            data_bytes = r.get("data_bytes", 0)
+
+            def ratio_of(value, store):
+                if config["name"] == "tiny":
+                    return "baseline"
+                if not (value and value > 0 and base):
+                    return "n/a"
+                excess = value - base - data_bytes
+                if model + act < 1048576:
+                    # Below a MiB, page-level noise in the baseline swamps the reference.
+                    return f"n/a ({mib(max(excess, 0))} MiB over)"
+                store[key] = max(excess, 0) / (model + act)
+                return f"{store[key]:.2f}"
+
+            peak_text = ratio_of(peak, rss_ratio)
+            train_text = ratio_of(train, train_ratio)
             if "later_allocations" in a:
                 allocs[key] = (a["first_step_allocations"], a["later_allocations"])
                 steps = [i + 2 for i, n in enumerate(a.get("later_by_step", [])) if n]
@@ -626,9 +653,10 @@ def build_report(data, args, started, finished, machine, info):
             else:
                 first, later = f"n/a ({a.get('error', '?')})", "n/a"
             add(f"| {config['name']} | {threads} | {r.get('parameters', 'n/a')} | "
-                f"{mib(model + act)} | {mib(peak) if peak else 'n/a'} | "
-                f"{mib(base) if base else 'n/a'} | {mib(r.get('data_bytes', 0))} | "
-                f"{ratio_text} | {first} | {later} |")
+                f"{mib(model + act)} | {mib(base) if base else 'n/a'} | {mib(data_bytes)} | "
+                f"{mib(peak) if peak else 'n/a'} | {peak_text} | "
+                f"{mib(train) if train and train > 0 else 'n/a'} | {train_text} | "
+                f"{first} | {later} |")
     add("")
     if origins:
         add("Where the allocations after step 1 come from (the first caller that is not the "
@@ -644,7 +672,9 @@ def build_report(data, args, started, finished, machine, info):
     add("")
     verdicts = []
 
-    def verdict(ok):
+    def verdict(ok, disturbed=False):
+        if disturbed:
+            return "**not judged** (measured while the machine was busy)"
         return "**met**" if ok else "**not met**"
 
     for threads in threads_list:
@@ -652,15 +682,16 @@ def build_report(data, args, started, finished, machine, info):
         if c:
             verdicts.append(f"- tiny from C, {threads} thread(s): {si(c)} steps/s "
                             f"({1e6 / c:.2f} µs a step) against {si(TINY_C_STEPS)}: "
-                            f"{verdict(c >= TINY_C_STEPS)}.")
+                            f"{verdict(c >= TINY_C_STEPS, c_busy(f'tiny/{threads}'))}.")
         p, _ = py_rate("backprop", "tiny", threads)
         t, _ = py_rate("torch", "tiny", threads)
         one, _ = py_rate("backprop-1call", "tiny", threads)
+        disturbed = py_busy("backprop", "tiny", threads) or py_busy("torch", "tiny", threads)
         if p and t:
             verdicts.append(
                 f"- tiny from Python, {threads} thread(s): {si(p)} steps/s, {p / t:.1f}x "
                 f"PyTorch eager's {si(t)}, against {TINY_PY_OVER_TORCH:.0f}x: "
-                f"{verdict(p >= TINY_PY_OVER_TORCH * t)}. Four ctypes calls a step "
+                f"{verdict(p >= TINY_PY_OVER_TORCH * t, disturbed)}. Four ctypes calls a step "
                 f"({1e6 / p:.1f} µs)" + (f"; one call a step (bp_net_train_step_labels, plain "
                                          f"SGD) reaches {si(one)} steps/s = {one / t:.1f}x."
                                          if one else "."))
@@ -678,22 +709,27 @@ def build_report(data, args, started, finished, machine, info):
                 continue
             best_fw = max(base_rates, key=base_rates.get)
             best = base_rates[best_fw]
+            baseline_busy = any(py_busy(fw, name, threads) for fw in base_rates)
             batch = config["batch"]
             parts = []
-            for label, rate in (("C", c_rate(f"{name}/{threads}")[0]),
-                                ("Python", py_rate("backprop", name, threads)[0])):
+            for label, rate, own_busy in (
+                    ("C", c_rate(f"{name}/{threads}")[0], c_busy(f"{name}/{threads}")),
+                    ("Python", py_rate("backprop", name, threads)[0],
+                     py_busy("backprop", name, threads))):
                 if rate:
-                    parts.append(f"{label} {rate / best:.2f}x {verdict(rate >= OVER_BEST_BASELINE * best)}")
+                    parts.append(f"{label} {rate / best:.2f}x "
+                                 f"{verdict(rate >= OVER_BEST_BASELINE * best, own_busy or baseline_busy)}")
             verdicts.append(f"- {name}, {threads} thread(s): best baseline {best_fw} "
                             f"{si(best * batch)} samples/s; libbackprop " + ", ".join(parts) +
                             f" (target {OVER_BEST_BASELINE}x).")
     for threads in threads_list:
         for name in ("mnist-256", "wide"):
-            frac = gemm_fraction.get(f"{name}/{threads}")
+            key = f"{name}/{threads}"
+            frac = gemm_fraction.get(key)
             if frac is not None:
                 verdicts.append(f"- {name}, {threads} thread(s): {frac:.0%} of the GEMM-bound "
                                 f"rate against {GEMM_FRACTION:.0%}: "
-                                f"{verdict(frac >= GEMM_FRACTION)}.")
+                                f"{verdict(frac >= GEMM_FRACTION, gemm_busy.get(key))}.")
     if allocs:
         bad = {k: v for k, v in allocs.items() if v[1] != 0}
         if bad:
@@ -705,8 +741,13 @@ def build_report(data, args, started, finished, machine, info):
     if rss_ratio:
         worst = max(rss_ratio, key=rss_ratio.get)
         ok = all(v <= RSS_FACTOR for v in rss_ratio.values())
-        verdicts.append(f"- Peak RSS within {RSS_FACTOR}x of the reference plus the baseline: "
-                        f"{verdict(ok)} (worst {worst}: {rss_ratio[worst]:.2f}).")
+        line = (f"- Peak RSS within {RSS_FACTOR}x of the reference plus the baseline: "
+                f"{verdict(ok)} (worst {worst}: {rss_ratio[worst]:.2f})")
+        if train_ratio:
+            worst_train = max(train_ratio, key=train_ratio.get)
+            line += (f"; while training alone the worst is {worst_train}: "
+                     f"{train_ratio[worst_train]:.2f}")
+        verdicts.append(line + ".")
     lines.extend(verdicts)
     add("")
 
