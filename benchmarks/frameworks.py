@@ -13,7 +13,9 @@ Trainers:
                 the C API has no single call that trains with an optimizer. Not the benchmark's
                 math: it shows the cost floor of one ctypes call a step.
   numpy         a vectorized implementation: np.matmul into preallocated buffers (BLAS GEMMs
-                with transpose flags, no copies), in-place elementwise work
+                with transpose flags, no copies), in-place elementwise work. It leaves the
+                scalar loss (a log and a mean) out of the timed step, since its gradient does
+                not need it: that favours numpy slightly
   torch         PyTorch eager: nn.Sequential, F.cross_entropy, torch.optim.SGD
   jax           a jax.jit-compiled step (value_and_grad and the update in one program), with
                 the parameters and momentum buffers donated so XLA updates them in place
