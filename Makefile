@@ -302,7 +302,7 @@ BENCH_PYTHON := $(if $(wildcard benchmarks/.venv/bin/python),benchmarks/.venv/bi
 # Options for benchmarks/run.py, e.g. BENCH_ARGS="--configs tiny,small --threads 1".
 BENCH_ARGS   ?=
 
-bench: lib $(BENCH_DIR)/bench $(BENCH_DIR)/libmalloc_count.so
+bench: lib $(BENCH_DIR)/bench $(BENCH_DIR)/libmalloc_count.so $(BENCH_DIR)/libgemm_count.so
 	$(BENCH_PYTHON) benchmarks/run.py $(BENCH_ARGS)
 
 bench-baselines:
@@ -315,6 +315,10 @@ $(BENCH_DIR)/bench: benchmarks/bench.c $(HEADER) $(LIB)
 $(BENCH_DIR)/libmalloc_count.so: benchmarks/malloc_count.c
 	@mkdir -p $(dir $@)
 	$(CC) $(C_STD_FLAGS) $(CFLAGS) -shared -fPIC -o $@ $<
+
+$(BENCH_DIR)/libgemm_count.so: benchmarks/gemm_count.c
+	@mkdir -p $(dir $@)
+	$(CC) $(C_STD_FLAGS) $(CFLAGS) -shared -fPIC -o $@ $< -ldl
 
 # ---------------------------------------------------------------------------------------------
 # Reliability (docs/RELIABILITY.md): sanitizers, leaks and fuzzing

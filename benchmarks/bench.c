@@ -16,7 +16,9 @@
  *   bench alloc --layers ... --batch ... --threads ... [--steps 50]
  *       counts heap allocations in the first training step and in each of the next --steps;
  *       needs LD_PRELOAD=libmalloc_count.so (see malloc_count.c; BENCH_ALLOC_TRACE=n prints
- *       where the first n allocations after step 1 come from)
+ *       where the first n allocations after step 1 come from). With libgemm_count.so preloaded
+ *       too, it also counts the cblas_sgemm calls and their flops (BENCH_GEMM_TRACE=n prints
+ *       the shapes of the first n after step 1)
  *
  * Timing: a warm-up of at least --warmup seconds (and 5 steps) measures the rate; each timing
  * then runs enough steps to last about --seconds, and --repeats timings are reported (the
@@ -296,17 +298,28 @@ static int run_train(const options *o) {
 
 typedef void (*alloc_counts_fn)(uint64_t *calls, uint64_t *bytes, uint64_t *frees);
 typedef void (*alloc_trace_fn)(int64_t n);
+typedef void (*gemm_counts_fn)(uint64_t *calls, uint64_t *flops);
+
+/* dlsym returns an object pointer; POSIX guarantees that it converts to a function pointer. */
+static void *find_symbol(const char *name, void *function_pointer, size_t size) {
+    void *symbol = dlsym(RTLD_DEFAULT, name);
+    if (symbol) memcpy(function_pointer, &symbol, size);
+    return symbol;
+}
 
 static int run_alloc(const options *o) {
-    /* dlsym returns an object pointer; POSIX guarantees it converts to a function pointer. */
     alloc_counts_fn counts;
-    alloc_trace_fn trace;
-    void *symbol = dlsym(RTLD_DEFAULT, "bench_alloc_counts");
-    if (!symbol) die("alloc mode needs LD_PRELOAD=.../libmalloc_count.so");
-    memcpy(&counts, &symbol, sizeof counts);
-    symbol = dlsym(RTLD_DEFAULT, "bench_alloc_trace");
-    memcpy(&trace, &symbol, sizeof trace);
+    alloc_trace_fn trace, gemm_trace;
+    gemm_counts_fn gemms;
+    if (!find_symbol("bench_alloc_counts", &counts, sizeof counts))
+        die("alloc mode needs LD_PRELOAD=.../libmalloc_count.so");
+    void *can_trace = find_symbol("bench_alloc_trace", &trace, sizeof trace);
     const char *trace_count = getenv("BENCH_ALLOC_TRACE");
+    /* Optional: libgemm_count.so counts the GEMMs of the same steps. */
+    void *can_count_gemms = find_symbol("bench_gemm_counts", &gemms, sizeof gemms);
+    void *can_trace_gemms = find_symbol("bench_gemm_trace", &gemm_trace, sizeof gemm_trace);
+    const char *gemm_trace_count = getenv("BENCH_GEMM_TRACE");
+    uint64_t g1 = 0, gf1 = 0, g2 = 0, gf2 = 0;
     trainer t;
     trainer_init(&t, o);
     if (o->steps < 1 || o->steps > 100000) die("--steps must be in 1..100000");
@@ -315,7 +328,9 @@ static int run_alloc(const options *o) {
     counts(&c0, &b0, &f0);
     trainer_step(&t, 0);
     counts(&c1, &b1, &f1);
-    if (trace_count && symbol) trace(strtol(trace_count, NULL, 10));
+    if (can_count_gemms) gemms(&g1, &gf1);
+    if (trace_count && can_trace) trace(strtol(trace_count, NULL, 10));
+    if (gemm_trace_count && can_trace_gemms) gemm_trace(strtol(gemm_trace_count, NULL, 10));
     for (long s = 1; s <= o->steps; s++) {
         counts(&before, NULL, NULL);
         trainer_step(&t, s);
@@ -323,6 +338,7 @@ static int run_alloc(const options *o) {
         per_step[s - 1] = after - before;
     }
     counts(&c2, &b2, &f2);
+    if (can_count_gemms) gemms(&g2, &gf2);
     printf("{\"mode\": \"alloc\", ");
     print_layers(o);
     printf(", \"first_step_allocations\": %llu, \"first_step_bytes\": %llu",
@@ -332,7 +348,11 @@ static int run_alloc(const options *o) {
            o->steps, (unsigned long long)(c2 - c1), (unsigned long long)(b2 - b1),
            (unsigned long long)(f2 - f1));
     for (long s = 0; s < o->steps; s++) printf("%s%llu", s ? ", " : "", (unsigned long long)per_step[s]);
-    printf("]}\n");
+    printf("]");
+    if (can_count_gemms)
+        printf(", \"later_gemm_calls\": %llu, \"later_gemm_flops\": %llu",
+               (unsigned long long)(g2 - g1), (unsigned long long)(gf2 - gf1));
+    printf("}\n");
     free(per_step);
     bp_optimizer_free(t.optimizer);
     bp_net_free(t.net);

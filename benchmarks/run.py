@@ -56,6 +56,7 @@ RSS_FACTOR = 1.3
 
 BENCH = ROOT / "build" / "bench" / "bench"
 SHIM = ROOT / "build" / "bench" / "libmalloc_count.so"
+GEMM_SHIM = ROOT / "build" / "bench" / "libgemm_count.so"
 BUILT_LIBRARY = ROOT / "build" / "lib" / "libbackprop.so"
 #: The library every measurement loads: a copy of BUILT_LIBRARY taken when the run starts, so
 #: that a `make lib` during the run cannot mix two versions in one RESULTS.md.
@@ -383,7 +384,7 @@ def measure(args):
             data["gemm"][key] = noise.measure(f"GEMM {key}", threads, lambda: run_json(
                 [str(BENCH), "gemm", *shape, *timing], threads)[0])
             alloc = run_json([str(BENCH), "alloc", *shape, "--steps", "50"], threads,
-                             {"LD_PRELOAD": str(SHIM)})[0]
+                             {"LD_PRELOAD": f"{SHIM} {GEMM_SHIM}"})[0]
             if alloc.get("later_allocations"):
                 alloc["origins"] = attribute_allocations(shape, threads,
                                                          min(alloc["later_allocations"], 500))
@@ -432,6 +433,14 @@ def si(value, digits=3):
 
 def mib(n):
     return f"{n / 1048576:.1f}"
+
+
+def needed_gemm_flops(config):
+    """Flops of the GEMMs one step needs: forward and weight gradient of every layer, input
+    gradient of every layer but the first (the network's input needs no gradient)."""
+    widths, batch = config["layers"], config["batch"]
+    layers = list(zip(widths[:-1], widths[1:]))
+    return sum(2 * batch * k * n * (2 if i == 0 else 3) for i, (k, n) in enumerate(layers))
 
 
 def reference_bytes(config):
@@ -562,19 +571,33 @@ def build_report(data, args, started, finished, machine, info):
         "training step (forward, weight gradient, and input gradient except for the first layer) "
         "on the same shapes, transposes and thread count. The update floor adds a plain C loop "
         "doing SGD with momentum over the same parameters, which any implementation must also "
-        "pay (it is memory-bound).")
+        "pay (it is memory-bound). The last column counts the `cblas_sgemm` calls libbackprop "
+        "makes in a step (an LD_PRELOAD shim, benchmarks/gemm_count.c) and their flops against "
+        "those the step needs.")
     add("")
     add("| config | threads | GEMM GFLOP/s | GEMM-bound samples/s | GEMM + update floor "
         "samples/s | libbackprop C samples/s | of GEMM-bound | of GEMM + update floor | "
-        "non-GEMM time per step |")
-    add("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+        "non-GEMM time per step | libbackprop's GEMMs per step |")
+    add("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     gemm_fraction, gemm_busy = {}, {}
+
+    def gemm_work(key, config):
+        """libbackprop's cblas_sgemm calls and flops per step (counted by libgemm_count.so in
+        the alloc run), against the flops the step needs."""
+        a = data["alloc"].get(key, {})
+        if "later_gemm_calls" not in a or not a.get("later_steps"):
+            return "n/a"
+        steps = a["later_steps"]
+        return (f"{a['later_gemm_calls'] / steps:g} calls, "
+                f"{a['later_gemm_flops'] / steps / needed_gemm_flops(config):.2f}x the flops "
+                "needed")
+
     for threads in threads_list:
         for config in configs:
             key = f"{config['name']}/{threads}"
             g = data["gemm"].get(key, {})
             if "step" not in g:
-                add(f"| {config['name']} | {threads} | n/a | | | | | | |")
+                add(f"| {config['name']} | {threads} | n/a | | | | | | | |")
                 continue
             gemm_rate, _ = median_rate(g["step"])
             upd_rate, _ = median_rate(g["update"])
@@ -592,7 +615,8 @@ def build_report(data, args, started, finished, machine, info):
                 f"{si(gemm_rate * batch)} | {si(floor * batch)} | "
                 f"{si(c * batch) if c else 'n/a'} | "
                 f"{f'{frac:.0%}' if frac else 'n/a'}{mark} | "
-                f"{f'{c / floor:.0%}' if c else 'n/a'}{mark} | {extra} |")
+                f"{f'{c / floor:.0%}' if c else 'n/a'}{mark} | {extra} | "
+                f"{gemm_work(key, config)} |")
     add("")
 
     # Memory and allocations
@@ -838,7 +862,7 @@ def main():
         parser.error(f"unknown configurations: {', '.join(sorted(unknown))}")
     if args.quick:
         args.seconds, args.warmup, args.repeats = 0.1, 0.05, 3
-    for path in (BENCH, SHIM, BUILT_LIBRARY):
+    for path in (BENCH, SHIM, GEMM_SHIM, BUILT_LIBRARY):
         if not path.exists():
             raise SystemExit(f"bench: {path} is missing: run `make bench`, which builds it")
     if UNSET_VARIABLES:
