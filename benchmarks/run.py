@@ -579,7 +579,7 @@ def build_report(data, args, started, finished, machine, info):
         "samples/s | libbackprop C samples/s | of GEMM-bound | of GEMM + update floor | "
         "non-GEMM time per step | libbackprop's GEMMs per step |")
     add("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    gemm_fraction, gemm_busy = {}, {}
+    gemm_fraction, gemm_busy, gemm_bound = {}, {}, {}
 
     def gemm_work(key, config):
         """libbackprop's cblas_sgemm calls and flops per step (counted by libgemm_count.so in
@@ -608,6 +608,7 @@ def build_report(data, args, started, finished, machine, info):
             frac = c / gemm_rate if c else None
             floor = 1 / (t_gemm + t_upd)
             gemm_fraction[key] = frac
+            gemm_bound[key] = gemm_rate * batch
             gemm_busy[key] = busy(g) or c_busy(key)
             mark = " ‡" if gemm_busy[key] else ""
             extra = f"{(1 / c - t_gemm) * 1e6:.1f} µs" if c else "n/a"
@@ -743,9 +744,14 @@ def build_report(data, args, started, finished, machine, info):
                 if rate:
                     parts.append(f"{label} {rate / best:.2f}x "
                                  f"{verdict(rate >= OVER_BEST_BASELINE * best, own_busy or baseline_busy)}")
+            needed = OVER_BEST_BASELINE * best * batch
+            bound = gemm_bound.get(f"{name}/{threads}")
+            reach = (f" The target, {si(needed)} samples/s, is {needed / bound:.0%} of the "
+                     "GEMM-bound rate" + (": beyond what this BLAS's GEMMs allow." if needed > bound
+                                          else ".") if bound else "")
             verdicts.append(f"- {name}, {threads} thread(s): best baseline {best_fw} "
                             f"{si(best * batch)} samples/s; libbackprop " + ", ".join(parts) +
-                            f" (target {OVER_BEST_BASELINE}x).")
+                            f" (target {OVER_BEST_BASELINE}x).{reach}")
     for threads in threads_list:
         for name in ("mnist-256", "wide"):
             key = f"{name}/{threads}"
