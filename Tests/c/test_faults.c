@@ -518,6 +518,50 @@ static void test_fit_without_room_for_its_minibatches_is_out_of_memory(void) {
     CHECK_OK(bp_net_free(net));
 }
 
+/* More BLAS threads than the address space can hold: bp_set_num_threads hands the count to
+ * OpenBLAS (which caps it at 64), and each of its threads reserves buffers. Under a cap on the
+ * address space the next matrix product must still return (BP_OK, or BP_ERR_OUT_OF_MEMORY),
+ * not hang. It runs in a process of its own, killed after 10 seconds. */
+static void test_many_blas_threads_under_a_memory_cap_do_not_hang(void) {
+    if (!can_cap_address_space()) {
+        return;
+    }
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        enum { WIDTH = 256 };
+        float *inputs = calloc(WIDTH * WIDTH, sizeof(float));
+        float *outputs = malloc(WIDTH * WIDTH * sizeof(float));
+        bp_net *net = NULL;
+        if (bp_net_create(WIDTH, 1, &net) != BP_OK ||
+            bp_net_add_dense(net, WIDTH, BP_ACTIVATION_RELU) != BP_OK) {
+            _exit(3);
+        }
+        struct rlimit cap;
+        getrlimit(RLIMIT_AS, &cap);
+        cap.rlim_cur = virtual_size() + 1024 * MiB;
+        setrlimit(RLIMIT_AS, &cap);
+        bp_status set = bp_set_num_threads(64);
+        bp_status status = bp_net_forward(net, WIDTH, inputs, WIDTH * WIDTH, outputs,
+                                          WIDTH * WIDTH);
+        _exit(set == BP_OK && (status == BP_OK || status == BP_ERR_OUT_OF_MEMORY) ? 0 : 4);
+    }
+    int wait_status = 0, finished = 0;
+    for (int tenth = 0; tenth < 100 && !finished; tenth++) {
+        struct timespec pause = {0, 100000000};
+        nanosleep(&pause, NULL);
+        finished = waitpid(pid, &wait_status, WNOHANG) == pid;
+    }
+    if (!finished) {
+        printf("     bp_net_forward with 64 BLAS threads under a 1 GiB cap has not returned "
+               "after 10 s\n");
+        kill(pid, SIGKILL);
+        waitpid(pid, &wait_status, 0);
+    }
+    CHECK(finished);
+    CHECK(finished && WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0);
+}
+
 /* ---- NaN and infinity in data ------------------------------------------------------------- */
 
 /* The calls that take data, each with one poisoned buffer. */
@@ -1089,6 +1133,9 @@ int main(void) {
                   "bp_dataset_load_csv aborts when the file's bytes cannot be allocated");
     RUN_KNOWN_BUG(test_fit_without_room_for_its_minibatches_is_out_of_memory,
                   "bp_net_fit aborts when its minibatch buffers cannot be allocated");
+    RUN_KNOWN_BUG(test_many_blas_threads_under_a_memory_cap_do_not_hang,
+                  "after bp_set_num_threads(64) on a small machine, the next matrix product "
+                  "spins forever when the address space cannot hold 64 OpenBLAS threads");
     RUN(test_nan_or_infinity_in_any_data_is_refused_and_changes_nothing);
     RUN(test_a_save_to_a_full_filesystem_keeps_the_previous_checkpoint);
     RUN(test_a_save_to_a_read_only_filesystem_keeps_the_previous_checkpoint);
