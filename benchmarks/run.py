@@ -348,6 +348,17 @@ def git_facts():
 # The run
 # ------------------------------------------------------------------------------------------------
 
+def shape_args(config, threads):
+    return ["--layers", ",".join(map(str, config["layers"])), "--batch", str(config["batch"]),
+            "--threads", str(threads)]
+
+
+def job_rate(section, record):
+    """The rate a timed record measured (0 for a failed one): steps/s, or GEMM steps/s."""
+    timed = record.get("step") if section == "gemm" else record
+    return median_rate(timed)[0] if timed and "seconds" in timed else 0.0
+
+
 def measure(args):
     configs = [c for c in CONFIGS if c["name"] in args.configs]
     threads_list = args.threads
@@ -373,42 +384,57 @@ def measure(args):
                               "--check-steps", str(CHECK_STEPS), "--check-frameworks",
                               ",".join(n for n in available if n != "backprop-1call")], 1)
 
+    log("heap allocations and GEMM calls per step")
     for threads in threads_list:
         for config in configs:
-            shape = ["--layers", ",".join(map(str, config["layers"])),
-                     "--batch", str(config["batch"]), "--threads", str(threads)]
-            key = f"{config['name']}/{threads}"
-            log(f"C: {config['name']}, {threads} thread(s): training, GEMMs, allocations")
-            data["c"][key] = noise.measure(f"C {key}", threads, lambda: run_json(
-                [str(BENCH), "train", *shape, *timing], threads)[0])
-            data["gemm"][key] = noise.measure(f"GEMM {key}", threads, lambda: run_json(
-                [str(BENCH), "gemm", *shape, *timing], threads)[0])
+            shape = shape_args(config, threads)
             alloc = run_json([str(BENCH), "alloc", *shape, "--steps", "50"], threads,
                              {"LD_PRELOAD": f"{SHIM} {GEMM_SHIM}"})[0]
             if alloc.get("later_allocations"):
                 alloc["origins"] = attribute_allocations(shape, threads,
                                                          min(alloc["later_allocations"], 500))
-            data["alloc"][key] = alloc
+            data["alloc"][f"{config['name']}/{threads}"] = alloc
+
+    # Every timed measurement is a job: (section, key, threads, command).
+    jobs = []
+    for threads in threads_list:
+        for config in configs:
+            key = f"{config['name']}/{threads}"
+            shape = shape_args(config, threads)
+            jobs.append(("c", key, threads, [str(BENCH), "train", *shape, *timing]))
+            jobs.append(("gemm", key, threads, [str(BENCH), "gemm", *shape, *timing]))
         for framework in available:
-            # The one-call floor matters for the per-step overhead configurations only.
-            these = ([c for c in configs if c["name"] in ("tiny", "small")]
-                     if framework == "backprop-1call" else configs)
-            if not these:
-                continue
-            log(f"Python: {framework}, {threads} thread(s)")
-            records = []
-            for config in these:
-                # One process per configuration: short enough to repeat when disturbed.
-                command = [sys.executable, str(HERE / "frameworks.py"), "--framework", framework,
-                           "--threads", str(threads), "--configs", json.dumps([config]), *timing]
-                records += noise.measure(f"{framework} {config['name']}/{threads}", threads,
-                                         lambda: run_json(command, threads))
-            for record in records:
-                if "config" in record:
-                    data["py"][f"{framework}/{record['config']}/{threads}"] = record
-                else:
-                    for config in these:
-                        data["py"].setdefault(f"{framework}/{config['name']}/{threads}", record)
+            for config in configs:
+                # The one-call floor matters for the per-step overhead configurations only.
+                if framework == "backprop-1call" and config["name"] not in ("tiny", "small"):
+                    continue
+                jobs.append(("py", f"{framework}/{config['name']}/{threads}", threads,
+                             [sys.executable, str(HERE / "frameworks.py"), "--framework",
+                              framework, "--threads", str(threads), "--configs",
+                              json.dumps([config]), *timing]))
+
+    # Noise on a shared machine only ever slows a measurement down: each job runs once per pass,
+    # the second pass in reverse order, and the faster run is kept.
+    results = {}
+    for number in range(args.passes):
+        order = jobs if number % 2 == 0 else jobs[::-1]
+        log(f"pass {number + 1} of {args.passes}: {len(order)} timed measurements")
+        for section, key, threads, command in order:
+            records = noise.measure(f"{section} {key}", threads,
+                                    lambda: run_json(command, threads))
+            record = next((r for r in records if "error" in r or "seconds" in r
+                           or "step" in r), records[0] if records else {"error": "no output"})
+            results.setdefault((section, key), []).append(record)
+    spreads = []
+    for (section, key), runs in results.items():
+        rates = [job_rate(section, r) for r in runs]
+        best = max(range(len(runs)), key=lambda i: rates[i])
+        record = runs[best]
+        record["pass_rates"] = rates
+        if len(rates) > 1 and min(rates) > 0:
+            spreads.append((max(rates) / min(rates) - 1, f"{section} {key}"))
+        data[section][key] = record
+    data["pass_spreads"] = sorted(spreads, reverse=True)
     data["noise"] = {"repeated": noise.repeated, "noisy": noise.noisy, "waited": noise.waited,
                      "max_foreign": max(noise.foreign, default=0.0),
                      "mean_foreign": statistics.mean(noise.foreign) if noise.foreign else 0.0}
@@ -488,8 +514,16 @@ def build_report(data, args, started, finished, machine, info):
     for name, why in data["skipped"].items():
         add(f"- **{name} skipped**: {why.splitlines()[0][:200]} (run `make bench-baselines`).")
     add(f"- Timings: median of {args.repeats} timings of about {args.seconds} s each after a "
-        f"{args.warmup} s warm-up; threads {', '.join(map(str, threads_list))}; one-thread runs "
-        f"pinned to CPU {pinned_cpu()}.")
+        f"{args.warmup} s warm-up, in a fresh process; each measurement ran in {args.passes} "
+        f"passes over all of them (the second in reverse order) and the faster is shown; threads "
+        f"{', '.join(map(str, threads_list))}; one-thread runs pinned to CPU {pinned_cpu()}.")
+    spreads = data.get("pass_spreads", [])
+    if spreads:
+        large = [(d, w) for d, w in spreads if d > 0.10]
+        add(f"- Passes: the two runs of a measurement differed by more than 10% in {len(large)} "
+            f"of {len(spreads)} measurements" + (": " + ", ".join(
+                f"{w} ({d:.0%})" for d, w in large[:8]) + ("..." if len(large) > 8 else "")
+                if large else "") + ".")
     load = data.get("load", ("?", "?"))
     nz = data["noise"]
     limit = Noise(0).limit
@@ -853,9 +887,12 @@ def main():
                         help="short timings, for trying the harness (not for RESULTS.md)")
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--configs", default=",".join(c["name"] for c in CONFIGS))
-    parser.add_argument("--seconds", type=float, default=0.5)
+    parser.add_argument("--seconds", type=float, default=0.4,
+                        help="length of one timing (default 0.4)")
     parser.add_argument("--warmup", type=float, default=0.3)
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=5, help="timings per measurement")
+    parser.add_argument("--passes", type=int, default=2,
+                        help="runs of every measurement; the fastest is kept (default 2)")
     parser.add_argument("--max-wait", type=float, default=300,
                         help="seconds to wait in all for other processes to leave the CPUs")
     parser.add_argument("--output", default=str(HERE / "RESULTS.md"))
@@ -867,7 +904,7 @@ def main():
     if unknown:
         parser.error(f"unknown configurations: {', '.join(sorted(unknown))}")
     if args.quick:
-        args.seconds, args.warmup, args.repeats = 0.1, 0.05, 3
+        args.seconds, args.warmup, args.repeats, args.passes = 0.1, 0.05, 3, 1
     for path in (BENCH, SHIM, GEMM_SHIM, BUILT_LIBRARY):
         if not path.exists():
             raise SystemExit(f"bench: {path} is missing: run `make bench`, which builds it")
