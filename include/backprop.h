@@ -429,7 +429,7 @@ bp_status bp_graph_zero_grad(bp_graph *graph);
 /* Copies a node's values (or its gradient) into `out`, which holds `count` elements; `count`
  * must equal the node's element count. The _f64 forms write doubles; each form converts if the
  * graph's dtype differs. Leaf values can always be read; op values need a successful forward
- * since the last change. Constants have no gradient.
+ * since the last change. Constants have no gradient, nor has a network's input (bp_net_nodes).
  * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT (out NULL, wrong count, gradient of a
  * constant), BP_ERR_STATE (op values not computed). */
 bp_status bp_graph_value(const bp_graph *graph, bp_node node, float *out, size_t count);
@@ -605,6 +605,8 @@ bp_status bp_net_layer_nodes(const bp_net *net, size_t layer, bp_node *weight, b
  * [batch, output_width] (the last layer's), and the loss, a scalar, or BP_NO_NODE until the first
  * backward builds it. With them the graph's calls reach the whole network: for example
  * bp_graph_check_gradients(graph, loss, ...) after a forward and backward checks every layer.
+ * The input has no gradient (as a tensor in PyTorch by default): backward skips the first
+ * layer's product with respect to it, and bp_graph_grad on it is BP_ERR_INVALID_ARGUMENT.
  * Any out-pointer may be NULL. Errors: BP_ERR_INVALID_HANDLE, BP_ERR_BUSY. */
 bp_status bp_net_nodes(const bp_net *net, bp_node *input, bp_node *output, bp_node *loss);
 

@@ -579,6 +579,9 @@ static void test_a_float64_network_passes_the_gradient_check_through_its_nodes(v
     CHECK_OK(bp_graph_check_gradients(graph, loss, 1e-6, 1e-5, 1e-3, &passed, &error));
     CHECK(passed);
     CHECK(error < 1e-6);
+    /* The input has no gradient: backward does not compute one. */
+    float input_gradient[8];
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_graph_grad(graph, input, input_gradient, 8));
     CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_net_nodes(NULL, &input, NULL, NULL));
     CHECK_OK(bp_net_free(net));
 }

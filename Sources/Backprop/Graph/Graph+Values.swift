@@ -50,7 +50,7 @@ extension Graph {
         try check(node)
         try checkCount(count, node)
         guard nodes[node].requiresGradient else {
-            throw BackpropError.invalidArgument("node \(node) has no gradient: it is a constant or depends only on constants")
+            throw BackpropError.invalidArgument("node \(node) has no gradient: it is a constant, an input without one (such as a network's), or depends only on those")
         }
         guard let slot = gradients[node] else {
             destination.initialize(repeating: 0, count: count)

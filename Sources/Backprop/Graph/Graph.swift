@@ -90,8 +90,13 @@ public final class Graph {
 
     // MARK: - Leaves
 
-    public func input(_ shape: Shape) throws -> NodeID { try addLeaf(.input, shape) }
-    public func constant(_ shape: Shape) throws -> NodeID { try addLeaf(.constant, shape) }
+    /// An input: values set by the caller. With `gradient` (the default) backward also computes
+    /// the gradient with respect to it; without, the ops that consume it skip that work (a dense
+    /// layer's largest product, for a network's input).
+    public func input(_ shape: Shape, gradient: Bool = true) throws -> NodeID {
+        try addLeaf(.input, shape, hasGradient: gradient)
+    }
+    public func constant(_ shape: Shape) throws -> NodeID { try addLeaf(.constant, shape, hasGradient: false) }
 
     public func parameter(_ shape: Shape) throws -> NodeID {
         let offset = parameterValues.count
@@ -116,8 +121,7 @@ public final class Graph {
         return id
     }
 
-    private func addLeaf(_ kind: NodeKind, _ shape: Shape) throws -> NodeID {
-        let hasGradient = if case .constant = kind { false } else { true }
+    private func addLeaf(_ kind: NodeKind, _ shape: Shape, hasGradient: Bool) throws -> NodeID {
         let value = try Storage(count: shape.count, dtype: dtype)
         let gradient = hasGradient ? try Storage(count: shape.count, dtype: dtype) : nil
         nodes.append(Node(kind: kind, inputs: [], shape: shape, requiresGradient: hasGradient))

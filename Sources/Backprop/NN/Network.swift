@@ -53,7 +53,9 @@ public final class Network {
             throw BackpropError.invalidArgument("input width must be at least 1, got \(inputWidth)")
         }
         graph = Graph(dtype: dtype, seed: seed)
-        input = try graph.input(try Shape([1, inputWidth]))
+        // Like a tensor in PyTorch, the input needs no gradient: training never reads it, and
+        // it would cost the first layer's largest product in every backward.
+        input = try graph.input(try Shape([1, inputWidth]), gradient: false)
         self.inputWidth = inputWidth
         self.seed = seed
         generator = Generator(seed: seed)
