@@ -173,6 +173,12 @@ public final class Graph {
 }
 
 extension Graph {
+    /// Whether backward computes a gradient for `node`: false for constants, inputs made without
+    /// one, and nodes that depend only on those.
+    public func hasGradient(_ node: NodeID) -> Bool {
+        node >= 0 && node < nodes.count && nodes[node].requiresGradient
+    }
+
     /// Whether a node's value reflects the current leaf values.
     public func isComputed(_ node: NodeID) -> Bool {
         node >= 0 && node < nodes.count && isCurrent[node]

@@ -322,7 +322,9 @@ public final class Network {
         guard value.isFinite else {
             throw BackpropError.nonFinite("the loss is \(value); no gradient was changed")
         }
-        try graph.backward(from: lossNodesForCurrentBatch().loss)
+        // A network without parameters (dropout alone, say) has nothing to backpropagate into.
+        let loss = try lossNodesForCurrentBatch().loss
+        if graph.hasGradient(loss) { try graph.backward(from: loss) }
         return value
     }
 
