@@ -37,12 +37,14 @@ func firstNonFinite<T: Scalar>(_ x: UnsafePointer<T>, _ count: Int) -> Int? {
     return allFinite ? nil : (0..<count).first { !x[$0].isFinite }
 }
 
-/// True when no element has every exponent bit set (the encoding of NaN and infinity):
-/// (bits & mask) ^ mask is zero exactly for those, and an integer minimum vectorizes, where a
-/// floating-point reduction may not be reordered.
+/// True when no element has every exponent bit set (the encoding of NaN and infinity). With
+/// the exponent bits alone, adding the lowest exponent bit carries into the top bit exactly
+/// when all of them are set; OR-ing those sums is plain integer work that vectorizes with the
+/// baseline x86-64 instructions, where a floating-point reduction may not be reordered.
 @inline(__always)
 private func exponentsAreFinite<U: FixedWidthInteger & UnsignedInteger>(_ bits: UnsafePointer<U>, _ count: Int, mask: U) -> Bool {
-    var smallest = U.max
-    for i in 0..<count { smallest = Swift.min(smallest, (bits[i] & mask) ^ mask) }
-    return smallest != 0
+    let lowestExponentBit = mask & (~mask &+ 1)
+    var carries: U = 0
+    for i in 0..<count { carries |= (bits[i] & mask) &+ lowestExponentBit }
+    return carries >> (U.bitWidth - 1) == 0
 }
