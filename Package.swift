@@ -24,9 +24,10 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
-        .target(name: "Backprop", dependencies: ["CBLAS"]),
+        .target(name: "BackpropKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "Backprop", dependencies: ["CBLAS", "BackpropKernels"]),
         .target(name: "BackpropC", dependencies: ["Backprop"], exclude: ["exports.map"],
                 linkerSettings: exportedLibraryLinkerSettings),
-        .testTarget(name: "BackpropTests", dependencies: ["Backprop"]),
+        .testTarget(name: "BackpropTests", dependencies: ["Backprop", "BackpropKernels"]),
     ]
 )

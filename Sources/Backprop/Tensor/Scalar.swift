@@ -1,3 +1,4 @@
+import BackpropKernels
 import CBLAS
 import Glibc
 
@@ -43,6 +44,10 @@ extension Float: Scalar {
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
+        if m * n * k <= BPK_SMALL_GEMM_LIMIT {
+            bpk_sgemm_small(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+            return
+        }
         cblas_sgemm(CblasRowMajor, cblasTranspose(transA), cblasTranspose(transB),
                     blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
                     beta, c, blasint(ldc))

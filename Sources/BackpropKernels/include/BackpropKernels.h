@@ -1,0 +1,20 @@
+// Kernels written in C: small loops whose speed depends on the exact code the C compiler makes.
+// Internal to the library: nothing here is exported from libbackprop.so.
+#ifndef BACKPROP_KERNELS_H
+#define BACKPROP_KERNELS_H
+
+#include <stdbool.h>
+
+// Products at most this many multiply-adds (m * n * k) go to bpk_sgemm_small rather than BLAS.
+#define BPK_SMALL_GEMM_LIMIT 4096
+
+// C = alpha * op(A) * op(B) + beta * C for row-major float matrices, as cblas_sgemm with
+// CblasRowMajor: op(A) is m x k, op(B) is k x n, and trans_a / trans_b say that A / B is stored
+// transposed. With beta == 0, C is not read (it may hold NaN). Plain loops with no setup, for
+// products so small that a BLAS call's fixed cost (argument checks, buffer management, packing)
+// would outweigh the arithmetic.
+void bpk_sgemm_small(bool trans_a, bool trans_b, long m, long n, long k, float alpha,
+                     const float *a, long lda, const float *b, long ldb,
+                     float beta, float *c, long ldc);
+
+#endif
