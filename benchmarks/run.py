@@ -814,6 +814,9 @@ def build_report(data, args, started, finished, machine, info):
         verdicts.append(line + ".")
     lines.extend(verdicts)
     add("")
+    # What limits the targets not met: written by hand from profiles, kept next to the figures.
+    add((HERE / "results_limits.md").read_text().rstrip("\n"))
+    add("")
 
     # Correctness
     add("## Correctness check")
