@@ -1143,9 +1143,7 @@ int main(void) {
     RUN(test_saving_and_loading_without_file_descriptors_is_an_io_error);
     RUN(test_a_save_cut_off_at_any_byte_keeps_the_previous_checkpoint);
     RUN(test_a_save_to_an_impossible_path_is_an_io_error);
-    RUN_KNOWN_BUG(test_loading_from_a_fifo_is_an_io_error_and_does_not_block,
-                  "bp_net_load and bp_dataset_load_csv block forever in open(2) on a FIFO "
-                  "instead of returning BP_ERR_IO (not a regular file)");
+    RUN(test_loading_from_a_fifo_is_an_io_error_and_does_not_block);
     if (known_bugs > 0) {
         printf("%d known bug(s), reported and not counted (docs/RELIABILITY.md)\n", known_bugs);
     }

@@ -34,8 +34,11 @@ final class FileSource: ByteSource {
     let count: Int
     private let fd: Int32
 
+    /// Anything but a regular file is refused. The file is opened with O_NONBLOCK, so that a
+    /// FIFO without a writer (whose open(2) would wait for one forever) is refused like the rest;
+    /// on a regular file the flag changes nothing.
     init(path: String) throws {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw BackpropError.io("cannot open \(path): \(systemError())") }
         var info = stat()
         guard fstat(fd, &info) == 0 else {
