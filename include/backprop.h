@@ -87,10 +87,13 @@ const char *bp_status_string(bp_status status);
 const char *bp_last_error(void);
 
 /* The number of threads the library's kernels may use (today: the BLAS thread pool, which is
- * shared by the whole process). Errors: BP_ERR_INVALID_ARGUMENT (threads < 1). */
+ * shared by the whole process). More threads than the CPUs this process may run on (its
+ * affinity mask, as sched_getaffinity gives it) are clamped to that number: they would gain
+ * nothing, and BLAS cannot always create them. Errors: BP_ERR_INVALID_ARGUMENT (threads < 1). */
 bp_status bp_set_num_threads(int threads);
 
-/* The current number of threads. Never fails. */
+/* The number of threads in effect: the last bp_set_num_threads after the clamp, or BLAS's
+ * default (one per CPU). Never fails. */
 int bp_get_num_threads(void);
 
 /* ---------------------------------------------------------------------------------------------

@@ -65,7 +65,7 @@ from .autograd import Function, FunctionContext
 from . import data, nn, optim
 
 __all__ = [
-    "__version__", "library_path", "library_version",
+    "__version__", "library_path", "library_version", "set_num_threads", "get_num_threads",
     "Graph", "Node", "Network", "Function", "FunctionContext", "nn", "optim", "data",
     "Status", "DType", "Reduction", "Activation", "Loss",
     "BackpropError", "InvalidArgumentError", "InvalidHandleError", "ShapeError", "StateError",
@@ -79,3 +79,25 @@ def library_version() -> str:
     from ._capi import lib
 
     return lib.bp_version().decode("ascii")
+
+
+def set_num_threads(threads: int) -> None:
+    """Sets how many threads the library's kernels may use (today: the BLAS thread pool, shared
+    by the whole process), as ``torch.set_num_threads`` does.
+
+    More threads than the CPUs this process may run on (its affinity mask) are clamped to that
+    number: they would gain nothing, and BLAS cannot always create them. :func:`get_num_threads`
+    reports the number in effect. Raises :class:`InvalidArgumentError` for ``threads < 1``.
+    """
+    from ._capi import lib
+    from .errors import check
+
+    check(lib.bp_set_num_threads(threads))
+
+
+def get_num_threads() -> int:
+    """The number of threads in effect: the last :func:`set_num_threads` after its clamp to the
+    CPUs this process may run on, or BLAS's default (one per CPU)."""
+    from ._capi import lib
+
+    return int(lib.bp_get_num_threads())

@@ -2,6 +2,7 @@
 the same time. Distinct handles work in parallel; one handle used from two threads at once makes
 one call fail with BusyError, never corrupts it."""
 
+import os
 import threading
 import time
 
@@ -198,3 +199,21 @@ def test_other_python_threads_run_while_a_call_is_inside_the_library():
     margin = 0.02
     inside = [t for t in ticks if start + margin < t < end - margin]
     assert len(inside) > 1000, f"{len(inside)} ticks during a {end - start:.3f} s call"
+
+
+def test_the_thread_count_is_clamped_to_the_cpus_this_process_may_run_on():
+    original = backprop.get_num_threads()
+    cpus = len(os.sched_getaffinity(0))
+    try:
+        backprop.set_num_threads(1)
+        assert backprop.get_num_threads() == 1
+        backprop.set_num_threads(cpus + 63)
+        # BLAS may cap the count lower still (OpenBLAS at the number it was built for).
+        assert 1 <= backprop.get_num_threads() <= cpus
+        if cpus <= 32:
+            assert backprop.get_num_threads() == cpus
+        with pytest.raises(backprop.InvalidArgumentError):
+            backprop.set_num_threads(0)
+        assert 1 <= backprop.get_num_threads() <= cpus
+    finally:
+        backprop.set_num_threads(original)
