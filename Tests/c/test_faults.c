@@ -593,6 +593,24 @@ static void test_many_blas_threads_under_a_memory_cap_do_not_hang(void) {
     CHECK_EQ(code, 0);
 }
 
+static void first_forward_under_64_mib(void) { forward_under_a_cap(64 * MiB, 0); }
+
+/* OpenBLAS takes a buffer of 128 MiB for the first matrix product of a process (and another
+ * for each product running at the same time); when it cannot get one, blas_memory_alloc tries
+ * again forever. Under a cap on the address space that leaves less room than that, the first
+ * forward pass must still return (BP_ERR_OUT_OF_MEMORY, or BP_OK), not hang. Killed after 10
+ * seconds. */
+static void test_a_first_matrix_product_under_a_tight_memory_cap_does_not_hang(void) {
+    if (!can_cap_address_space()) {
+        return;
+    }
+    int code = exit_code_within(first_forward_under_64_mib, 10);
+    if (code == -1) {
+        printf("     the first bp_net_forward under a 64 MiB cap has not returned after 10 s\n");
+    }
+    CHECK_EQ(code, 0);
+}
+
 /* ---- NaN and infinity in data ------------------------------------------------------------- */
 
 /* The calls that take data, each with one poisoned buffer. */
@@ -1165,6 +1183,9 @@ int main(void) {
     RUN_KNOWN_BUG(test_fit_without_room_for_its_minibatches_is_out_of_memory,
                   "bp_net_fit aborts when its minibatch buffers cannot be allocated");
     RUN(test_many_blas_threads_under_a_memory_cap_do_not_hang);
+    RUN_KNOWN_BUG(test_a_first_matrix_product_under_a_tight_memory_cap_does_not_hang,
+                  "OpenBLAS's first matrix product in a process needs a 128 MiB buffer, and "
+                  "blas_memory_alloc retries forever when a cap on the address space refuses it");
     RUN(test_nan_or_infinity_in_any_data_is_refused_and_changes_nothing);
     RUN(test_a_save_to_a_full_filesystem_keeps_the_previous_checkpoint);
     RUN(test_a_save_to_a_read_only_filesystem_keeps_the_previous_checkpoint);
