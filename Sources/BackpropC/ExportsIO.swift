@@ -161,29 +161,17 @@ public func bp_dataset_size(_ dataset: OpaquePointer?, _ rows: UnsafeMutablePoin
 
 @_cdecl("bp_dataset_features")
 public func bp_dataset_features(_ dataset: OpaquePointer?, _ out: UnsafeMutablePointer<Float>?, _ count: UInt) -> Int32 {
-    withDataset(dataset) { data in
-        let destination = try mutableBuffer(out, count, "out")
-        try checkCount(destination.count, data.features.count, "features (\(data.rows) rows × \(data.featureCount))")
-        _ = destination.initialize(from: data.features)
-    }
+    withDataset(dataset) { try $0.features(into: mutableBuffer(out, count, "out")) }
 }
 
 @_cdecl("bp_dataset_labels")
 public func bp_dataset_labels(_ dataset: OpaquePointer?, _ out: UnsafeMutablePointer<Int32>?, _ count: UInt) -> Int32 {
-    withDataset(dataset) { data in
-        let destination = try mutableBuffer(out, count, "out")
-        try checkCount(destination.count, data.rows, "labels (one per row)")
-        _ = destination.initialize(from: try data.labels())
-    }
+    withDataset(dataset) { try $0.labels(into: mutableBuffer(out, count, "out")) }
 }
 
 @_cdecl("bp_dataset_targets")
 public func bp_dataset_targets(_ dataset: OpaquePointer?, _ out: UnsafeMutablePointer<Float>?, _ count: UInt) -> Int32 {
-    withDataset(dataset) { data in
-        let destination = try mutableBuffer(out, count, "out")
-        try checkCount(destination.count, data.rows, "targets (one per row)")
-        _ = destination.initialize(from: try data.floatTargets())
-    }
+    withDataset(dataset) { try $0.floatTargets(into: mutableBuffer(out, count, "out")) }
 }
 
 /// Datasets are read-only once loaded, so calls on one need no lock: any number of threads may
@@ -200,11 +188,5 @@ private func withDataset(_ pointer: OpaquePointer?, _ function: StaticString = #
             throw BoundaryError.invalidHandle("\(pointer) is a \(handle.kindName) handle, not a bp_dataset")
         }
         try body(dataset)
-    }
-}
-
-private func checkCount(_ given: Int, _ expected: Int, _ what: String) throws {
-    guard given == expected else {
-        throw BoundaryError.invalidArgument("expected room for \(expected) \(what), got \(given)")
     }
 }

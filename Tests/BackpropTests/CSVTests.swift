@@ -67,6 +67,20 @@ import Testing
         #expect(try parse("a,y\n1,-2147483648\n").labels() == [Int32.min])
     }
 
+    @Test func aLabelThatDoesNotConvertLeavesTheDestinationUntouched() throws {
+        let data = try parse("a,y\n1,0\n2,1\n3,0.5\n")
+        var labels: [Int32] = [7, 7, 7]
+        #expect(throws: BackpropError.format("line 4: label 0.5 is not a whole number")) {
+            try labels.withUnsafeMutableBufferPointer { try data.labels(into: $0) }
+        }
+        #expect(labels == [7, 7, 7])
+        var wrongSize: [Float] = [7, 7]
+        #expect(throws: BackpropError.self) {
+            try wrongSize.withUnsafeMutableBufferPointer { try data.floatTargets(into: $0) }
+        }
+        #expect(wrongSize == [7, 7])
+    }
+
     @Test func badOptionsAreInvalidArguments() {
         var options = CSVOptions()
         options.labelColumn = 3

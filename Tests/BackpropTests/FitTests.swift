@@ -125,3 +125,12 @@ import Testing
         #expect(accuracy == 1)  // every output and target is above 0.5
     }
 }
+
+extension Network {
+    /// The flat parameter block, as float32.
+    func copyOfParameters() -> [Float] {
+        var values = [Float](repeating: 0, count: parameterCount)
+        try! values.withUnsafeMutableBufferPointer { try graph.copyParameters(into: $0) }
+        return values
+    }
+}

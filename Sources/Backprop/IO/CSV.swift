@@ -31,21 +31,28 @@ public struct CSVOptions: Sendable, Equatable {
 /// double quotes around it are allowed). Lines end in "\n" or "\r\n"; blank lines are skipped;
 /// a UTF-8 byte order mark at the start is ignored. Anything else is `BackpropError.format`
 /// with the line number (1-based, counting every line of the file) and the column.
+///
+/// The values live in memory whose allocation may fail (`BackpropError.outOfMemory`), since a
+/// file decides their size; the `into:` forms copy them out without allocating.
 public final class Dataset {
     public let rows: Int
     public let featureCount: Int
-    /// rows × featureCount values, row-major.
-    public let features: [Float]
-    /// The label column, one value per row, or nil when the file has none.
-    public let targets: [Double]?
+    private let featureValues: CheckedArray<Float>
+    private let targetValues: CheckedArray<Double>?
     /// The file line each row came from, for messages about labels.
-    private let lineNumbers: [Int]
+    private let lineNumbers: CheckedArray<Int>
 
-    private init(rows: Int, featureCount: Int, features: [Float], targets: [Double]?, lineNumbers: [Int]) {
+    /// rows × featureCount values, row-major (a copy).
+    public var features: [Float] { Array(featureValues.buffer) }
+    /// The label column, one value per row, or nil when the file has none (a copy).
+    public var targets: [Double]? { targetValues.map { Array($0.buffer) } }
+
+    fileprivate init(rows: Int, featureCount: Int, features: CheckedArray<Float>, targets: CheckedArray<Double>?,
+                     lineNumbers: CheckedArray<Int>) {
         self.rows = rows
         self.featureCount = featureCount
-        self.features = features
-        self.targets = targets
+        featureValues = features
+        targetValues = targets
         self.lineNumbers = lineNumbers
     }
 
@@ -58,7 +65,7 @@ public final class Dataset {
             throw BackpropError.format("\(path) is \(file.count) bytes, over the limit of \(options.maxBytes)")
         }
         let bytes = try file.readAll()
-        return try bytes.withUnsafeBytes { try parseCSV($0, options: options) }
+        return try parseCSV(UnsafeRawBufferPointer(bytes.buffer), options: options)
     }
 
     /// Parses CSV text held in memory, as `loadCSV` does a file's.
@@ -67,16 +74,28 @@ public final class Dataset {
         guard bytes.count <= options.maxBytes else {
             throw BackpropError.format("the data is \(bytes.count) bytes, over the limit of \(options.maxBytes)")
         }
-        var parser = CSVParser(bytes: bytes, options: options)
+        var parser = try CSVParser(bytes: bytes, options: options)
         return try parser.parse()
+    }
+
+    /// Copies the features (rows × featureCount, row-major) into `destination`, which must hold
+    /// exactly that many.
+    public func features(into destination: UnsafeMutableBufferPointer<Float>) throws {
+        try checkRoom(destination, featureValues.count, "features (\(rows) rows × \(featureCount))")
+        destination.baseAddress!.update(from: featureValues.pointer, count: featureValues.count)
     }
 
     /// The label column as class indices: each value must be a whole number in Int32's range.
     public func labels() throws -> [Int32] {
-        guard let targets else {
-            throw BackpropError.invalidArgument("the dataset has no label column (it was read with none)")
-        }
-        return try targets.enumerated().map { row, value in
+        var labels = [Int32](repeating: 0, count: rows)
+        try labels.withUnsafeMutableBufferPointer { try self.labels(into: $0) }
+        return labels
+    }
+
+    /// `labels()` into `destination`, which must hold `rows` values; on failure nothing is
+    /// written.
+    public func labels(into destination: UnsafeMutableBufferPointer<Int32>) throws {
+        try convertTargets(into: destination, "labels") { row, value in
             guard value == value.rounded(.towardZero) else {
                 throw BackpropError.format("line \(lineNumbers[row]): label \(value) is not a whole number")
             }
@@ -89,10 +108,15 @@ public final class Dataset {
 
     /// The label column as float32 targets (for regression): each must fit in a float.
     public func floatTargets() throws -> [Float] {
-        guard let targets else {
-            throw BackpropError.invalidArgument("the dataset has no label column (it was read with none)")
-        }
-        return try targets.enumerated().map { row, value in
+        var targets = [Float](repeating: 0, count: rows)
+        try targets.withUnsafeMutableBufferPointer { try floatTargets(into: $0) }
+        return targets
+    }
+
+    /// `floatTargets()` into `destination`, which must hold `rows` values; on failure nothing
+    /// is written.
+    public func floatTargets(into destination: UnsafeMutableBufferPointer<Float>) throws {
+        try convertTargets(into: destination, "targets") { row, value in
             let single = Float(value)
             guard single.isFinite else {
                 throw BackpropError.format("line \(lineNumbers[row]): target \(value) does not fit in float32")
@@ -101,8 +125,22 @@ public final class Dataset {
         }
     }
 
-    fileprivate static func make(rows: Int, featureCount: Int, features: [Float], targets: [Double]?, lineNumbers: [Int]) -> Dataset {
-        Dataset(rows: rows, featureCount: featureCount, features: features, targets: targets, lineNumbers: lineNumbers)
+    /// Converts every value of the label column, then writes them all: a value that does not
+    /// convert leaves `destination` untouched.
+    private func convertTargets<T>(into destination: UnsafeMutableBufferPointer<T>, _ what: String,
+                                   _ convert: (_ row: Int, Double) throws -> T) throws {
+        guard let targetValues else {
+            throw BackpropError.invalidArgument("the dataset has no label column (it was read with none)")
+        }
+        try checkRoom(destination, rows, "\(what) (one per row)")
+        for row in 0..<rows { _ = try convert(row, targetValues[row]) }
+        for row in 0..<rows { destination[row] = try convert(row, targetValues[row]) }
+    }
+
+    private func checkRoom<T>(_ destination: UnsafeMutableBufferPointer<T>, _ count: Int, _ what: String) throws {
+        guard destination.count == count else {
+            throw BackpropError.invalidArgument("expected room for \(count) \(what), got \(destination.count)")
+        }
     }
 }
 
@@ -111,13 +149,16 @@ private struct CSVParser {
     let options: CSVOptions
     var columns: Int?
     var labelIndex: Int?
-    var features: [Float] = []
-    var targets: [Double] = []
-    var lineNumbers: [Int] = []
+    let features: CheckedArray<Float>
+    let targets: CheckedArray<Double>
+    let lineNumbers: CheckedArray<Int>
 
-    init(bytes: UnsafeRawBufferPointer, options: CSVOptions) {
+    init(bytes: UnsafeRawBufferPointer, options: CSVOptions) throws {
         self.bytes = bytes
         self.options = options
+        features = try CheckedArray()
+        targets = try CheckedArray()
+        lineNumbers = try CheckedArray()
     }
 
     mutating func parse() throws -> Dataset {
@@ -141,12 +182,12 @@ private struct CSVParser {
             }
             try parseRow(text, line: line)
         }
-        guard !lineNumbers.isEmpty else {
+        guard lineNumbers.count > 0 else {
             throw BackpropError.format("no data rows\(options.hasHeader ? " after the header" : "")")
         }
         let featureCount = columns! - (labelIndex == nil ? 0 : 1)
-        return Dataset.make(rows: lineNumbers.count, featureCount: featureCount, features: features,
-                            targets: labelIndex == nil ? nil : targets, lineNumbers: lineNumbers)
+        return Dataset(rows: lineNumbers.count, featureCount: featureCount, features: features,
+                       targets: labelIndex == nil ? nil : targets, lineNumbers: lineNumbers)
     }
 
     private func isBlank(_ range: Range<Int>) -> Bool {
@@ -196,17 +237,17 @@ private struct CSVParser {
             while end < range.upperBound, bytes[end] != options.delimiter { end += 1 }
             let value = try number(start..<end, line: line, column: column)
             if column == labelIndex {
-                targets.append(value)
+                try targets.append(value)
             } else {
                 let single = Float(value)
                 guard single.isFinite else {
                     throw BackpropError.format("line \(line), column \(column + 1): \(value) does not fit in float32")
                 }
-                features.append(single)
+                try features.append(single)
             }
             start = end + 1
         }
-        lineNumbers.append(line)
+        try lineNumbers.append(line)
     }
 
     private func isSpace(_ b: UInt8) -> Bool {

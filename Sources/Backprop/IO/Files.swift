@@ -76,9 +76,9 @@ final class FileSource: ByteSource {
     }
 
     /// The whole file, for readers that parse everything anyway (CSV).
-    func readAll() throws -> [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: count)
-        try bytes.withUnsafeMutableBytes { if count > 0 { try read(0..<count, into: $0.baseAddress!) } }
+    func readAll() throws -> CheckedArray<UInt8> {
+        let bytes = try CheckedArray<UInt8>(zeros: count)
+        if count > 0 { try read(0..<count, into: bytes.pointer) }
         return bytes
     }
 }

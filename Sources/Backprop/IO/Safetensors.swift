@@ -104,15 +104,15 @@ enum Safetensors {
         }
         let headerLength = Int(length)
         guard headerLength >= 2 else { throw BackpropError.format("the header length \(length) is too small for a JSON object") }
-        var json = [UInt8](repeating: 0, count: headerLength)
-        try json.withUnsafeMutableBytes { try source.read(8..<(8 + headerLength), into: $0.baseAddress!) }
+        let json = try CheckedArray<UInt8>(zeros: headerLength)
+        try source.read(8..<(8 + headerLength), into: json.pointer)
         guard json[0] == UInt8(ascii: "{") else { throw BackpropError.format("the header does not start with '{'") }
 
         let root: JSON
         do {
             var limits = JSONParser.Limits()
             limits.maxDepth = 3  // the root, a tensor's object, its shape array
-            root = try json.withUnsafeBytes { try JSONParser.parse($0, limits: limits) }
+            root = try JSONParser.parse(UnsafeRawBufferPointer(json.buffer), limits: limits)
         } catch let error as JSONError {
             throw BackpropError.format("the header is not valid JSON: \(error.message) (byte \(8 + error.offset) of the file)")
         }

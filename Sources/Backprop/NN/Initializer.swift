@@ -18,7 +18,8 @@ public enum Initializer: Sendable, Equatable {
     case constant(Double)
 
     /// Fills a weight [fanOut, fanIn] and a bias [fanOut], drawing the weight first, row by row.
-    func fill(weight: inout [Double], bias: inout [Double], fanIn: Int, fanOut: Int, using generator: inout Generator) {
+    func fill(weight: UnsafeMutableBufferPointer<Double>, bias: UnsafeMutableBufferPointer<Double>, fanIn: Int, fanOut: Int,
+              using generator: inout Generator) {
         let fanSum = Double(fanIn + fanOut)
         switch self {
         case .linearDefault:

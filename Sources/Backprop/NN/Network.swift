@@ -44,9 +44,10 @@ public final class Network {
     @exclusivity(unchecked) private var lossNodes: (target: NodeID, loss: NodeID)?
     /// Whether the activations come from `forward` (not `predict`) and are still current.
     @exclusivity(unchecked) private var hasTrainingForward = false
-    /// Reused buffers: labels as the graph's element type, and outputs during `trainStep`.
-    @exclusivity(unchecked) private var labelValues: [Double] = []
-    @exclusivity(unchecked) private var outputScratch: [Float] = []
+    /// Reused buffers, sized by the batch: labels as the graph's element type, and outputs
+    /// during `trainStep`.
+    @exclusivity(unchecked) private var labelValues: CheckedArray<Double>?
+    @exclusivity(unchecked) private var outputScratch: CheckedArray<Float>?
 
     public init(inputWidth: Int, seed: UInt64, dtype: DType = .float32) throws {
         guard inputWidth >= 1 else {
@@ -87,16 +88,18 @@ public final class Network {
         let fanIn = outputWidth
         let weightShape = try Shape([units, fanIn])
         let biasShape = try Shape([units])
-        var weightValues = [Double](repeating: 0, count: weightShape.count)
-        var biasValues = [Double](repeating: 0, count: units)
+        // The initial values are drawn before anything changes, into memory whose allocation
+        // may fail (units come from the caller or a file).
+        let weightValues = try CheckedArray<Double>(zeros: weightShape.count)
+        let biasValues = try CheckedArray<Double>(zeros: units)
         var trial = generator
-        initializer.fill(weight: &weightValues, bias: &biasValues, fanIn: fanIn, fanOut: units, using: &trial)
+        initializer.fill(weight: weightValues.buffer, bias: biasValues.buffer, fanIn: fanIn, fanOut: units, using: &trial)
 
         try dropLossNodes()
         let weight = try graph.parameter(weightShape)
         let bias = try graph.parameter(biasShape)
-        try graph.setValue(weight, from: weightValues, count: weightShape.count)
-        try graph.setValue(bias, from: biasValues, count: units)
+        try graph.setValue(weight, from: weightValues.pointer, count: weightShape.count)
+        try graph.setValue(bias, from: biasValues.pointer, count: units)
         let out = try activation.apply(to: try graph.linear(output, weight: weight, bias: bias), in: graph)
         layers.append(Layer(kind: .dense(units: units, activation: activation), weight: weight, bias: bias,
                             output: out, outputWidth: units, moduleIndex: nextModuleIndex))
@@ -118,10 +121,12 @@ public final class Network {
             throw BackpropError.invalidArgument("layer norm eps must be positive and finite, got \(eps)")
         }
         let width = outputWidth
+        let ones = try CheckedArray<Float>(zeros: width)
+        ones.buffer.update(repeating: 1)
         try dropLossNodes()
         let weight = try graph.parameter(try Shape([width]))
         let bias = try graph.parameter(try Shape([width]))
-        try graph.setValue(weight, from: [Double](repeating: 1, count: width), count: width)
+        try graph.setValue(weight, from: ones.pointer, count: width)
         let out = try graph.layerNorm(output, weight: weight, bias: bias, eps: eps)
         layers.append(Layer(kind: .layerNorm(eps: eps), weight: weight, bias: bias, output: out,
                             outputWidth: width, moduleIndex: nextModuleIndex))
@@ -207,10 +212,13 @@ public final class Network {
         try GradientDescent.checkLearningRate(learningRate)
         let (outputCount, overflow) = batch.multipliedReportingOverflow(by: outputWidth)
         try checkInputs(inputs, batch: batch, outputs: overflow ? -1 : outputCount)
-        if outputScratch.count != outputCount { outputScratch = [Float](repeating: 0, count: outputCount) }
+        if outputScratch?.count != outputCount {
+            outputScratch = nil
+            outputScratch = try CheckedArray(zeros: outputCount)
+        }
         zeroGradients()
         graph.isTraining = true
-        try outputScratch.withUnsafeMutableBufferPointer { try run(inputs, batch: batch, into: $0) }
+        try run(inputs, batch: batch, into: outputScratch!.buffer)
         hasTrainingForward = true
         let lossValue = try backward()
         try update(learningRate: learningRate)
@@ -335,9 +343,13 @@ public final class Network {
         case .values(let values):
             try graph.setValue(nodes.target, from: values.baseAddress!, count: values.count)
         case .labels(let labels):
-            if labelValues.count != labels.count { labelValues = [Double](repeating: 0, count: labels.count) }
-            for i in labels.indices { labelValues[i] = Double(labels[i]) }
-            try graph.setValue(nodes.target, from: labelValues, count: labelValues.count)
+            if labelValues?.count != labels.count {
+                labelValues = nil
+                labelValues = try CheckedArray(zeros: labels.count)
+            }
+            let values = labelValues!
+            for i in labels.indices { values[i] = Double(labels[i]) }
+            try graph.setValue(nodes.target, from: values.pointer, count: values.count)
         }
         try graph.forward(through: nodes.loss)
         var value = 0.0

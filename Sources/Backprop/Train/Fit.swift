@@ -26,10 +26,16 @@ extension Network {
                        targets.rows(trainSamples..<samples, width: outputWidth), count)
         }
 
-        let batches = MinibatchSampler(samples: trainSamples, batchSize: options.batchSize, inputWidth: inputWidth,
-                                       outputWidth: outputWidth, seed: seed &+ 0x5EED_5EED)
+        // Every buffer the epochs use is allocated now, so that running out of memory stops the
+        // fit before its first step changes anything.
+        let batches = try MinibatchSampler(samples: trainSamples, batchSize: options.batchSize, inputWidth: inputWidth,
+                                           outputWidth: outputWidth, seed: seed &+ 0x5EED_5EED)
+        let healthBuffers = try LayerHealth.Buffers(parameterCount: parameterCount)
+        let keepsBest = options.patience > 0 && options.restoreBestWeights
+        let bestWeights = keepsBest ? try CheckedArray<Float>(zeros: parameterCount) : nil
+        var hasBestWeights = false
+        let validationOutputs = try heldOut.map { try CheckedArray<Float>(zeros: min(options.batchSize, $0.samples) * outputWidth) }
         var result = FitResult()
-        var bestWeights: [Float] = []
         var epochsWithoutImprovement = 0
         for epoch in 1...options.epochs {
             let rate = optimizer.learningRate
@@ -39,7 +45,7 @@ extension Network {
             for b in 0..<batches.count {
                 let batch = batches.gather(b, inputs: inputs, targets: targets)
                 let (loss, hits, measured) = try step(batch, optimizer: optimizer, options: options,
-                                                      measureHealth: b == batches.count - 1)
+                                                      health: b == batches.count - 1 ? healthBuffers : nil)
                 lossSum += loss * Double(batch.samples)
                 correct += hits
                 if let measured { health = measured }
@@ -50,9 +56,10 @@ extension Network {
                 learningRate: rate, gradientNorms: health.gradientNorms, updateRatios: health.updateRatios,
                 vanishing: health.gradientNorms.contains { $0 < options.vanishingThreshold },
                 exploding: health.gradientNorms.contains { $0 > options.explodingThreshold })
-            if let heldOut {
+            if let heldOut, let validationOutputs {
                 (report.validationLoss, report.validationAccuracy) = try evaluate(
-                    inputs: heldOut.inputs, targets: heldOut.targets, samples: heldOut.samples, batchSize: options.batchSize)
+                    inputs: heldOut.inputs, targets: heldOut.targets, samples: heldOut.samples, batchSize: options.batchSize,
+                    outputs: validationOutputs)
             }
             result.history.append(report)
 
@@ -61,7 +68,10 @@ extension Network {
                 result.bestLoss = monitored
                 result.bestEpoch = epoch
                 epochsWithoutImprovement = 0
-                if options.patience > 0 && options.restoreBestWeights { bestWeights = copyOfParameters() }
+                if let bestWeights {
+                    try graph.copyParameters(into: bestWeights.buffer)
+                    hasBestWeights = true
+                }
             } else {
                 epochsWithoutImprovement += 1
             }
@@ -72,8 +82,8 @@ extension Network {
             }
             if options.patience > 0 && epochsWithoutImprovement >= options.patience {
                 result.stoppedEarly = true
-                if options.restoreBestWeights && !bestWeights.isEmpty {
-                    try bestWeights.withUnsafeBufferPointer { try graph.setParameters(from: $0) }
+                if let bestWeights, hasBestWeights {
+                    try graph.setParameters(from: UnsafeBufferPointer(bestWeights.buffer))
                 }
                 break
             }
@@ -89,20 +99,24 @@ extension Network {
                          batchSize: Int = 256) throws -> (loss: Double, accuracy: Double) {
         guard batchSize >= 1 else { throw BackpropError.invalidArgument("evaluate: batch size must be at least 1") }
         try checkDataset(inputs, targets, samples: samples)
+        let outputs = try CheckedArray<Float>(zeros: min(batchSize, samples) * outputWidth)
+        return try evaluate(inputs: inputs, targets: targets, samples: samples, batchSize: batchSize, outputs: outputs)
+    }
+
+    /// `evaluate` on checked data, with room for `batchSize` rows of outputs.
+    private func evaluate(inputs: UnsafeBufferPointer<Float>, targets: Targets, samples: Int, batchSize: Int,
+                          outputs: CheckedArray<Float>) throws -> (loss: Double, accuracy: Double) {
         var lossSum = 0.0, correct = 0
-        var outputs = [Float](repeating: 0, count: min(batchSize, samples) * outputWidth)
         var start = 0
         while start < samples {
             let count = min(batchSize, samples - start)
             let rows = start..<(start + count)
             let batchInputs = UnsafeBufferPointer(rebasing: inputs[(start * inputWidth)..<((start + count) * inputWidth)])
             let batchTargets = targets.rows(rows, width: outputWidth)
-            try outputs.withUnsafeMutableBufferPointer { buffer in
-                let out = UnsafeMutableBufferPointer(rebasing: buffer[0..<(count * outputWidth)])
-                try predict(batchInputs, batch: count, into: out)
-                lossSum += try lossValue(batchTargets) * Double(count)
-                correct += hits(UnsafeBufferPointer(out), batchTargets, samples: count)
-            }
+            let out = UnsafeMutableBufferPointer(rebasing: outputs.buffer[0..<(count * outputWidth)])
+            try predict(batchInputs, batch: count, into: out)
+            lossSum += try lossValue(batchTargets) * Double(count)
+            correct += hits(UnsafeBufferPointer(out), batchTargets, samples: count)
             start += count
         }
         return (lossSum / Double(samples), Double(correct) / Double(samples))
@@ -110,8 +124,9 @@ extension Network {
 
     // MARK: - One step
 
+    /// One optimizer step on `batch`; with `health`, also measures the layers' gradient health.
     private func step(_ batch: Minibatch, optimizer: Optimizer, options: FitOptions,
-                      measureHealth: Bool) throws -> (loss: Double, hits: Int, health: LayerHealth?) {
+                      health: LayerHealth.Buffers?) throws -> (loss: Double, hits: Int, health: LayerHealth?) {
         zeroGradients()
         try forward(batch.inputs, batch: batch.samples, into: batch.outputs)
         let hitCount = hits(UnsafeBufferPointer(batch.outputs), batch.targets, samples: batch.samples)
@@ -121,15 +136,9 @@ extension Network {
         }
         if options.clipValue > 0 { try GradientClipping.clipValue(graph, value: options.clipValue) }
         if options.clipNorm > 0 { try GradientClipping.clipNorm(graph, maxNorm: options.clipNorm) }
-        let before = measureHealth ? copyOfParameters() : []
+        if let health { try graph.copyParameters(into: health.before.buffer) }
         try optimizer.step(graph)
-        return (loss, hitCount, measureHealth ? try LayerHealth(self, parametersBefore: before) : nil)
-    }
-
-    func copyOfParameters() -> [Float] {
-        var values = [Float](repeating: 0, count: parameterCount)
-        try? values.withUnsafeMutableBufferPointer { try graph.copyParameters(into: $0) }
-        return values
+        return (loss, hitCount, try health.map { try LayerHealth(self, $0) })
     }
 
     private func checkDataset(_ inputs: UnsafeBufferPointer<Float>, _ targets: Targets, samples: Int) throws {

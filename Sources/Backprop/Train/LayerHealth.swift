@@ -1,17 +1,31 @@
 /// Per-layer gradient health for one step: the L2 norm of each parameterized layer's gradients,
 /// and the ratio ‖update‖ / ‖weights‖ of that step (around 1e-3 is the usual healthy range).
 struct LayerHealth {
+    /// Room for the flat parameter block before and after a step, and for its gradients:
+    /// allocated once per fit, before training starts.
+    struct Buffers {
+        let before: CheckedArray<Float>
+        let after: CheckedArray<Float>
+        let gradients: CheckedArray<Float>
+
+        init(parameterCount: Int) throws {
+            before = try CheckedArray(zeros: parameterCount)
+            after = try CheckedArray(zeros: parameterCount)
+            gradients = try CheckedArray(zeros: parameterCount)
+        }
+    }
+
     var gradientNorms: [Double] = []
     var updateRatios: [Double] = []
 
     init() {}
 
-    /// Measures `network` after an optimizer step whose starting parameters were `before` (the
-    /// flat block); the gradients are still those the step used.
-    init(_ network: Network, parametersBefore before: [Float]) throws {
-        let after = network.copyOfParameters()
-        var gradients = [Float](repeating: 0, count: network.parameterCount)
-        try gradients.withUnsafeMutableBufferPointer { try network.graph.copyParameterGradients(into: $0) }
+    /// Measures `network` after an optimizer step whose starting parameters are in
+    /// `buffers.before`; the gradients are still those the step used.
+    init(_ network: Network, _ buffers: Buffers) throws {
+        let before = buffers.before, after = buffers.after, gradients = buffers.gradients
+        try network.graph.copyParameters(into: after.buffer)
+        try network.graph.copyParameterGradients(into: gradients.buffer)
         for layer in network.layers {
             let nodes = [layer.weight, layer.bias].compactMap { $0 }
             guard !nodes.isEmpty else { continue }

@@ -9,35 +9,30 @@ struct Minibatch {
 
 /// Splits sample indices into minibatches, reshuffled on demand from a seeded generator (a
 /// Fisher–Yates shuffle), and copies each minibatch's rows into buffers allocated once, so the
-/// training loop allocates nothing per step.
+/// training loop allocates nothing per step. Their sizes come from the caller, so running out
+/// of memory for them is an error (`BackpropError.outOfMemory`), found before training starts.
 final class MinibatchSampler {
-    private var order: [Int]
+    private let order: CheckedArray<Int>
     private var generator: Generator
     let batchSize: Int
     private let inputWidth: Int
     private let outputWidth: Int
-    private let inputBuffer: UnsafeMutableBufferPointer<Float>
-    private let valueBuffer: UnsafeMutableBufferPointer<Float>
-    private let labelBuffer: UnsafeMutableBufferPointer<Int32>
-    private let outputBuffer: UnsafeMutableBufferPointer<Float>
+    private let inputBuffer: CheckedArray<Float>
+    private let valueBuffer: CheckedArray<Float>
+    private let labelBuffer: CheckedArray<Int32>
+    private let outputBuffer: CheckedArray<Float>
 
-    init(samples: Int, batchSize: Int, inputWidth: Int, outputWidth: Int, seed: UInt64) {
-        order = Array(0..<samples)
+    init(samples: Int, batchSize: Int, inputWidth: Int, outputWidth: Int, seed: UInt64) throws {
+        order = try CheckedArray(zeros: samples)
+        for i in 0..<samples { order[i] = i }
         generator = Generator(seed: seed)
         self.batchSize = min(batchSize, samples)
         self.inputWidth = inputWidth
         self.outputWidth = outputWidth
-        inputBuffer = .allocate(capacity: self.batchSize * inputWidth)
-        valueBuffer = .allocate(capacity: self.batchSize * outputWidth)
-        labelBuffer = .allocate(capacity: self.batchSize)
-        outputBuffer = .allocate(capacity: self.batchSize * outputWidth)
-    }
-
-    deinit {
-        inputBuffer.deallocate()
-        valueBuffer.deallocate()
-        labelBuffer.deallocate()
-        outputBuffer.deallocate()
+        inputBuffer = try CheckedArray(zeros: self.batchSize * inputWidth)
+        valueBuffer = try CheckedArray(zeros: self.batchSize * outputWidth)
+        labelBuffer = try CheckedArray(zeros: self.batchSize)
+        outputBuffer = try CheckedArray(zeros: self.batchSize * outputWidth)
     }
 
     var count: Int { (order.count + batchSize - 1) / batchSize }
@@ -45,29 +40,29 @@ final class MinibatchSampler {
     func shuffle() {
         for i in stride(from: order.count - 1, to: 0, by: -1) {
             let j = Int(generator.next() % UInt64(i + 1))
-            order.swapAt(i, j)
+            order.buffer.swapAt(i, j)
         }
     }
 
     /// Minibatch `index`, its rows copied in the current order.
     func gather(_ index: Int, inputs: UnsafeBufferPointer<Float>, targets: Network.Targets) -> Minibatch {
-        let rows = order[(index * batchSize)..<min((index + 1) * batchSize, order.count)]
+        let rows = order.buffer[(index * batchSize)..<min((index + 1) * batchSize, order.count)]
         for (k, row) in rows.enumerated() {
-            (inputBuffer.baseAddress! + k * inputWidth).update(from: inputs.baseAddress! + row * inputWidth, count: inputWidth)
+            (inputBuffer.pointer + k * inputWidth).update(from: inputs.baseAddress! + row * inputWidth, count: inputWidth)
         }
         let gathered: Network.Targets
         switch targets {
         case .values(let values):
             for (k, row) in rows.enumerated() {
-                (valueBuffer.baseAddress! + k * outputWidth).update(from: values.baseAddress! + row * outputWidth, count: outputWidth)
+                (valueBuffer.pointer + k * outputWidth).update(from: values.baseAddress! + row * outputWidth, count: outputWidth)
             }
-            gathered = .values(UnsafeBufferPointer(rebasing: valueBuffer[0..<(rows.count * outputWidth)]))
+            gathered = .values(UnsafeBufferPointer(rebasing: valueBuffer.buffer[0..<(rows.count * outputWidth)]))
         case .labels(let labels):
             for (k, row) in rows.enumerated() { labelBuffer[k] = labels[row] }
-            gathered = .labels(UnsafeBufferPointer(rebasing: labelBuffer[0..<rows.count]))
+            gathered = .labels(UnsafeBufferPointer(rebasing: labelBuffer.buffer[0..<rows.count]))
         }
-        return Minibatch(inputs: UnsafeBufferPointer(rebasing: inputBuffer[0..<(rows.count * inputWidth)]),
+        return Minibatch(inputs: UnsafeBufferPointer(rebasing: inputBuffer.buffer[0..<(rows.count * inputWidth)]),
                          targets: gathered, samples: rows.count,
-                         outputs: UnsafeMutableBufferPointer(rebasing: outputBuffer[0..<(rows.count * outputWidth)]))
+                         outputs: UnsafeMutableBufferPointer(rebasing: outputBuffer.buffer[0..<(rows.count * outputWidth)]))
     }
 }
