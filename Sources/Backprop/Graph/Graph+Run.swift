@@ -73,7 +73,10 @@ extension Graph {
     /// The nodes `root` depends on, itself included, in creation order.
     func ancestors(of root: NodeID) -> [NodeID] {
         if root == lastAncestors.root { return lastAncestors.order }
+        // A training step alternates between two roots (the outputs, then the loss).
+        if root == previousAncestors.root { swap(&lastAncestors, &previousAncestors); return lastAncestors.order }
         if let cached = ancestorCache[root] {
+            previousAncestors = lastAncestors
             lastAncestors = (root, cached)
             return cached
         }

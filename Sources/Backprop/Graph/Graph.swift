@@ -34,10 +34,11 @@ public final class Graph {
     @exclusivity(unchecked) var gradientsPlanned = false
     /// The nodes each recent root depends on, cached for forward and backward.
     @exclusivity(unchecked) var ancestorCache: [NodeID: [NodeID]] = [:] {
-        didSet { lastAncestors = (-1, []) }
+        didSet { lastAncestors = (-1, []); previousAncestors = (-1, []) }
     }
-    /// The most recent lookup, which training steps repeat: no hashing on the hot path.
+    /// The two most recent lookups, which training steps repeat: no hashing on the hot path.
     @exclusivity(unchecked) var lastAncestors: (root: NodeID, order: [NodeID]) = (-1, [])
+    @exclusivity(unchecked) var previousAncestors: (root: NodeID, order: [NodeID]) = (-1, [])
 
     /// Training mode and the seeded generator that ops such as dropout draw from.
     let context: RunContext
@@ -136,7 +137,8 @@ public final class Graph {
         bindings.append(nil)
         isCurrent.append(nodes.last!.isLeaf)
         needsPlan = true
-        ancestorCache.removeAll()
+        // The cached ancestor lists stay right: a new node is no existing node's ancestor. (Keeping
+        // them spares the training step after the loss nodes are added an allocation.)
     }
 
     // MARK: - Ops
@@ -168,7 +170,8 @@ public final class Graph {
         scratch.removeSubrange(node...)
         bindings.removeSubrange(node...)
         isCurrent.removeSubrange(node...)
-        ancestorCache.removeAll()
+        // Only the removed nodes' lists go: the others never include newer nodes.
+        ancestorCache = ancestorCache.filter { $0.key < node }
     }
 }
 
