@@ -99,27 +99,44 @@ public final class Graph {
     }
     public func constant(_ shape: Shape) throws -> NodeID { try addLeaf(.constant, shape, hasGradient: false) }
 
-    public func parameter(_ shape: Shape) throws -> NodeID {
+    public func parameter(_ shape: Shape) throws -> NodeID { try addParameters([shape])[0] }
+
+    /// Adds parameters together: the flat blocks grow (are allocated anew and copied) once for
+    /// all of them, which keeps a large layer's weight and bias from copying the whole network's
+    /// parameters twice, and memory from peaking twice.
+    public func addParameters(_ shapes: [Shape]) throws -> [NodeID] {
         let offset = parameterValues.count
-        let newValues = try Storage(count: offset + shape.count, dtype: dtype)
-        let newGradients = try Storage(count: offset + shape.count, dtype: dtype)
+        var total = offset
+        for shape in shapes {
+            let (sum, overflow) = total.addingReportingOverflow(shape.count)
+            guard !overflow else { throw BackpropError.outOfMemory("parameters of \(shapes) do not fit in memory") }
+            total = sum
+        }
+        let newValues = try Storage(count: total, dtype: dtype)
+        let newGradients = try Storage(count: total, dtype: dtype)
         newValues.pointer.copyMemory(from: parameterValues.pointer, byteCount: offset * dtype.size)
         newGradients.pointer.copyMemory(from: parameterGradients.pointer, byteCount: offset * dtype.size)
-        let id = nodes.count
         parameterValues = newValues
         parameterGradients = newGradients
-        nodes.append(Node(kind: .parameter, inputs: [], shape: shape, requiresGradient: true))
-        values.append(Slot(storage: newValues, offset: offset))
-        gradients.append(Slot(storage: newGradients, offset: offset))
-        parameters.append(id)
-        parameterOffsets[id] = offset
+        var added: [NodeID] = []
+        var next = offset
+        for shape in shapes {
+            let id = nodes.count
+            nodes.append(Node(kind: .parameter, inputs: [], shape: shape, requiresGradient: true))
+            values.append(nil)
+            gradients.append(nil)
+            parameters.append(id)
+            parameterOffsets[id] = next
+            next += shape.count
+            appendBookkeeping()
+            added.append(id)
+        }
         // Every parameter's slots move to the new blocks.
         for p in parameters {
             values[p] = Slot(storage: newValues, offset: parameterOffsets[p]!)
             gradients[p] = Slot(storage: newGradients, offset: parameterOffsets[p]!)
         }
-        appendBookkeeping()
-        return id
+        return added
     }
 
     private func addLeaf(_ kind: NodeKind, _ shape: Shape, hasGradient: Bool) throws -> NodeID {

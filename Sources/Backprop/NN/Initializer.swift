@@ -18,31 +18,32 @@ public enum Initializer: Sendable, Equatable {
     case constant(Double)
 
     /// Fills a weight [fanOut, fanIn] and a bias [fanOut], drawing the weight first, row by row.
-    func fill(weight: UnsafeMutableBufferPointer<Double>, bias: UnsafeMutableBufferPointer<Double>, fanIn: Int, fanOut: Int,
-              using generator: inout Generator) {
+    /// Draws in Double and stores in `T`, so both element types get the same initial values.
+    func fill<T: Scalar>(weight: UnsafeMutableBufferPointer<T>, bias: UnsafeMutableBufferPointer<T>, fanIn: Int, fanOut: Int,
+                         using generator: inout Generator) {
         let fanSum = Double(fanIn + fanOut)
         switch self {
         case .linearDefault:
             let bound = 1 / Double(fanIn).squareRoot()
-            for i in weight.indices { weight[i] = generator.uniform(-bound, bound) }
-            for i in bias.indices { bias[i] = generator.uniform(-bound, bound) }
+            for i in weight.indices { weight[i] = T(generator.uniform(-bound, bound)) }
+            for i in bias.indices { bias[i] = T(generator.uniform(-bound, bound)) }
         case .xavierUniform:
             let bound = (6 / fanSum).squareRoot()
-            for i in weight.indices { weight[i] = generator.uniform(-bound, bound) }
+            for i in weight.indices { weight[i] = T(generator.uniform(-bound, bound)) }
         case .xavierNormal:
             let std = (2 / fanSum).squareRoot()
-            for i in weight.indices { weight[i] = std * generator.normal() }
+            for i in weight.indices { weight[i] = T(std * generator.normal()) }
         case .kaimingUniform:
             let bound = (6 / Double(fanIn)).squareRoot()
-            for i in weight.indices { weight[i] = generator.uniform(-bound, bound) }
+            for i in weight.indices { weight[i] = T(generator.uniform(-bound, bound)) }
         case .kaimingNormal:
             let std = (2 / Double(fanIn)).squareRoot()
-            for i in weight.indices { weight[i] = std * generator.normal() }
+            for i in weight.indices { weight[i] = T(std * generator.normal()) }
         case .zeros:
             break
         case .constant(let value):
-            for i in weight.indices { weight[i] = value }
-            for i in bias.indices { bias[i] = value }
+            for i in weight.indices { weight[i] = T(value) }
+            for i in bias.indices { bias[i] = T(value) }
         }
     }
 }

@@ -85,21 +85,31 @@ public final class Network {
         guard units >= 1 else {
             throw BackpropError.invalidArgument("a dense layer needs at least 1 unit, got \(units)")
         }
+        switch graph.dtype {
+        case .float32: try addDense(units: units, activation: activation, initializer: initializer, drawing: Float.self)
+        case .float64: try addDense(units: units, activation: activation, initializer: initializer, drawing: Double.self)
+        }
+    }
+
+    /// addDense, with the initial values drawn in the graph's element type: no wider copy of
+    /// what may be the largest block of the network, at the moment its memory peaks.
+    private func addDense<T: Scalar>(units: Int, activation: Activation, initializer: Initializer,
+                                     drawing _: T.Type) throws {
         let fanIn = outputWidth
         let weightShape = try Shape([units, fanIn])
         let biasShape = try Shape([units])
         // The initial values are drawn before anything changes, into memory whose allocation
         // may fail (units come from the caller or a file).
-        let weightValues = try CheckedArray<Double>(zeros: weightShape.count)
-        let biasValues = try CheckedArray<Double>(zeros: units)
+        let weightValues = try CheckedArray<T>(zeros: weightShape.count)
+        let biasValues = try CheckedArray<T>(zeros: units)
         var trial = generator
         initializer.fill(weight: weightValues.buffer, bias: biasValues.buffer, fanIn: fanIn, fanOut: units, using: &trial)
 
         try dropLossNodes()
-        let weight = try graph.parameter(weightShape)
-        let bias = try graph.parameter(biasShape)
-        try graph.setValue(weight, from: weightValues.pointer, count: weightShape.count)
-        try graph.setValue(bias, from: biasValues.pointer, count: units)
+        let added = try graph.addParameters([weightShape, biasShape])
+        let weight = added[0], bias = added[1]
+        try graph.setLeafValue(weight, from: weightValues.pointer, count: weightShape.count)
+        try graph.setLeafValue(bias, from: biasValues.pointer, count: units)
         let out = try activation.apply(to: try graph.linear(output, weight: weight, bias: bias), in: graph)
         layers.append(Layer(kind: .dense(units: units, activation: activation), weight: weight, bias: bias,
                             output: out, outputWidth: units, moduleIndex: nextModuleIndex))
@@ -124,8 +134,8 @@ public final class Network {
         let ones = try CheckedArray<Float>(zeros: width)
         ones.buffer.update(repeating: 1)
         try dropLossNodes()
-        let weight = try graph.parameter(try Shape([width]))
-        let bias = try graph.parameter(try Shape([width]))
+        let added = try graph.addParameters([try Shape([width]), try Shape([width])])
+        let weight = added[0], bias = added[1]
         try graph.setValue(weight, from: ones.pointer, count: width)
         let out = try graph.layerNorm(output, weight: weight, bias: bias, eps: eps)
         layers.append(Layer(kind: .layerNorm(eps: eps), weight: weight, bias: bias, output: out,
