@@ -411,9 +411,10 @@ fuzz: fuzz-build fuzz-seeds
 	bash Tests/fuzz/run_fuzz.sh --seconds $(FUZZ_SECONDS) $(FUZZ_DIR) $(FUZZERS)
 
 # The Python API-sequence fuzzer (bindings/python/tests/test_fuzz_api.py) for longer than the
-# bounded run pytest makes, with a new random seed each time.
+# bounded run pytest makes, with a new random seed each time; -s shows its summary (sequences,
+# calls, calls refused).
 fuzz-api: lib
-	BACKPROP_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) BACKPROP_FUZZ_RANDOM=1 $(PY_ENV) $(PYTHON) -m pytest \
+	BACKPROP_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) BACKPROP_FUZZ_RANDOM=1 $(PY_ENV) $(PYTHON) -m pytest -s \
 	  $(PY_TESTS)/test_fuzz_api.py
 
 reliability: asan-test valgrind-test fuzz-smoke
