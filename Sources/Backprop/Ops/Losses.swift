@@ -6,6 +6,13 @@ public enum Reduction: Int32, Sendable, CaseIterable {
     case none = 2
 }
 
+/// A summed loss as the output's element type: the mean or the sum. The sum runs in Double, so
+/// the loss of a large batch in float32 does not drift (adding millions of float values loses
+/// several percent).
+func reduced<T: Scalar>(_ total: Double, count: Int, _ reduction: Reduction) -> T {
+    T(reduction == .mean ? total / Double(count) : total)
+}
+
 /// A loss computed element by element from prediction p and target t of the same shape. Each
 /// states its value and partials; reduction and backward are shared below. Both operands get
 /// gradients (targets are usually constants, which simply take none).
@@ -30,9 +37,9 @@ extension ElementwiseLoss {
             for i in 0..<n { f.output[i] = value(p[i], t[i]) }
             return
         }
-        var total: T = 0
-        for i in 0..<n { total += value(p[i], t[i]) }
-        f.output[0] = reduction == .mean ? total / T(n) : total
+        var total = 0.0
+        for i in 0..<n { total += Double(value(p[i], t[i])) }
+        f.output[0] = reduced(total, count: n, reduction)
     }
 
     public func backward<T: Scalar>(_ f: Frame<T>) {
@@ -142,7 +149,7 @@ public struct CrossEntropyLoss: Op {
         let batch = f.inputShape(0)[0], classes = f.inputShape(0)[1]
         let indexed = f.inputShape(1).rank == 1
         if indexed { try validateClassIndices(targets, batch: batch, classes: classes, op: name) }
-        var total: T = 0
+        var total = 0.0
         for row in 0..<batch {
             let logits = x + row * classes, p = probabilities + row * classes
             var largest = logits[0]
@@ -163,9 +170,9 @@ public struct CrossEntropyLoss: Op {
                 let t = targets + row * classes
                 for j in 0..<classes where t[j] != 0 { loss += t[j] * (logSum - (logits[j] - largest)) }
             }
-            if reduction == .none { f.output[row] = loss } else { total += loss }
+            if reduction == .none { f.output[row] = loss } else { total += Double(loss) }
         }
-        if reduction != .none { f.output[0] = reduction == .mean ? total / T(batch) : total }
+        if reduction != .none { f.output[0] = reduced(total, count: batch, reduction) }
     }
 
     public func backward<T: Scalar>(_ f: Frame<T>) {
@@ -221,12 +228,12 @@ public struct NLLLoss: Op {
         let logp = f.input(0), labels = f.input(1)
         let batch = f.inputShape(0)[0], classes = f.inputShape(0)[1]
         try validateClassIndices(labels, batch: batch, classes: classes, op: name)
-        var total: T = 0
+        var total = 0.0
         for row in 0..<batch {
             let loss = -logp[row * classes + Int(labels[row])]
-            if reduction == .none { f.output[row] = loss } else { total += loss }
+            if reduction == .none { f.output[row] = loss } else { total += Double(loss) }
         }
-        if reduction != .none { f.output[0] = reduction == .mean ? total / T(batch) : total }
+        if reduction != .none { f.output[0] = reduced(total, count: batch, reduction) }
     }
 
     public func backward<T: Scalar>(_ f: Frame<T>) {
