@@ -2,8 +2,9 @@ import BackpropKernels
 import Testing
 @testable import Backprop
 
-/// The small-product loops (BackpropKernels/small_gemm.c) and `Float.gemm`, which hands small
-/// products to them and the rest to BLAS, against a plain triple loop in double precision: each
+/// The small-product loops (BackpropKernels/small_gemm.c), `Float.gemm` (which hands small
+/// products to them and the rest to BLAS) and `plainGemm` (for when BLAS has no room), against
+/// a triple loop in double precision: each
 /// transpose, leading dimensions wider than the matrices, beta 0 (C not read), 1 and other.
 @Suite struct SmallGemmTests {
     static let shapes: [(m: Int, n: Int, k: Int)] = [
@@ -21,14 +22,18 @@ import Testing
         let b = (0..<(transB ? n : k) * ldb).map { _ in Float(generator.nextUnit() * 2 - 1) }
         let c0 = (0..<m * ldc).map { _ in Float(generator.nextUnit() * 2 - 1) }
         for (alpha, beta) in [(Float(1), Float(0)), (1, 1), (0.5, -2)] {
-            for small in [true, false] {
+            for path in ["small", "gemm", "plain"] {
                 var c = c0
                 if beta == 0 { for i in c.indices where i % ldc < n { c[i] = .nan } } // must not be read
-                if small {
+                switch path {
+                case "small":
                     bpk_sgemm_small(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, &c, ldc)
-                } else {
+                case "gemm":
                     Float.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
                                b: b, ldb: ldb, beta: beta, c: &c, ldc: ldc)
+                default:
+                    plainGemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                              b: b, ldb: ldb, beta: beta, c: &c, ldc: ldc)
                 }
                 var worst = 0.0
                 for i in 0..<m {
@@ -43,7 +48,7 @@ import Testing
                     // The padding between rows is never written.
                     for j in n..<ldc { #expect(c[i * ldc + j] == c0[i * ldc + j]) }
                 }
-                #expect(worst < 1e-5 * Double(k + 2), "alpha \(alpha), beta \(beta), small \(small)")
+                #expect(worst < 1e-5 * Double(k + 2), "alpha \(alpha), beta \(beta), \(path)")
             }
         }
     }

@@ -21,11 +21,9 @@
  *   - More BLAS threads than CPUs are clamped, so that a matrix product under a memory cap
  *     cannot wait forever for threads that cannot be created.
  *   - Loading from a FIFO (or anything but a regular file) is BP_ERR_IO and does not block.
+ *   - A first matrix product under a cap too tight for OpenBLAS's buffers returns.
  *
- * Tests marked RUN_KNOWN_BUG pin down a bug that is reported but not fixed yet: their failure
- * prints KNOWN BUG and does not fail the suite; once such a test passes it fails instead, so
- * that it moves to RUN and the behaviour stays fixed. docs/RELIABILITY.md lists the threats,
- * where each is tested, and the known bugs.
+ * docs/RELIABILITY.md lists the threats, where each is tested, and the known limits.
  */
 #define _GNU_SOURCE
 #include "check.h"
@@ -64,8 +62,7 @@ static int under_valgrind(void) {
            (preload != NULL && strstr(preload, "vgpreload") != NULL);
 }
 
-/* A test that cannot run here says why and makes no check (a known-bug test that makes no
- * check is reported as skipped). */
+/* A test that cannot run here says why and makes no check. */
 static void skip(const char *why) { printf("     skipped: %s\n", why); }
 
 /* Caps can only be tested where the process's address space is its own to cap. */
@@ -109,46 +106,6 @@ static int cap_address_space(size_t room) {
 }
 
 static void uncap_address_space(void) { CHECK(setrlimit(RLIMIT_AS, &saved_address_space) == 0); }
-
-/* ---- known bugs --------------------------------------------------------------------------- */
-
-static int known_bugs = 0;
-
-#define RUN_KNOWN_BUG(test, bug) run_known_bug(#test, test, bug)
-
-static void run_known_bug(const char *name, void (*test)(void), const char *bug) {
-    /* The child's stderr goes to a file, so that a crash's stack trace does not bury the
-     * report; its first line (the runtime's "Fatal error: ...") is shown. */
-    fflush(stderr);
-    FILE *captured = tmpfile();
-    int saved_stderr = dup(STDERR_FILENO);
-    if (captured != NULL) {
-        dup2(fileno(captured), STDERR_FILENO);
-    }
-    check_counts before = check_totals;
-    check_run(name, test);
-    if (captured != NULL) {
-        dup2(saved_stderr, STDERR_FILENO);
-        rewind(captured);
-        char line[512];
-        if (fgets(line, sizeof line, captured) != NULL) {
-            printf("     stderr: %s", line);
-        }
-        fclose(captured);
-    }
-    close(saved_stderr);
-    int passed = check_totals.passed - before.passed;
-    int failed = check_totals.failed - before.failed;
-    if (failed > 0) {
-        check_totals = before;
-        known_bugs++;
-        printf("KNOWN BUG %s (not counted as a failure): %s\n", name, bug);
-    } else if (passed > 0) {
-        check_totals.failed++;
-        printf("FAIL %s passes now: the bug is fixed, so run it with RUN instead of "
-               "RUN_KNOWN_BUG (and update docs/RELIABILITY.md)\n", name);
-    }
-}
 
 /* ---- networks and their whole state ------------------------------------------------------- */
 
@@ -731,7 +688,8 @@ static void test_fit_without_room_for_its_gradient_health_is_out_of_memory(void)
     CHECK_OK(bp_optimizer_create(BP_OPTIMIZER_SGD, NULL, &sgd));
     CHECK_OK(bp_fit_options_default(&options));
     options.epochs = 2;
-    /* BLAS takes its buffers on the first product: before the cap (see the known bug below). */
+    /* BLAS takes its buffers on the first product: before the cap, so that the products under
+     * it go to BLAS as usual. */
     float *outputs = malloc(SAMPLES * WIDE * sizeof(float));
     CHECK_OK(bp_net_predict(net, SAMPLES, inputs, SAMPLES * WIDE_IN, outputs, SAMPLES * WIDE));
     free(outputs);
@@ -867,9 +825,9 @@ static void first_forward_under_64_mib(void) { forward_under_a_cap(64 * MiB, 0);
 
 /* OpenBLAS takes a buffer of 128 MiB for the first matrix product of a process (and another
  * for each product running at the same time); when it cannot get one, blas_memory_alloc tries
- * again forever. Under a cap on the address space that leaves less room than that, the first
- * forward pass must still return (BP_ERR_OUT_OF_MEMORY, or BP_OK), not hang. Killed after 10
- * seconds. */
+ * again forever. Under a cap on the address space that leaves less room than that, the library
+ * computes such products itself, so the first forward pass must return (BP_ERR_OUT_OF_MEMORY,
+ * or BP_OK), not hang. Killed after 10 seconds. */
 static void test_a_first_matrix_product_under_a_tight_memory_cap_does_not_hang(void) {
     if (!can_cap_address_space()) {
         return;
@@ -1454,9 +1412,7 @@ int main(void) {
     RUN(test_fit_without_room_for_its_minibatches_is_out_of_memory);
     RUN(test_fit_without_room_for_its_gradient_health_is_out_of_memory);
     RUN(test_many_blas_threads_under_a_memory_cap_do_not_hang);
-    RUN_KNOWN_BUG(test_a_first_matrix_product_under_a_tight_memory_cap_does_not_hang,
-                  "OpenBLAS's first matrix product in a process needs a 128 MiB buffer, and "
-                  "blas_memory_alloc retries forever when a cap on the address space refuses it");
+    RUN(test_a_first_matrix_product_under_a_tight_memory_cap_does_not_hang);
     RUN(test_nan_or_infinity_in_any_data_is_refused_and_changes_nothing);
     RUN(test_a_save_to_a_full_filesystem_keeps_the_previous_checkpoint);
     RUN(test_a_save_to_a_read_only_filesystem_keeps_the_previous_checkpoint);
@@ -1465,8 +1421,5 @@ int main(void) {
     RUN(test_a_save_cut_off_at_any_byte_keeps_the_previous_checkpoint);
     RUN(test_a_save_to_an_impossible_path_is_an_io_error);
     RUN(test_loading_from_a_fifo_is_an_io_error_and_does_not_block);
-    if (known_bugs > 0) {
-        printf("%d known bug(s), reported and not counted (docs/RELIABILITY.md)\n", known_bugs);
-    }
     return check_summary();
 }

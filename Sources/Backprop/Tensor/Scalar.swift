@@ -23,6 +23,31 @@ public protocol Scalar: BinaryFloatingPoint, SIMDScalar, Sendable {
         beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
 }
 
+/// OpenBLAS's thread count when a product may go to OpenBLAS now; nil while a cap on the address
+/// space leaves too little room for the buffers its first products reserve (it would retry that
+/// reservation forever: see bpk_blas_has_room).
+private func blasThreadsIfRoom() -> Int32? {
+    let threads = Int32(clamping: Parallelism.threadCount)
+    return bpk_blas_has_room(threads) ? threads : nil
+}
+
+/// C = alpha op(A) op(B) + beta C in plain loops, for products BLAS cannot take (see
+/// `blasThreadsIfRoom`): slow, but it needs no memory. beta == 0 does not read C.
+func plainGemm<T: Scalar>(
+    transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: T,
+    a: UnsafePointer<T>, lda: Int, b: UnsafePointer<T>, ldb: Int,
+    beta: T, c: UnsafeMutablePointer<T>, ldc: Int
+) {
+    for i in 0..<m {
+        let row = c + i * ldc
+        for j in 0..<n { row[j] = beta == 0 ? 0 : beta * row[j] }
+        for p in 0..<k {
+            let x = alpha * (transA ? a[p * lda + i] : a[i * lda + p])
+            for j in 0..<n { row[j] += x * (transB ? b[j * ldb + p] : b[p * ldb + j]) }
+        }
+    }
+}
+
 @inline(__always)
 private func cblasTranspose(_ transposed: Bool) -> CBLAS_TRANSPOSE {
     transposed ? CblasTrans : CblasNoTrans
@@ -48,9 +73,15 @@ extension Float: Scalar {
             bpk_sgemm_small(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
             return
         }
+        guard let threads = blasThreadsIfRoom() else {
+            plainGemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                      b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            return
+        }
         cblas_sgemm(CblasRowMajor, cblasTranspose(transA), cblasTranspose(transB),
                     blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
                     beta, c, blasint(ldc))
+        bpk_blas_did_run(threads)
     }
 }
 
@@ -70,8 +101,14 @@ extension Double: Scalar {
         a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int,
         beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int
     ) {
+        guard let threads = blasThreadsIfRoom() else {
+            plainGemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                      b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            return
+        }
         cblas_dgemm(CblasRowMajor, cblasTranspose(transA), cblasTranspose(transB),
                     blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
                     beta, c, blasint(ldc))
+        bpk_blas_did_run(threads)
     }
 }
