@@ -622,6 +622,9 @@ def build_report(data, args, started, finished, machine, info):
         if "later_gemm_calls" not in a or not a.get("later_steps"):
             return "n/a"
         steps = a["later_steps"]
+        if a["later_gemm_calls"] == 0:
+            # Products of at most 4096 multiply-adds run in libbackprop's own loops.
+            return "none: all small enough for libbackprop's own loops"
         return (f"{a['later_gemm_calls'] / steps:g} calls, "
                 f"{a['later_gemm_flops'] / steps / needed_gemm_flops(config):.2f}x the flops "
                 "needed")
