@@ -449,23 +449,33 @@ static int csv_file(char *path, int rows) {
     return fd;
 }
 
+/* Makes a CSV file of `rows` rows (see csv_file) and checks that loading it with `room` bytes
+ * of address space to spare is BP_ERR_OUT_OF_MEMORY and gives no dataset. Returns the file's
+ * descriptor (closing it removes the file), or -1 when no file could be made. */
+static int check_loading_csv_without_room(char *path, int rows, size_t room) {
+    int fd = csv_file(path, rows);
+    if (fd < 0) {
+        return -1;
+    }
+    bp_dataset *dataset = NULL;
+    if (cap_address_space(room)) {
+        CHECK_STATUS(BP_ERR_OUT_OF_MEMORY, bp_dataset_load_csv(path, NULL, &dataset));
+        uncap_address_space();
+        CHECK(dataset == NULL);
+    }
+    return fd;
+}
+
 static void test_reading_a_csv_file_without_room_is_out_of_memory(void) {
     if (!can_cap_address_space()) {
         return;
     }
     /* 30 MB of CSV: its bytes alone do not fit. */
     char path[64];
-    int fd = csv_file(path, 3000000);
-    if (fd < 0) {
-        return;
+    int fd = check_loading_csv_without_room(path, 3000000, 16 * MiB);
+    if (fd >= 0) {
+        close(fd);
     }
-    bp_dataset *dataset = NULL;
-    if (cap_address_space(16 * MiB)) {
-        CHECK_STATUS(BP_ERR_OUT_OF_MEMORY, bp_dataset_load_csv(path, NULL, &dataset));
-        uncap_address_space();
-        CHECK(dataset == NULL);
-    }
-    close(fd);
 }
 
 static void test_parsing_a_csv_file_without_room_for_its_rows_is_out_of_memory(void) {
@@ -475,16 +485,11 @@ static void test_parsing_a_csv_file_without_room_for_its_rows_is_out_of_memory(v
     /* 10 MB of CSV fit; its million rows, parsed (16 MB of features, 8 MB of labels, 8 MB of
      * line numbers), do not. */
     char path[64];
-    int fd = csv_file(path, 1000000);
+    int fd = check_loading_csv_without_room(path, 1000000, 24 * MiB);
     if (fd < 0) {
         return;
     }
     bp_dataset *dataset = NULL;
-    if (cap_address_space(24 * MiB)) {
-        CHECK_STATUS(BP_ERR_OUT_OF_MEMORY, bp_dataset_load_csv(path, NULL, &dataset));
-        uncap_address_space();
-        CHECK(dataset == NULL);
-    }
     /* With room, the same file loads. */
     CHECK_OK(bp_dataset_load_csv(path, NULL, &dataset));
     size_t rows = 0, features = 0;
