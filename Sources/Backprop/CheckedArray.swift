@@ -23,6 +23,17 @@ final class CheckedArray<Element: BitwiseCopyable> {
 
     deinit { free(pointer) }
 
+    /// A reused buffer sized by each call (a batch): `existing` when it holds `count` elements,
+    /// else new zeros. The old one is released first, so the two never take memory together;
+    /// on failure `existing` is nil and the error is thrown.
+    static func resize(_ existing: inout CheckedArray?, to count: Int) throws -> CheckedArray {
+        if let existing, existing.count == count { return existing }
+        existing = nil
+        let resized = try CheckedArray(zeros: count)
+        existing = resized
+        return resized
+    }
+
     var buffer: UnsafeMutableBufferPointer<Element> { UnsafeMutableBufferPointer(start: pointer, count: count) }
 
     subscript(index: Int) -> Element {

@@ -806,6 +806,16 @@ static void forward_under_a_cap(size_t room, int threads) {
 
 static void forward_with_64_threads_under_1_gib(void) { forward_under_a_cap(1024 * MiB, 64); }
 
+/* Runs one of the forward passes above in a process of its own, killed after 10 seconds, and
+ * returns its exit code (-1 when it had to be killed, saying so with `what`). */
+static int forward_exit_code(void (*forward)(void), const char *what) {
+    int code = exit_code_within(forward, 10);
+    if (code == -1) {
+        printf("     %s has not returned after 10 s\n", what);
+    }
+    return code;
+}
+
 /* More BLAS threads than the address space can hold: each OpenBLAS thread reserves a buffer,
  * and OpenBLAS spins forever in the next product when it cannot create the threads it was
  * told to use. bp_set_num_threads clamps the count to the CPUs this process may run on, so on
@@ -816,11 +826,9 @@ static void test_many_blas_threads_under_a_memory_cap_do_not_hang(void) {
     if (!can_cap_address_space()) {
         return;
     }
-    int code = exit_code_within(forward_with_64_threads_under_1_gib, 10);
-    if (code == -1) {
-        printf("     bp_net_forward with 64 BLAS threads under a 1 GiB cap has not returned "
-               "after 10 s\n");
-    } else if (code == 5) {
+    int code = forward_exit_code(forward_with_64_threads_under_1_gib,
+                                 "bp_net_forward with 64 BLAS threads under a 1 GiB cap");
+    if (code == 5) {
         printf("     bp_get_num_threads after bp_set_num_threads(64) is not clamped to the CPUs\n");
     }
     CHECK_EQ(code, 0);
@@ -837,11 +845,8 @@ static void test_a_first_matrix_product_under_a_tight_memory_cap_does_not_hang(v
     if (!can_cap_address_space()) {
         return;
     }
-    int code = exit_code_within(first_forward_under_64_mib, 10);
-    if (code == -1) {
-        printf("     the first bp_net_forward under a 64 MiB cap has not returned after 10 s\n");
-    }
-    CHECK_EQ(code, 0);
+    CHECK_EQ(forward_exit_code(first_forward_under_64_mib,
+                               "the first bp_net_forward under a 64 MiB cap"), 0);
 }
 
 /* ---- NaN and infinity in data ------------------------------------------------------------- */

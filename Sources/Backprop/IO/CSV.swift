@@ -82,7 +82,7 @@ public final class Dataset {
     /// exactly that many.
     public func features(into destination: UnsafeMutableBufferPointer<Float>) throws {
         try checkRoom(destination, featureValues.count, "features (\(rows) rows × \(featureCount))")
-        destination.baseAddress!.update(from: featureValues.pointer, count: featureValues.count)
+        _ = destination.update(fromContentsOf: featureValues.buffer)
     }
 
     /// The label column as class indices: each value must be a whole number in Int32's range.

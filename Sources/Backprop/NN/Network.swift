@@ -222,13 +222,10 @@ public final class Network {
         try GradientDescent.checkLearningRate(learningRate)
         let (outputCount, overflow) = batch.multipliedReportingOverflow(by: outputWidth)
         try checkInputs(inputs, batch: batch, outputs: overflow ? -1 : outputCount)
-        if outputScratch?.count != outputCount {
-            outputScratch = nil
-            outputScratch = try CheckedArray(zeros: outputCount)
-        }
+        let outputs = try CheckedArray.resize(&outputScratch, to: outputCount)
         zeroGradients()
         graph.isTraining = true
-        try run(inputs, batch: batch, into: outputScratch!.buffer)
+        try run(inputs, batch: batch, into: outputs.buffer)
         hasTrainingForward = true
         let lossValue = try backward()
         try update(learningRate: learningRate)
@@ -353,11 +350,7 @@ public final class Network {
         case .values(let values):
             try graph.setValue(nodes.target, from: values.baseAddress!, count: values.count)
         case .labels(let labels):
-            if labelValues?.count != labels.count {
-                labelValues = nil
-                labelValues = try CheckedArray(zeros: labels.count)
-            }
-            let values = labelValues!
+            let values = try CheckedArray.resize(&labelValues, to: labels.count)
             for i in labels.indices { values[i] = Double(labels[i]) }
             try graph.setValue(nodes.target, from: values.pointer, count: values.count)
         }
