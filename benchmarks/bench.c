@@ -6,10 +6,12 @@
  *   bench info
  *       the BLAS kernel (openblas_get_corename, openblas_get_config) and the library version
  *   bench train --layers 784,256,128,10 --batch 64 --threads 1 [--seconds 0.5] [--repeats 7]
- *       trains with zero_grad, forward, backward_labels and an SGD optimizer step (momentum
- *       0.9, lr 0.01) on synthetic data; reports step times and peak RSS: of the whole
- *       process, of building the network, and of training alone (the high-water mark is
- *       reset before the first step)
+ *               [--calls 1|4]
+ *       trains with an SGD optimizer (momentum 0.9, lr 0.01) on synthetic data, one call a
+ *       step (bp_optimizer_train_step_labels), or with --calls 4 the four calls it stands for
+ *       (zero_grad, forward, backward_labels, optimizer step); reports step times and peak
+ *       RSS: of the whole process, of building the network, and of training alone (the
+ *       high-water mark is reset before the first step)
  *   bench gemm  --layers ... --batch ... --threads ...
  *       times the GEMMs one training step of that network needs (cblas_sgemm on the same
  *       shapes and transposes), and a plain-C SGD-momentum update of the same parameters
@@ -53,6 +55,7 @@ typedef struct options {
     double warmup;
     int repeats;
     long steps;
+    int calls;
 } options;
 
 static void die(const char *what) {
@@ -146,7 +149,7 @@ static void parse_layers(options *o, const char *text) {
 
 static options parse(int argc, char **argv) {
     options o = {.batch = 0, .threads = 1, .seconds = 0.5, .warmup = 0.3, .repeats = 7,
-                 .steps = 50};
+                 .steps = 50, .calls = 1};
     if (argc < 2) die("usage: bench info | train | gemm | alloc --layers A,B,.. --batch N --threads T");
     o.mode = argv[1];
     for (int i = 2; i < argc; i++) {
@@ -160,10 +163,12 @@ static options parse(int argc, char **argv) {
         else if (!strcmp(key, "--warmup")) o.warmup = strtod(value, NULL);
         else if (!strcmp(key, "--repeats")) o.repeats = (int)strtol(value, NULL, 10);
         else if (!strcmp(key, "--steps")) o.steps = strtol(value, NULL, 10);
+        else if (!strcmp(key, "--calls")) o.calls = (int)strtol(value, NULL, 10);
         else die("unknown option");
     }
     if (o.repeats < 1 || o.repeats > MAX_REPEATS) die("--repeats must be in 1..64");
     if (o.threads < 1) die("--threads must be at least 1");
+    if (o.calls != 1 && o.calls != 4) die("--calls must be 1 or 4");
     return o;
 }
 
@@ -253,7 +258,17 @@ static void trainer_init(trainer *t, const options *o) {
     t->outputs = checked_malloc(t->batch * t->out * sizeof(float));
 }
 
+/* One training step in one call, as a training loop would write it. */
 static void trainer_step(void *context, long step) {
+    trainer *t = context;
+    int d = (int)(step % DATA_BATCHES);
+    check(bp_optimizer_train_step_labels(t->optimizer, t->net, t->batch, t->inputs[d],
+                                         t->batch * t->in, t->labels[d], t->batch, &t->loss),
+          "bp_optimizer_train_step_labels");
+}
+
+/* The same step in the four calls it stands for (--calls 4): shows what a call costs. */
+static void trainer_step_four_calls(void *context, long step) {
     trainer *t = context;
     int d = (int)(step % DATA_BATCHES);
     check(bp_net_zero_grad(t->net), "bp_net_zero_grad");
@@ -271,14 +286,15 @@ static int run_train(const options *o) {
     float first_loss;
     long setup_rss = peak_rss_bytes();
     int reset = reset_peak_rss();
-    trainer_step(&t, counter++);
+    step_fn step = o->calls == 4 ? trainer_step_four_calls : trainer_step;
+    step(&t, counter++);
     first_loss = t.loss;
-    timing tm = time_steps(o, trainer_step, &t, &counter);
+    timing tm = time_steps(o, step, &t, &counter);
     size_t parameters = 0;
     check(bp_net_parameter_count(t.net, &parameters), "bp_net_parameter_count");
     printf("{\"mode\": \"train\", ");
     print_layers(o);
-    printf(", \"parameters\": %zu, ", parameters);
+    printf(", \"calls\": %d, \"parameters\": %zu, ", o->calls, parameters);
     print_timing(&tm);
     printf(", \"total_steps\": %ld, \"first_loss\": %.9g, \"last_loss\": %.9g", counter,
            first_loss, t.loss);

@@ -7,11 +7,11 @@ buf = g; w -= lr buf). `check_same_computation` runs them side by side from the 
 
 Trainers:
   backprop      libbackprop through the ctypes declarations of the Python package
-                (backprop._capi): bp_net_zero_grad, bp_net_forward, bp_net_backward_labels and
-                bp_optimizer_step, four calls a step (the package has no optimizer class yet)
-  backprop-1call  bp_net_train_step_labels: one call a step, but plain SGD (no momentum), since
-                the C API has no single call that trains with an optimizer. Not the benchmark's
-                math: it shows the cost floor of one ctypes call a step.
+                (backprop._capi): bp_optimizer_train_step_labels, one call a step, as
+                Network.train_step(x, y, optimizer=...) makes it
+  backprop-4calls  the same step as four calls: bp_net_zero_grad, bp_net_forward,
+                bp_net_backward_labels and bp_optimizer_step, as Network.forward / backward and
+                Optimizer.step make them; it shows what a ctypes call costs
   numpy         a vectorized implementation: np.matmul into preallocated buffers (BLAS GEMMs
                 with transpose flags, no copies), in-place elementwise work. It leaves the
                 scalar loss (a log and a mean) out of the timed step, since its gradient does
@@ -239,44 +239,17 @@ class JaxTrainer:
 
 
 def _backprop_api():
-    """backprop._capi and its optimizer declarations. Older versions of the package lacked
-    them (the functions were in the header and the library already): those are declared here."""
-    import ctypes
-    from ctypes import POINTER, c_double, c_int, c_size_t, c_void_p
+    """backprop._capi (the package's ctypes declarations), its library, and the optimizer's
+    options struct and handle type."""
     from backprop import _capi
-
-    Options = getattr(_capi, "bp_optimizer_options", None)
-    if Options is None:
-        class Options(ctypes.Structure):
-            _fields_ = [("size", c_size_t), ("learning_rate", c_double),
-                        ("weight_decay", c_double), ("momentum", c_double),
-                        ("dampening", c_double), ("nesterov", c_int), ("beta1", c_double),
-                        ("beta2", c_double), ("amsgrad", c_int), ("eps", c_double),
-                        ("alpha", c_double), ("centered", c_int), ("lr_decay", c_double),
-                        ("initial_accumulator_value", c_double)]
-    Handle = getattr(_capi, "OptimizerHandle", c_void_p)
-    lib = _capi.lib
-    declarations = {
-        "bp_optimizer_options_default": (c_int, POINTER(Options)),
-        "bp_optimizer_create": (c_int, POINTER(Options), POINTER(Handle)),
-        "bp_optimizer_free": (Handle,),
-        "bp_optimizer_step": (Handle, _capi.NetHandle),
-        "bp_set_num_threads": (c_int,),
-    }
-    for name, argtypes in declarations.items():
-        function = getattr(lib, name)
-        if function.argtypes is None:
-            function.argtypes = argtypes
-            function.restype = c_int
-    return _capi, lib, Options, Handle
+    return _capi, _capi.lib, _capi.bp_optimizer_options, _capi.OptimizerHandle
 
 
 class BackpropTrainer:
-    """libbackprop from Python: four ctypes calls a step through backprop._capi, with every
+    """libbackprop from Python: one ctypes call a step through backprop._capi, with every
     pointer argument built once, before the timed loop."""
 
     name = "backprop"
-    one_call = False
 
     def __init__(self, widths, xs, ys, weights, threads):
         import ctypes
@@ -352,13 +325,10 @@ class BackpropTrainer:
         return result
 
     def step(self, d):
-        lib, net = self.lib, self.net
-        if (lib.bp_net_zero_grad(net)
-                or lib.bp_net_forward(net, self.batch, self.xp[d], self.in_count, self.outp,
-                                      self.out_count)
-                or lib.bp_net_backward_labels(net, self.yp[d], self.batch, self.lossp)
-                or lib.bp_optimizer_step(self.optimizer, net)):
-            self._check(1, "a training step")
+        if self.lib.bp_optimizer_train_step_labels(self.optimizer, self.net, self.batch,
+                                                   self.xp[d], self.in_count, self.yp[d],
+                                                   self.batch, self.lossp):
+            self._check(1, "bp_optimizer_train_step_labels")
 
     def sync(self):
         pass
@@ -371,19 +341,23 @@ class BackpropTrainer:
         self.lib.bp_net_free(self.net)
 
 
-class BackpropOneCallTrainer(BackpropTrainer):
-    """bp_net_train_step_labels: zero_grad, forward, backward and a plain SGD update in one
-    call. Not the same optimizer as the others (no momentum): a floor for one call a step."""
+class BackpropFourCallTrainer(BackpropTrainer):
+    """The same step as four ctypes calls: zero_grad, forward, backward and the optimizer's
+    step."""
 
-    name = "backprop-1call"
+    name = "backprop-4calls"
 
     def step(self, d):
-        if self.lib.bp_net_train_step_labels(self.net, self.batch, self.xp[d], self.in_count,
-                                             self.yp[d], self.batch, LEARNING_RATE, self.lossp):
-            self._check(1, "bp_net_train_step_labels")
+        lib, net = self.lib, self.net
+        if (lib.bp_net_zero_grad(net)
+                or lib.bp_net_forward(net, self.batch, self.xp[d], self.in_count, self.outp,
+                                      self.out_count)
+                or lib.bp_net_backward_labels(net, self.yp[d], self.batch, self.lossp)
+                or lib.bp_optimizer_step(self.optimizer, net)):
+            self._check(1, "a training step in four calls")
 
 
-TRAINERS = {t.name: t for t in (BackpropTrainer, BackpropOneCallTrainer, NumpyTrainer,
+TRAINERS = {t.name: t for t in (BackpropTrainer, BackpropFourCallTrainer, NumpyTrainer,
                                 TorchTrainer, JaxTrainer)}
 
 

@@ -871,6 +871,20 @@ bp_status bp_optimizer_free(bp_optimizer *optimizer);
 bp_status bp_optimizer_step(bp_optimizer *optimizer, bp_net *net);
 bp_status bp_optimizer_step_graph(bp_optimizer *optimizer, bp_graph *graph);
 
+/* One whole training step of `net` with this optimizer's update: bp_net_zero_grad,
+ * bp_net_forward, bp_net_backward (or _labels) and bp_optimizer_step in one call, with the
+ * arguments of those calls; the loss before the update is written to *loss (may be NULL). The
+ * _labels form is for BP_LOSS_CROSS_ENTROPY. Every argument, and the optimizer's state size, is
+ * checked first: bad input changes nothing. If the loss or a gradient turns out not finite
+ * (BP_ERR_NONFINITE), the weights and the optimizer's state are unchanged and the gradients hold
+ * this step's. Errors: those of the four calls. */
+bp_status bp_optimizer_train_step(bp_optimizer *optimizer, bp_net *net, size_t batch,
+                                  const float *inputs, size_t input_count, const float *targets,
+                                  size_t target_count, float *loss);
+bp_status bp_optimizer_train_step_labels(bp_optimizer *optimizer, bp_net *net, size_t batch,
+                                         const float *inputs, size_t input_count,
+                                         const int32_t *labels, size_t label_count, float *loss);
+
 /* The current learning rate, and setting it (finite, not negative).
  * Errors: BP_ERR_INVALID_HANDLE, BP_ERR_INVALID_ARGUMENT. */
 bp_status bp_optimizer_learning_rate(const bp_optimizer *optimizer, double *out);

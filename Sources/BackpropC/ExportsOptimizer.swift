@@ -151,6 +151,43 @@ public func bp_optimizer_step(_ optimizer: OpaquePointer?, _ net: OpaquePointer?
     }
 }
 
+@_cdecl("bp_optimizer_train_step")
+public func bp_optimizer_train_step(_ optimizer: OpaquePointer?, _ net: OpaquePointer?, _ batch: UInt,
+                                    _ inputs: UnsafePointer<Float>?, _ inputCount: UInt,
+                                    _ targets: UnsafePointer<Float>?, _ targetCount: UInt,
+                                    _ loss: UnsafeMutablePointer<Float>?) -> Int32 {
+    guarded(#function) {
+        try trainStep(optimizer, net, batch, inputs, inputCount, loss) {
+            .values(try buffer(targets, targetCount, "targets"))
+        }
+    }
+}
+
+@_cdecl("bp_optimizer_train_step_labels")
+public func bp_optimizer_train_step_labels(_ optimizer: OpaquePointer?, _ net: OpaquePointer?, _ batch: UInt,
+                                           _ inputs: UnsafePointer<Float>?, _ inputCount: UInt,
+                                           _ labels: UnsafePointer<Int32>?, _ labelCount: UInt,
+                                           _ loss: UnsafeMutablePointer<Float>?) -> Int32 {
+    guarded(#function) {
+        try trainStep(optimizer, net, batch, inputs, inputCount, loss) {
+            .labels(try buffer(labels, labelCount, "labels"))
+        }
+    }
+}
+
+/// The two bp_optimizer_train_step forms, which differ only in their targets.
+private func trainStep(_ optimizer: OpaquePointer?, _ net: OpaquePointer?, _ batch: UInt,
+                       _ inputs: UnsafePointer<Float>?, _ inputCount: UInt, _ loss: UnsafeMutablePointer<Float>?,
+                       _ targets: () throws -> Network.Targets) throws {
+    try locked(optimizer, "bp_optimizer", \.optimizer) { o in
+        try locked(net, "bp_net", \.network) { network in
+            let value = try network.trainStep(buffer(inputs, inputCount, "inputs"), batch: size(batch, "batch"),
+                                              targets: targets(), optimizer: o.optimizer)
+            loss?.pointee = Float(value)
+        }
+    }
+}
+
 @_cdecl("bp_optimizer_step_graph")
 public func bp_optimizer_step_graph(_ optimizer: OpaquePointer?, _ graph: OpaquePointer?) -> Int32 {
     guarded(#function) {

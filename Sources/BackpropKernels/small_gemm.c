@@ -74,8 +74,9 @@ void bpk_sgemm_small(bool trans_a, bool trans_b, long m, long n, long k, float a
                 for (long i = 0; i < m; i++) column[i] += y * a_row[i];
             }
         }
-        for (long i = 0; i < m; i++) {
-            for (long j = 0; j < n; j++) c[i * ldc + j] += columns[j * m + i];
+        // Column by column: a long inner loop, where row by row it would be n (< 8) long.
+        for (long j = 0; j < n; j++) {
+            for (long i = 0; i < m; i++) c[i * ldc + j] += columns[j * m + i];
         }
         return;
     }

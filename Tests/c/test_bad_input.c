@@ -1778,6 +1778,13 @@ static void check_optimizer_functions_reject(bp_optimizer *bad) {
 
     CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_optimizer_step(bad, net));
     CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_optimizer_step_graph(bad, graph));
+    float inputs[2] = {0, 0}, targets[2] = {0, 0}, loss = -9;
+    int32_t labels[1] = {0};
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE,
+                 bp_optimizer_train_step(bad, net, 1, inputs, 2, targets, 2, &loss));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE,
+                 bp_optimizer_train_step_labels(bad, net, 1, inputs, 2, labels, 1, &loss));
+    CHECK(loss == -9);
     CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_optimizer_learning_rate(bad, &rate));
     CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_optimizer_set_learning_rate(bad, 0.5));
     CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_optimizer_reset(bad));
@@ -1815,6 +1822,11 @@ static void test_optimizer_handles_are_checked(void) {
     CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_optimizer_step(optimizer, (bp_net *)(void *)f.graph));
     CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_optimizer_step(optimizer, (bp_net *)(void *)local));
     CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_optimizer_step_graph(optimizer, NULL));
+    float inputs[2] = {0, 0}, targets[2] = {0, 0};
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE,
+                 bp_optimizer_train_step(optimizer, NULL, 1, inputs, 2, targets, 2, NULL));
+    CHECK_STATUS(BP_ERR_INVALID_HANDLE, bp_optimizer_train_step(
+                     optimizer, (bp_net *)(void *)f.graph, 1, inputs, 2, targets, 2, NULL));
     CHECK_STATUS(BP_ERR_INVALID_HANDLE,
                  bp_optimizer_step_graph(optimizer, (bp_graph *)(void *)net));
 

@@ -429,6 +429,99 @@ static void test_train_step_equals_the_four_separate_calls(void) {
     CHECK_OK(bp_net_free(b));
 }
 
+/* One optimizer step of `optimizer` on `net` through the four calls, for comparison. */
+static void four_call_step(bp_optimizer *optimizer, bp_net *net, const int32_t *labels,
+                           float *loss) {
+    float outputs[18];
+    CHECK_OK(bp_net_zero_grad(net));
+    CHECK_OK(bp_net_forward(net, 6, BLOB_INPUTS, 12, outputs, 18));
+    CHECK_OK(bp_net_backward_labels(net, labels, 6, loss));
+    CHECK_OK(bp_optimizer_step(optimizer, net));
+}
+
+static void test_optimizer_train_step_equals_the_four_separate_calls(void) {
+    for (int kind = BP_OPTIMIZER_SGD; kind <= BP_OPTIMIZER_ADAM; kind++) {
+        bp_optimizer_options options;
+        CHECK_OK(bp_optimizer_options_default((bp_optimizer_kind)kind, &options));
+        options.momentum = 0.9; /* read by SGD only */
+        bp_optimizer *one = NULL, *four = NULL;
+        CHECK_OK(bp_optimizer_create((bp_optimizer_kind)kind, &options, &one));
+        CHECK_OK(bp_optimizer_create((bp_optimizer_kind)kind, &options, &four));
+        bp_net *a = three_class_net(5), *b = three_class_net(5);
+        for (int step = 0; step < 10; step++) {
+            float loss_a = -1, loss_b = -2;
+            CHECK_OK(bp_optimizer_train_step_labels(one, a, 6, BLOB_INPUTS, 12, BLOB_LABELS, 6,
+                                                    &loss_a));
+            four_call_step(four, b, BLOB_LABELS, &loss_b);
+            CHECK(loss_a == loss_b);
+        }
+        float wa[MAX_PARAMETERS], wb[MAX_PARAMETERS];
+        size_t n = read_parameters(a, 0, wa, MAX_PARAMETERS);
+        CHECK_EQ(read_parameters(b, 0, wb, MAX_PARAMETERS), n);
+        CHECK(memcmp(wa, wb, n * sizeof(float)) == 0);
+        CHECK_OK(bp_net_free(a));
+        CHECK_OK(bp_net_free(b));
+        CHECK_OK(bp_optimizer_free(one));
+        CHECK_OK(bp_optimizer_free(four));
+    }
+}
+
+static void test_optimizer_train_step_refusals_change_nothing(void) {
+    bp_optimizer_options options;
+    CHECK_OK(bp_optimizer_options_default(BP_OPTIMIZER_SGD, &options));
+    options.momentum = 0.9;
+    bp_optimizer *optimizer = NULL, *twin = NULL;
+    CHECK_OK(bp_optimizer_create(BP_OPTIMIZER_SGD, &options, &optimizer));
+    CHECK_OK(bp_optimizer_create(BP_OPTIMIZER_SGD, &options, &twin));
+    bp_net *net = three_class_net(6), *copy = three_class_net(6);
+    float loss = -1;
+    CHECK_OK(bp_optimizer_train_step_labels(optimizer, net, 6, BLOB_INPUTS, 12, BLOB_LABELS, 6,
+                                            &loss));
+    four_call_step(twin, copy, BLOB_LABELS, &loss);
+
+    float before[MAX_PARAMETERS], grads[MAX_PARAMETERS], after[MAX_PARAMETERS];
+    size_t n = read_parameters(net, 0, before, MAX_PARAMETERS);
+    read_parameters(net, 1, grads, MAX_PARAMETERS);
+    const int32_t bad_labels[6] = {0, 0, 1, 3, 2, 2};
+    float bad_inputs[12];
+    memcpy(bad_inputs, BLOB_INPUTS, sizeof bad_inputs);
+    bad_inputs[5] = INFINITY;
+    float targets[18] = {0};
+    loss = -7;
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_optimizer_train_step_labels(
+                     optimizer, net, 6, BLOB_INPUTS, 12, bad_labels, 6, &loss));
+    CHECK_STATUS(BP_ERR_NONFINITE, bp_optimizer_train_step_labels(
+                     optimizer, net, 6, bad_inputs, 12, BLOB_LABELS, 6, &loss));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_optimizer_train_step_labels(
+                     optimizer, net, 6, BLOB_INPUTS, 11, BLOB_LABELS, 6, &loss));
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_optimizer_train_step(
+                     optimizer, net, 6, BLOB_INPUTS, 12, targets, 18, &loss)); /* not MSE */
+    /* The optimizer's momentum is sized for `net`: a network of another size is refused. */
+    bp_net *other = xor_regression_net(3);
+    CHECK_STATUS(BP_ERR_INVALID_ARGUMENT, bp_optimizer_train_step(
+                     optimizer, other, 4, XOR_INPUTS, 8, XOR_TARGETS, 4, &loss));
+    CHECK(loss == -7);
+    CHECK_EQ(read_parameters(net, 0, after, MAX_PARAMETERS), n);
+    CHECK(memcmp(before, after, n * sizeof(float)) == 0);
+    read_parameters(net, 1, after, MAX_PARAMETERS);
+    CHECK(memcmp(grads, after, n * sizeof(float)) == 0);
+
+    /* Nothing changed, the momentum included: the next step still matches the four calls. */
+    float loss_a = -1, loss_b = -2;
+    CHECK_OK(bp_optimizer_train_step_labels(optimizer, net, 6, BLOB_INPUTS, 12, BLOB_LABELS, 6,
+                                            &loss_a));
+    four_call_step(twin, copy, BLOB_LABELS, &loss_b);
+    CHECK(loss_a == loss_b);
+    read_parameters(net, 0, before, MAX_PARAMETERS);
+    read_parameters(copy, 0, after, MAX_PARAMETERS);
+    CHECK(memcmp(before, after, n * sizeof(float)) == 0);
+    CHECK_OK(bp_net_free(net));
+    CHECK_OK(bp_net_free(copy));
+    CHECK_OK(bp_net_free(other));
+    CHECK_OK(bp_optimizer_free(optimizer));
+    CHECK_OK(bp_optimizer_free(twin));
+}
+
 static void test_own_nodes_on_the_network_graph_add_a_regularizer(void) {
     /* The header's example: an L2 penalty sum(W0 * W0) built on the network's graph, whose
      * gradient 2 W0 is added to the loss gradient before the update. */
@@ -599,6 +692,8 @@ int main(void) {
     RUN(test_train_step_lowers_the_mse_loss);
     RUN(test_train_step_labels_lowers_the_cross_entropy_loss);
     RUN(test_train_step_equals_the_four_separate_calls);
+    RUN(test_optimizer_train_step_equals_the_four_separate_calls);
+    RUN(test_optimizer_train_step_refusals_change_nothing);
     RUN(test_own_nodes_on_the_network_graph_add_a_regularizer);
     RUN(test_same_seed_gives_same_weights_and_losses);
     RUN(test_predict_equals_forward_and_keeps_gradients);

@@ -72,9 +72,10 @@ extension Graph {
 
     /// The nodes `root` depends on, itself included, in creation order.
     func ancestors(of root: NodeID) -> [NodeID] {
+        // A training step alternates between two roots (the outputs, then the loss): both stay
+        // at hand, in place (swapping them would cost reference counting on every call).
         if root == lastAncestors.root { return lastAncestors.order }
-        // A training step alternates between two roots (the outputs, then the loss).
-        if root == previousAncestors.root { swap(&lastAncestors, &previousAncestors); return lastAncestors.order }
+        if root == previousAncestors.root { return previousAncestors.order }
         if let cached = ancestorCache[root] {
             previousAncestors = lastAncestors
             lastAncestors = (root, cached)

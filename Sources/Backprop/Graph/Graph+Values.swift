@@ -63,8 +63,8 @@ extension Graph {
     /// leaf's. Op nodes' gradients are zeroed by every backward anyway.
     public func zeroGradients() {
         parameterGradients.zero()
-        for id in nodes.indices where nodes[id].isLeaf {
-            if let storage = gradients[id]?.storage, storage !== parameterGradients { storage.zero() }
+        for id in nodes.indices where nodes[id].isLeaf && !nodes[id].isParameter {
+            gradients[id]?.storage.zero()
         }
     }
 

@@ -19,8 +19,10 @@ public enum NodeKind: Sendable {
 
 struct Node {
     let kind: NodeKind
-    /// `kind.isLeaf`, stored: hot loops test it without copying the op out of `kind`.
+    /// `kind.isLeaf` and whether it is a parameter, stored: hot loops test them without
+    /// copying the op out of `kind`.
     let isLeaf: Bool
+    let isParameter: Bool
     let inputs: [NodeID]
     var shape: Shape
     /// True when a gradient flows to this node: it is an input or parameter, or depends on one.
@@ -29,6 +31,7 @@ struct Node {
     init(kind: NodeKind, inputs: [NodeID], shape: Shape, requiresGradient: Bool) {
         self.kind = kind
         self.isLeaf = kind.isLeaf
+        if case .parameter = kind { isParameter = true } else { isParameter = false }
         self.inputs = inputs
         self.shape = shape
         self.requiresGradient = requiresGradient

@@ -205,21 +205,34 @@ public final class Network {
     /// zeroGradients, forward, backward and update in one call; returns the loss before the
     /// update. Arguments are checked first; a non-finite loss or gradient found on the way leaves
     /// the weights unchanged (the gradients then hold this step's, as after a failed backward).
+    /// The update is gradient descent with `learningRate`.
     public func trainStep(_ inputs: UnsafeBufferPointer<Float>, batch: Int, targets: UnsafeBufferPointer<Float>,
                           learningRate: Double) throws -> Double {
-        try checkTargets(targets, batch: batch)
-        return try trainStep(inputs, batch: batch, learningRate: learningRate) { try backward(targets: targets) }
+        try GradientDescent.checkLearningRate(learningRate)
+        return try trainStep(inputs, batch: batch, targets: .values(targets)) {
+            try update(learningRate: learningRate)
+        }
     }
 
     public func trainStep(_ inputs: UnsafeBufferPointer<Float>, batch: Int, labels: UnsafeBufferPointer<Int32>,
                           learningRate: Double) throws -> Double {
-        try checkLabels(labels, batch: batch)
-        return try trainStep(inputs, batch: batch, learningRate: learningRate) { try backward(labels: labels) }
+        try GradientDescent.checkLearningRate(learningRate)
+        return try trainStep(inputs, batch: batch, targets: .labels(labels)) {
+            try update(learningRate: learningRate)
+        }
     }
 
-    private func trainStep(_ inputs: UnsafeBufferPointer<Float>, batch: Int, learningRate: Double,
-                           backward: () throws -> Double) throws -> Double {
-        try GradientDescent.checkLearningRate(learningRate)
+    /// trainStep with `optimizer`'s update rule: one call for what `zeroGradients`, `forward`,
+    /// `backward` and `optimizer.step(graph)` do, with the same guarantees.
+    public func trainStep(_ inputs: UnsafeBufferPointer<Float>, batch: Int, targets: Targets,
+                          optimizer: Optimizer) throws -> Double {
+        try optimizer.checkState(for: graph)
+        return try trainStep(inputs, batch: batch, targets: targets) { try optimizer.step(graph) }
+    }
+
+    private func trainStep(_ inputs: UnsafeBufferPointer<Float>, batch: Int, targets: Targets,
+                           update: () throws -> Void) throws -> Double {
+        try checkTargets(targets, batch: batch)
         let (outputCount, overflow) = batch.multipliedReportingOverflow(by: outputWidth)
         try checkInputs(inputs, batch: batch, outputs: overflow ? -1 : outputCount)
         let outputs = try CheckedArray.resize(&outputScratch, to: outputCount)
@@ -227,8 +240,8 @@ public final class Network {
         graph.isTraining = true
         try run(inputs, batch: batch, into: outputs.buffer)
         hasTrainingForward = true
-        let lossValue = try backward()
-        try update(learningRate: learningRate)
+        let lossValue = try backpropagate(targets)
+        try update()
         return lossValue
     }
 

@@ -219,7 +219,7 @@ public struct Gather: Op {
             }
         }
         for k in 0..<count {
-            (f.output + k * rowSize).update(from: table + Int(indices[k]) * rowSize, count: rowSize)
+            (f.output + k * rowSize).update(from: table + indices[k].truncatedInt * rowSize, count: rowSize)
         }
     }
 
@@ -228,7 +228,7 @@ public struct Gather: Op {
         let indices = f.input(1), g = f.outputGradient
         let rowSize = f.inputShape(0).count / f.inputShape(0)[0]
         for k in 0..<f.inputShape(1).count {
-            let row = gt + Int(indices[k]) * rowSize, source = g + k * rowSize
+            let row = gt + indices[k].truncatedInt * rowSize, source = g + k * rowSize
             for j in 0..<rowSize { row[j] += source[j] }
         }
     }

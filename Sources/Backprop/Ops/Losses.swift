@@ -165,7 +165,7 @@ public struct CrossEntropyLoss: Op {
             // added, so huge logits lose no precision.
             var loss: T = 0
             if indexed {
-                loss = logSum - (logits[Int(targets[row])] - largest)
+                loss = logSum - (logits[targets[row].truncatedInt] - largest)
             } else {
                 let t = targets + row * classes
                 for j in 0..<classes where t[j] != 0 { loss += t[j] * (logSum - (logits[j] - largest)) }
@@ -187,7 +187,7 @@ public struct CrossEntropyLoss: Op {
                 guard let gx else { continue }
                 let gr = gx + row * classes
                 for j in 0..<classes { gr[j] += upstream * p[j] }
-                gr[Int(targets[row])] -= upstream
+                gr[targets[row].truncatedInt] -= upstream
             } else {
                 let t = targets + row * classes
                 var mass: T = 0
@@ -230,7 +230,7 @@ public struct NLLLoss: Op {
         try validateClassIndices(labels, batch: batch, classes: classes, op: name)
         var total = 0.0
         for row in 0..<batch {
-            let loss = -logp[row * classes + Int(labels[row])]
+            let loss = -logp[row * classes + labels[row].truncatedInt]
             if reduction == .none { f.output[row] = loss } else { total += Double(loss) }
         }
         if reduction != .none { f.output[0] = reduced(total, count: batch, reduction) }
@@ -241,7 +241,7 @@ public struct NLLLoss: Op {
         let labels = f.input(1), g = f.outputGradient
         let batch = f.inputShape(0)[0], classes = f.inputShape(0)[1]
         for row in 0..<batch {
-            gx[row * classes + Int(labels[row])] -= batchUpstream(g, row: row, batch: batch, reduction: reduction)
+            gx[row * classes + labels[row].truncatedInt] -= batchUpstream(g, row: row, batch: batch, reduction: reduction)
         }
     }
 }

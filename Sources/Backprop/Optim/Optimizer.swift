@@ -125,13 +125,22 @@ public final class Optimizer {
         graph.parametersDidChange()
     }
 
-    private func prepareState(count: Int, dtype: DType) throws {
-        if let first = state.first {
-            guard first.storage.count == count, first.storage.dtype == dtype else {
-                throw BackpropError.invalidArgument("\(algorithm.name): this optimizer has state for \(first.storage.count) \(first.storage.dtype.name) parameters, not \(count) \(dtype.name): use one optimizer per network, or reset it")
-            }
-            return
+    /// Refuses a graph whose parameters do not match the state of earlier steps, so that a
+    /// caller can find out before it changes anything.
+    public func checkState(for graph: Graph) throws {
+        try checkState(count: graph.parameterCount, dtype: graph.dtype)
+    }
+
+    private func checkState(count: Int, dtype: DType) throws {
+        guard let first = state.first else { return }
+        guard first.storage.count == count, first.storage.dtype == dtype else {
+            throw BackpropError.invalidArgument("\(algorithm.name): this optimizer has state for \(first.storage.count) \(first.storage.dtype.name) parameters, not \(count) \(dtype.name): use one optimizer per network, or reset it")
         }
+    }
+
+    private func prepareState(count: Int, dtype: DType) throws {
+        try checkState(count: count, dtype: dtype)
+        guard state.isEmpty else { return }
         state = try stateNames.map { (name: $0, storage: try Storage(count: count, dtype: dtype)) }
         if algorithm == .adagrad && options.initialAccumulatorValue != 0 {
             fill(state[0].storage, with: options.initialAccumulatorValue)

@@ -14,6 +14,10 @@ public protocol Scalar: BinaryFloatingPoint, SIMDScalar, Sendable {
     static func log1p(_ x: Self) -> Self
     static func expm1(_ x: Self) -> Self
     static func pow(_ x: Self, _ y: Self) -> Self
+    /// The value rounded toward zero as an Int; the caller knows it fits (a class label, say).
+    /// A requirement, so that each type converts with one instruction: the generic
+    /// `Int(_: some BinaryFloatingPoint)` goes through a slow path.
+    var truncatedInt: Int { get }
 
     /// C = alpha * op(A) * op(B) + beta * C for row-major matrices, where op(A) is m×k and op(B)
     /// is k×n; `transA`/`transB` say whether A/B are stored transposed.
@@ -63,6 +67,7 @@ extension Float: Scalar {
     @inline(__always) public static func log1p(_ x: Float) -> Float { log1pf(x) }
     @inline(__always) public static func expm1(_ x: Float) -> Float { expm1f(x) }
     @inline(__always) public static func pow(_ x: Float, _ y: Float) -> Float { powf(x, y) }
+    @inline(__always) public var truncatedInt: Int { Int(self) }
 
     public static func gemm(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
@@ -95,6 +100,7 @@ extension Double: Scalar {
     @inline(__always) public static func log1p(_ x: Double) -> Double { Glibc.log1p(x) }
     @inline(__always) public static func expm1(_ x: Double) -> Double { Glibc.expm1(x) }
     @inline(__always) public static func pow(_ x: Double, _ y: Double) -> Double { Glibc.pow(x, y) }
+    @inline(__always) public var truncatedInt: Int { Int(self) }
 
     public static func gemm(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Double,

@@ -443,24 +443,30 @@ class Network:
         """Sets every parameter gradient to zero."""
         check(lib.bp_net_zero_grad(self._h()))
 
-    def train_step(self, x: npt.ArrayLike, y: npt.ArrayLike, lr: float) -> float:
+    def train_step(self, x: npt.ArrayLike, y: npt.ArrayLike, lr: Optional[float] = None, *,
+                   optimizer: Optional["Optimizer"] = None) -> float:
         """zero_grad, forward, backward and update in one library call; returns the loss before
-        the update. `y` is as for :meth:`backward`. On failure the weights are unchanged."""
+        the update. `y` is as for :meth:`backward`. The update is gradient descent with `lr`, or
+        `optimizer`'s step (give one of them). On failure the weights are unchanged."""
+        if (lr is None) == (optimizer is None):
+            raise TypeError("train_step takes a learning rate lr or an optimizer, and not both")
         handle = self._h()
         x = self._inputs(x)
         self._choose_loss(y)
         batch = x.shape[0]
         loss = ctypes.c_float()
-        if self._loss == Loss.CROSS_ENTROPY:
-            labels = self._labels(y, batch)
-            check(lib.bp_net_train_step_labels(
-                handle, batch, float_pointer(x), x.size, int32_pointer(labels), labels.size,
-                float(lr), ctypes.byref(loss)))
+        labels = self._loss == Loss.CROSS_ENTROPY
+        answers = self._labels(y, batch) if labels else self._targets(y, batch)
+        pointer = int32_pointer(answers) if labels else float_pointer(answers)
+        if optimizer is not None:
+            optimizer._bind(self)
+            function = lib.bp_optimizer_train_step_labels if labels else lib.bp_optimizer_train_step
+            check(function(optimizer._h(), handle, batch, float_pointer(x), x.size, pointer,
+                           answers.size, ctypes.byref(loss)))
         else:
-            targets = self._targets(y, batch)
-            check(lib.bp_net_train_step(handle, batch, float_pointer(x), x.size,
-                                        float_pointer(targets), targets.size, float(lr),
-                                        ctypes.byref(loss)))
+            function = lib.bp_net_train_step_labels if labels else lib.bp_net_train_step
+            check(function(handle, batch, float_pointer(x), x.size, pointer, answers.size,
+                           float(lr), ctypes.byref(loss)))
         self._batch = batch
         return loss.value
 

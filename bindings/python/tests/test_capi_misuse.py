@@ -1466,6 +1466,80 @@ def _(fx, check, name):
     lib.bp_optimizer_free(optimizer)
 
 
+@cases("bp_optimizer_train_step", "bp_optimizer_train_step_labels")
+def _(fx, check, name):
+    labels = name.endswith("_labels")
+    step = getattr(lib, name)
+    net, wrong_loss_net = (fx.ce, fx.net) if labels else (fx.net, fx.ce)
+    answers, count = (fx.int_labels, 4) if labels else (fx.targets, 8)
+    loss = c_float(SENTINEL)
+    options = default_options(OptimizerKind.SGD)
+    options.momentum = 0.9
+    optimizer = new_optimizer(options=byref(options))
+
+    def call(optimizer=optimizer, net=net, batch=4, inputs=fx.inputs, input_count=8,
+             answers=answers, answer_count=count):
+        return step(optimizer, net, batch, inputs, input_count, answers, answer_count,
+                    byref(loss))
+
+    before = flat(net)
+    check(f"{name}(NULL optimizer)", HANDLE, call(optimizer=_capi.OptimizerHandle()), loss)
+    check(f"{name}(a net as the optimizer)", HANDLE,
+          call(optimizer=ctypes.cast(net, _capi.OptimizerHandle)), loss)
+    check(f"{name}(NULL net)", HANDLE, call(net=NULL_NET), loss)
+    check(f"{name}(a graph as the net)", HANDLE, call(net=ctypes.cast(fx.g, type(NULL_NET))),
+          loss)
+    check(f"{name}(inputs NULL)", ARG, call(inputs=None), loss)
+    check(f"{name}(targets NULL)", ARG, call(answers=None), loss)
+    check(f"{name}(batch 0)", ARG, call(batch=0, input_count=0, answer_count=0), loss)
+    for bad_count in (0, 7, 9, 2 ** 64 - 1):
+        check(f"{name}(input_count {bad_count})", wrong_count(bad_count),
+              call(input_count=bad_count), loss)
+    check(f"{name}(target count {count - 1})", ARG, call(answer_count=count - 1), loss)
+    check(f"{name}(the other loss's targets)", ARG, call(net=wrong_loss_net), loss)
+    # The empty network's loss is MSE: labels are refused for that before its missing layers.
+    check(f"{name}(no layers)", ARG if labels else STATE, call(net=fx.empty), loss)
+    bad_inputs = (c_float * 8)(*range(8))
+    bad_inputs[3] = float("nan")
+    check(f"{name}(input NaN)", NONFINITE, call(inputs=bad_inputs), loss)
+    if labels:
+        check(f"{name}(label 2 of 2 classes)", ARG, call(answers=(c_int32 * 4)(0, 2, 1, 0)),
+              loss)
+    else:
+        check(f"{name}(target inf)", NONFINITE, call(answers=(c_float * 8)(0, 0, 0, 0, 0, 0,
+                                                                          0, float("inf"))), loss)
+    check.same(f"{name}: weights after failures", flat(net), before)
+
+    # The one call does what the four calls do: same loss, same weights, same momentum.
+    twin = new_net(loss=Loss.CROSS_ENTROPY if labels else Loss.MSE)
+    twin_optimizer = new_optimizer(options=byref(options))
+    for _ in range(3):
+        check(f"{name}(net)", OK, call())
+        twin_loss = c_float()
+        assert lib.bp_net_zero_grad(twin) == OK
+        assert lib.bp_net_forward(twin, 4, fx.inputs, 8, fx.outputs, 8) == OK
+        backward = lib.bp_net_backward_labels if labels else lib.bp_net_backward
+        assert backward(twin, answers, count, byref(twin_loss)) == OK
+        assert lib.bp_optimizer_step(twin_optimizer, twin) == OK
+        check.same(f"{name}: loss as four calls", loss.value, twin_loss.value)
+        check.same(f"{name}: weights as four calls", flat(net), flat(twin))
+    check(f"{name}(loss NULL)", OK, step(optimizer, net, 4, fx.inputs, 8, answers, count, None))
+
+    # The optimizer's momentum is sized for `net` now: another network is refused untouched.
+    other = new_net(input_width=2, layers=((5, 0), (2, 0)),
+                    loss=Loss.CROSS_ENTROPY if labels else Loss.MSE)
+    other_before = flat(other)
+    loss.value = SENTINEL
+    check(f"{name}(momentum sized for another network)", ARG, call(net=other), loss)
+    check.same(f"{name}: that network's weights", flat(other), other_before)
+    check.same(f"{name}: that network's gradients", flat(other, lib.bp_net_gradients),
+               [0.0] * len(other_before))
+    for handle in (twin, other):
+        lib.bp_net_free(handle)
+    for handle in (optimizer, twin_optimizer):
+        lib.bp_optimizer_free(handle)
+
+
 @cases("bp_optimizer_learning_rate", "bp_optimizer_set_learning_rate", "bp_optimizer_reset")
 def _(fx, check, name):
     optimizer = new_optimizer()

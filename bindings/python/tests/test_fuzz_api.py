@@ -463,8 +463,14 @@ class World:
         sizes = [a for a in arguments[1:] if isinstance(a, int)]
         batch = sizes[0] if sizes else self.one_of(1, 2, 3)
         lib, out = self.lib, c_size_t()
-        if name.startswith("bp_net_") and self.is_live(address, "net"):
-            net = arguments[0]
+        # The optimizer's one-call training step takes the network second.
+        net_position = 1 if name.startswith("bp_optimizer_train_step") else 0
+        if net_position == 1 and len(arguments) > 1:
+            address = ctypes.cast(arguments[1], c_void_p).value
+            sizes = [a for a in arguments[2:] if isinstance(a, int)]
+            batch = sizes[0] if sizes else batch
+        if (name.startswith("bp_net_") or net_position == 1) and self.is_live(address, "net"):
+            net = arguments[net_position]
             widths = []
             for query in (lib.bp_net_input_width, lib.bp_net_output_width,
                           lib.bp_net_parameter_count):
@@ -477,6 +483,8 @@ class World:
                 "bp_net_predict": [batch * inputs, batch * outputs],
                 "bp_net_train_step": [batch * inputs, batch * outputs],
                 "bp_net_train_step_labels": [batch * inputs, batch],
+                "bp_optimizer_train_step": [batch * inputs, batch * outputs],
+                "bp_optimizer_train_step_labels": [batch * inputs, batch],
                 "bp_net_fit": [batch * inputs, batch * outputs],
                 "bp_net_fit_labels": [batch * inputs, batch],
                 "bp_net_evaluate": [batch * inputs, batch * outputs],

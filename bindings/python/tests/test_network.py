@@ -216,6 +216,40 @@ def test_train_step_with_labels_equals_the_explicit_steps():
     np.testing.assert_array_equal(explicit.layer_parameters(0)[0], fused.layer_parameters(0)[0])
 
 
+@pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
+@pytest.mark.parametrize("make", [
+    lambda net: backprop.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, nesterov=True),
+    lambda net: backprop.optim.Adam(net.parameters(), lr=0.01),
+], ids=["sgd-nesterov", "adam"])
+def test_train_step_with_an_optimizer_equals_the_explicit_steps(loss, make):
+    rng = np.random.default_rng(26)
+    x = rng.normal(size=(6, 3))
+    y = rng.integers(0, 2, size=6) if loss == "cross_entropy" else rng.normal(size=(6, 2))
+    explicit, fused = (build([(5, "relu"), (2, None)], loss=loss) for _ in range(2))
+    explicit_optimizer, fused_optimizer = make(explicit), make(fused)
+    for _ in range(4):
+        explicit_optimizer.zero_grad()
+        explicit.forward(x)
+        want = explicit.backward(y)
+        explicit_optimizer.step()
+        assert fused.train_step(x, y, optimizer=fused_optimizer) == want
+    for layer in range(2):
+        for a, b in zip(explicit.layer_parameters(layer), fused.layer_parameters(layer)):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_train_step_takes_a_learning_rate_or_an_optimizer():
+    net = build([(2, None)])
+    x, y = np.zeros((1, 3)), np.zeros((1, 2))
+    with pytest.raises(TypeError, match="not both"):
+        net.train_step(x, y)
+    with pytest.raises(TypeError, match="not both"):
+        net.train_step(x, y, 0.1, optimizer=backprop.optim.SGD(net.parameters()))
+    other = build([(7, None)])
+    with pytest.raises(ValueError, match="another network"):
+        net.train_step(x, y, optimizer=backprop.optim.SGD(other.parameters()))
+
+
 def test_predict_matches_forward_and_leaves_gradients_alone():
     rng = np.random.default_rng(25)
     net = build([(4, "sigmoid"), (2, None)])
