@@ -95,21 +95,38 @@ final class BusyLock: Sendable {
 
 /// Every live handle, keyed by address.
 enum Registry {
-    private static let handles = Mutex<[UInt: Handle]>([:])
+    /// The table, and the two handles found last: a training loop alternates between a network
+    /// and its optimizer, and comparing an address costs far less than hashing it.
+    private struct Table {
+        var handles: [UInt: Handle] = [:]
+        var recent: (Handle?, Handle?) = (nil, nil)
+    }
+
+    private static let table = Mutex(Table())
 
     static func register(_ handle: Handle) -> UnsafeMutableRawPointer {
-        handles.withLock { $0[UInt(bitPattern: handle.address)] = handle }
+        table.withLock { $0.handles[UInt(bitPattern: handle.address)] = handle }
         return handle.address
     }
 
     static func lookup(_ pointer: OpaquePointer?) -> Handle? {
         guard let pointer else { return nil }
-        let key = UInt(bitPattern: UnsafeRawPointer(pointer))
-        return handles.withLock { $0[key] }
+        let address = UnsafeMutableRawPointer(pointer)
+        return table.withLock { table in
+            if let handle = table.recent.0, handle.address == address { return handle }
+            if let handle = table.recent.1, handle.address == address { return handle }
+            guard let handle = table.handles[UInt(bitPattern: address)] else { return nil }
+            table.recent = (handle, table.recent.0)
+            return handle
+        }
     }
 
     static func remove(_ handle: Handle) {
-        _ = handles.withLock { $0.removeValue(forKey: UInt(bitPattern: handle.address)) }
+        table.withLock { table in
+            table.handles.removeValue(forKey: UInt(bitPattern: handle.address))
+            if table.recent.0 === handle { table.recent.0 = nil }
+            if table.recent.1 === handle { table.recent.1 = nil }
+        }
     }
 }
 

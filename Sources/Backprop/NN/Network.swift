@@ -254,13 +254,13 @@ public final class Network {
         guard batch >= 1 else {
             throw BackpropError.invalidArgument("batch must be at least 1, got \(batch)")
         }
-        let inputShape = try Shape([batch, inputWidth])
-        let outputShape = try Shape([batch, outputWidth])
-        guard inputs.count == inputShape.count else {
-            throw BackpropError.invalidArgument("expected \(inputShape.count) inputs (batch \(batch) × \(inputWidth) features), got \(inputs.count)")
+        let inputCount = try Shape.count(batch, inputWidth)
+        let outputCount = try Shape.count(batch, outputWidth)
+        guard inputs.count == inputCount else {
+            throw BackpropError.invalidArgument("expected \(inputCount) inputs (batch \(batch) × \(inputWidth) features), got \(inputs.count)")
         }
-        guard outputs == outputShape.count else {
-            throw BackpropError.invalidArgument("expected room for \(outputShape.count) outputs (batch \(batch) × \(outputWidth)), got \(outputs)")
+        guard outputs == outputCount else {
+            throw BackpropError.invalidArgument("expected room for \(outputCount) outputs (batch \(batch) × \(outputWidth)), got \(outputs)")
         }
         if let bad = firstNonFinite(inputs.baseAddress!, inputs.count) {
             throw BackpropError.nonFinite("input \(bad) (row \(bad / inputWidth), column \(bad % inputWidth)) is \(inputs[bad])")

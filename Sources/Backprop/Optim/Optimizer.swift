@@ -172,7 +172,9 @@ public final class Optimizer {
     }
 
     private func buffer<T: Scalar>(_ name: String, _: T.Type) -> UnsafeMutablePointer<T> {
-        state.first { $0.name == name }!.storage.typed(T.self)
+        // A loop rather than `first(where:)`, whose closure costs more than the search.
+        for entry in state where entry.name == name { return entry.storage.typed(T.self) }
+        preconditionFailure("\(algorithm.name) has no state named \(name)")
     }
 
     private func step<T: Scalar>(_: T.Type, _ graph: Graph) throws {

@@ -18,15 +18,32 @@ public struct Shape: Equatable, Hashable, Sendable, CustomStringConvertible {
             guard d >= 1 else {
                 throw BackpropError.invalidArgument("shape \(Shape.format(dims)) has a dimension below 1")
             }
-            let (product, overflow) = count.multipliedReportingOverflow(by: d)
-            // Keep count * 8 bytes representable, so allocations can be sized without overflow.
-            guard !overflow, product <= Int.max / 8 else {
+            guard let product = Shape.product(count, d) else {
                 throw BackpropError.outOfMemory("shape \(Shape.format(dims)) has too many elements")
             }
             count = product
         }
         self.dims = dims
         self.count = count
+    }
+
+    /// The element count of a [rows, columns] shape, checked as `init` checks it, without
+    /// building one (an array) on a hot path.
+    public static func count(_ rows: Int, _ columns: Int) throws -> Int {
+        guard rows >= 1, columns >= 1 else {
+            throw BackpropError.invalidArgument("shape \(format([rows, columns])) has a dimension below 1")
+        }
+        guard let count = product(rows, columns) else {
+            throw BackpropError.outOfMemory("shape \(format([rows, columns])) has too many elements")
+        }
+        return count
+    }
+
+    /// a * b, or nil when it overflows or leaves count * 8 bytes unrepresentable (so that
+    /// allocations can be sized without overflow).
+    private static func product(_ a: Int, _ b: Int) -> Int? {
+        let (product, overflow) = a.multipliedReportingOverflow(by: b)
+        return !overflow && product <= Int.max / 8 ? product : nil
     }
 
     public static let scalar = try! Shape([])
