@@ -522,6 +522,101 @@ static void test_optimizer_train_step_refusals_change_nothing(void) {
     CHECK_OK(bp_optimizer_free(twin));
 }
 
+/* Every node of two networks' graphs reads the same: each value and gradient gives the same
+ * status and, where it is OK, the same bits. */
+static void check_same_graphs(bp_net *a, bp_net *b) {
+    bp_graph *ga = NULL, *gb = NULL;
+    size_t na = 0, nb = 0;
+    CHECK_OK(bp_net_graph(a, &ga));
+    CHECK_OK(bp_net_graph(b, &gb));
+    CHECK_OK(bp_graph_node_count(ga, &na));
+    CHECK_OK(bp_graph_node_count(gb, &nb));
+    CHECK_EQ(na, nb);
+    enum { MAX_NODE = 256 };
+    float va[MAX_NODE], vb[MAX_NODE];
+    int differing = 0;
+    for (bp_node node = 0; (size_t)node < na && (size_t)node < nb; node++) {
+        size_t size = 0;
+        CHECK_OK(bp_graph_size(ga, node, &size));
+        if (size > MAX_NODE) continue;
+        for (int grads = 0; grads < 2; grads++) {
+            bp_status (*read)(const bp_graph *, bp_node, float *, size_t) =
+                grads ? bp_graph_grad : bp_graph_value;
+            bp_status sa = read(ga, node, va, size), sb = read(gb, node, vb, size);
+            differing += sa != sb || (sa == BP_OK && memcmp(va, vb, size * sizeof(float)) != 0);
+        }
+    }
+    CHECK_EQ(differing, 0);
+}
+
+/* A one-call step (which plans its work for networks of dense layers) against the four calls,
+ * through activations of every kind, batch sizes that change, a layer added halfway, and a
+ * node of the caller's on the graph: the same losses, and every node reads the same. */
+static void test_one_call_step_leaves_the_graph_as_the_four_calls_do(void) {
+    static const size_t units[] = {5, 4, 3};
+    static const bp_activation acts[] = {BP_ACTIVATION_SIGMOID, BP_ACTIVATION_NONE,
+                                         BP_ACTIVATION_TANH};
+    static const float inputs[6 * 2] = {2, 2, 2.5f, 1.5f, -2, 2, -1.5f, 2.5f, 0, -2, 0.5f, -2.5f};
+    int32_t labels[6] = {0, 1, 2, 2, 1, 0};
+    static const size_t batches[] = {6, 3, 6, 1};
+    bp_net *one = new_net(2, 9, units, acts, 3, BP_LOSS_CROSS_ENTROPY);
+    bp_net *four = new_net(2, 9, units, acts, 3, BP_LOSS_CROSS_ENTROPY);
+    bp_optimizer *opt_one = NULL, *opt_four = NULL;
+    CHECK_OK(bp_optimizer_create(BP_OPTIMIZER_ADAM, NULL, &opt_one));
+    CHECK_OK(bp_optimizer_create(BP_OPTIMIZER_ADAM, NULL, &opt_four));
+    float outputs[6 * 3];
+    for (int round = 0; round < 2; round++) {
+        for (size_t i = 0; i < sizeof batches / sizeof batches[0]; i++) {
+            size_t batch = batches[i], width = round ? 2 : 3;
+            float loss_one = -1, loss_four = -2;
+            CHECK_OK(bp_optimizer_train_step_labels(opt_one, one, batch, inputs, 2 * batch, labels,
+                                                    batch, &loss_one));
+            CHECK_OK(bp_net_zero_grad(four));
+            CHECK_OK(bp_net_forward(four, batch, inputs, 2 * batch, outputs, width * batch));
+            CHECK_OK(bp_net_backward_labels(four, labels, batch, &loss_four));
+            CHECK_OK(bp_optimizer_step(opt_four, four));
+            CHECK(loss_one == loss_four);
+            check_same_graphs(one, four);
+        }
+        if (round == 0) {
+            /* Two classes from here on: a ReLU layer of 2, and new optimizers for the new size. */
+            CHECK_OK(bp_net_add_dense(one, 2, BP_ACTIVATION_RELU));
+            CHECK_OK(bp_net_add_dense(four, 2, BP_ACTIVATION_RELU));
+            CHECK_OK(bp_optimizer_reset(opt_one));
+            CHECK_OK(bp_optimizer_reset(opt_four));
+            static const int32_t binary[6] = {0, 1, 1, 1, 0, 0};
+            memcpy(labels, binary, sizeof binary);
+        }
+    }
+    /* The caller's node on top of the outputs sees the new weights after either step. */
+    bp_node out_one, out_four, sum_one, sum_four;
+    bp_graph *g_one, *g_four;
+    CHECK_OK(bp_net_graph(one, &g_one));
+    CHECK_OK(bp_net_graph(four, &g_four));
+    CHECK_OK(bp_net_nodes(one, NULL, &out_one, NULL));
+    CHECK_OK(bp_net_nodes(four, NULL, &out_four, NULL));
+    CHECK_OK(bp_graph_sum(g_one, out_one, &sum_one));
+    CHECK_OK(bp_graph_sum(g_four, out_four, &sum_four));
+    CHECK_OK(bp_graph_forward(g_one));
+    CHECK_OK(bp_graph_forward(g_four));
+    float loss = 0;
+    CHECK_OK(bp_optimizer_train_step_labels(opt_one, one, 6, inputs, 12, labels, 6, &loss));
+    CHECK_OK(bp_net_zero_grad(four));
+    CHECK_OK(bp_net_forward(four, 6, inputs, 12, outputs, 12));
+    CHECK_OK(bp_net_backward_labels(four, labels, 6, &loss));
+    CHECK_OK(bp_optimizer_step(opt_four, four));
+    float value = 0;
+    CHECK_STATUS(BP_ERR_STATE, bp_graph_value(g_one, sum_one, &value, 1));
+    check_same_graphs(one, four);
+    CHECK_OK(bp_graph_forward(g_one));
+    CHECK_OK(bp_graph_forward(g_four));
+    check_same_graphs(one, four);
+    CHECK_OK(bp_net_free(one));
+    CHECK_OK(bp_net_free(four));
+    CHECK_OK(bp_optimizer_free(opt_one));
+    CHECK_OK(bp_optimizer_free(opt_four));
+}
+
 static void test_own_nodes_on_the_network_graph_add_a_regularizer(void) {
     /* The header's example: an L2 penalty sum(W0 * W0) built on the network's graph, whose
      * gradient 2 W0 is added to the loss gradient before the update. */
@@ -694,6 +789,7 @@ int main(void) {
     RUN(test_train_step_equals_the_four_separate_calls);
     RUN(test_optimizer_train_step_equals_the_four_separate_calls);
     RUN(test_optimizer_train_step_refusals_change_nothing);
+    RUN(test_one_call_step_leaves_the_graph_as_the_four_calls_do);
     RUN(test_own_nodes_on_the_network_graph_add_a_regularizer);
     RUN(test_same_seed_gives_same_weights_and_losses);
     RUN(test_predict_equals_forward_and_keeps_gradients);

@@ -41,8 +41,9 @@ extension Graph {
 
     /// Gives op nodes their gradient buffers on the first backward after planning, so a graph
     /// used only for inference never allocates or touches them.
-    private func planGradientsIfNeeded() throws {
+    func planGradientsIfNeeded() throws {
         guard !gradientsPlanned else { return }
+        bufferGeneration += 1
         for id in nodes.indices where !nodes[id].isLeaf && nodes[id].requiresGradient {
             gradients[id] = try reuseOrAllocate(gradients[id], count: nodes[id].shape.count)
         }
@@ -114,6 +115,7 @@ extension Graph {
     /// them would, among other things, draw a new dropout mask behind the caller's back.
     func planIfNeeded() throws {
         guard needsPlan else { return }
+        bufferGeneration += 1
         for id in nodes.indices {
             guard case .op(let op) = nodes[id].kind else { continue }
             let inputs = nodes[id].inputs

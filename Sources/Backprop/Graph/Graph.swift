@@ -32,6 +32,9 @@ public final class Graph {
     @exclusivity(unchecked) var needsPlan = true
     /// Op nodes have gradient buffers matching the current plan (see `planGradientsIfNeeded`).
     @exclusivity(unchecked) var gradientsPlanned = false
+    /// Changes whenever a node's buffer may have moved (planning, removing nodes), so that
+    /// whoever keeps pointers into them (a network's planned step) knows when to look again.
+    @exclusivity(unchecked) var bufferGeneration = 0
     /// The nodes each recent root depends on, cached for forward and backward.
     @exclusivity(unchecked) var ancestorCache: [NodeID: [NodeID]] = [:] {
         didSet { lastAncestors = (-1, []); previousAncestors = (-1, []) }
@@ -181,6 +184,7 @@ public final class Graph {
         guard !parameters.contains(where: { $0 >= node }) else {
             throw BackpropError.state("cannot remove parameter nodes")
         }
+        bufferGeneration += 1
         nodes.removeSubrange(node...)
         values.removeSubrange(node...)
         gradients.removeSubrange(node...)

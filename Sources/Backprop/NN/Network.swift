@@ -48,6 +48,8 @@ public final class Network {
     /// during `trainStep`.
     @exclusivity(unchecked) private var labelValues: CheckedArray<Double>?
     @exclusivity(unchecked) private var outputScratch: CheckedArray<Float>?
+    /// The planned one-call training step, while the graph's buffers stay where it found them.
+    @exclusivity(unchecked) private var densePlan: DenseTrainingPlan?
 
     public init(inputWidth: Int, seed: UInt64, dtype: DType = .float32) throws {
         guard inputWidth >= 1 else {
@@ -235,6 +237,14 @@ public final class Network {
         try checkTargets(targets, batch: batch)
         let (outputCount, overflow) = batch.multipliedReportingOverflow(by: outputWidth)
         try checkInputs(inputs, batch: batch, outputs: overflow ? -1 : outputCount)
+        if case .labels(let labels) = targets, let plan = try plannedStep(batch: batch) {
+            zeroGradients()
+            graph.isTraining = true
+            hasTrainingForward = true
+            let lossValue = try plan.run(graph, inputs: inputs, labels: labels)
+            try update()
+            return lossValue
+        }
         let outputs = try CheckedArray.resize(&outputScratch, to: outputCount)
         zeroGradients()
         graph.isTraining = true
@@ -243,6 +253,23 @@ public final class Network {
         let lossValue = try backpropagate(targets)
         try update()
         return lossValue
+    }
+
+    /// The planned step for this batch size (see `DenseTrainingPlan`), or nil when the network
+    /// is not made of dense layers alone with cross-entropy. Plans the graph's buffers first.
+    private func plannedStep(batch: Int) throws -> DenseTrainingPlan? {
+        guard loss == .crossEntropy, !layers.isEmpty,
+              layers.allSatisfy({ if case .dense = $0.kind { true } else { false } }) else { return nil }
+        try setBatch(batch)
+        // The outputs' shape follows the batch once planned; the loss nodes are made from it.
+        try graph.planIfNeeded()
+        let nodes = try lossNodesForCurrentBatch()
+        try graph.planIfNeeded()
+        try graph.planGradientsIfNeeded()
+        if let plan = densePlan, plan.generation == graph.bufferGeneration, plan.batch == batch { return plan }
+        densePlan = DenseTrainingPlan(self, graph: graph, input: input, target: nodes.target, loss: nodes.loss,
+                                      batch: batch)
+        return densePlan
     }
 
     // MARK: - Argument checks

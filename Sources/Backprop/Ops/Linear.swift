@@ -19,25 +19,38 @@ public struct Linear: Op {
     }
 
     public func forward<T: Scalar>(_ f: Frame<T>) {
-        let batch = f.inputShape(0)[0], inputs = f.inputShape(0)[1], outputs = f.inputShape(1)[0]
-        let y = f.output, bias = f.input(2)
-        for row in 0..<batch { (y + row * outputs).update(from: bias, count: outputs) }
-        T.gemm(transA: false, transB: true, m: batch, n: outputs, k: inputs, alpha: 1,
-               a: f.input(0), lda: inputs, b: f.input(1), ldb: inputs, beta: 1, c: y, ldc: outputs)
+        Linear.forward(x: f.input(0), weight: f.input(1), bias: f.input(2), into: f.output,
+                       batch: f.inputShape(0)[0], inputs: f.inputShape(0)[1], outputs: f.inputShape(1)[0])
     }
 
     public func backward<T: Scalar>(_ f: Frame<T>) {
-        let batch = f.inputShape(0)[0], inputs = f.inputShape(0)[1], outputs = f.inputShape(1)[0]
-        let g = f.outputGradient
-        if let gx = f.inputGradient(0) {
+        Linear.backward(x: f.input(0), weight: f.input(1), upstream: f.outputGradient,
+                        xGradient: f.inputGradient(0), weightGradient: f.inputGradient(1),
+                        biasGradient: f.inputGradient(2),
+                        batch: f.inputShape(0)[0], inputs: f.inputShape(0)[1], outputs: f.inputShape(1)[0])
+    }
+
+    /// The forward kernel on raw buffers, shared with networks' planned training step.
+    static func forward<T: Scalar>(x: UnsafePointer<T>, weight: UnsafePointer<T>, bias: UnsafePointer<T>,
+                                   into y: UnsafeMutablePointer<T>, batch: Int, inputs: Int, outputs: Int) {
+        for row in 0..<batch { (y + row * outputs).update(from: bias, count: outputs) }
+        T.gemm(transA: false, transB: true, m: batch, n: outputs, k: inputs, alpha: 1,
+               a: x, lda: inputs, b: weight, ldb: inputs, beta: 1, c: y, ldc: outputs)
+    }
+
+    /// The backward kernel on raw buffers: adds into each gradient that is not nil.
+    static func backward<T: Scalar>(x: UnsafePointer<T>, weight: UnsafePointer<T>, upstream g: UnsafePointer<T>,
+                                    xGradient: UnsafeMutablePointer<T>?, weightGradient: UnsafeMutablePointer<T>?,
+                                    biasGradient: UnsafeMutablePointer<T>?, batch: Int, inputs: Int, outputs: Int) {
+        if let gx = xGradient {
             T.gemm(transA: false, transB: false, m: batch, n: inputs, k: outputs, alpha: 1,
-                   a: g, lda: outputs, b: f.input(1), ldb: inputs, beta: 1, c: gx, ldc: inputs)
+                   a: g, lda: outputs, b: weight, ldb: inputs, beta: 1, c: gx, ldc: inputs)
         }
-        if let gw = f.inputGradient(1) {
+        if let gw = weightGradient {
             T.gemm(transA: true, transB: false, m: outputs, n: inputs, k: batch, alpha: 1,
-                   a: g, lda: outputs, b: f.input(0), ldb: inputs, beta: 1, c: gw, ldc: inputs)
+                   a: g, lda: outputs, b: x, ldb: inputs, beta: 1, c: gw, ldc: inputs)
         }
-        if let gb = f.inputGradient(2) {
+        if let gb = biasGradient {
             for row in 0..<batch {
                 let r = g + row * outputs
                 for j in 0..<outputs { gb[j] += r[j] }

@@ -145,11 +145,25 @@ public struct CrossEntropyLoss: Op {
     public func scratchCount(_ inputs: [Shape]) -> Int { inputs[0].count }
 
     public func forward<T: Scalar>(_ f: Frame<T>) throws {
-        let x = f.input(0), targets = f.input(1), probabilities = f.scratch
         let batch = f.inputShape(0)[0], classes = f.inputShape(0)[1]
         let indexed = f.inputShape(1).rank == 1
-        if indexed { try validateClassIndices(targets, batch: batch, classes: classes, op: name) }
+        if indexed { try validateClassIndices(f.input(1), batch: batch, classes: classes, op: name) }
         var total = 0.0
+        CrossEntropyLoss.rows(logits: f.input(0), targets: f.input(1), indexed: indexed,
+                              probabilities: f.scratch, batch: batch, classes: classes) { row, loss in
+            if reduction == .none { f.output[row] = loss } else { total += Double(loss) }
+        }
+        if reduction != .none { f.output[0] = reduced(total, count: batch, reduction) }
+    }
+
+    /// The forward kernel on raw buffers, shared with networks' planned training step: the
+    /// softmax of every row of logits into `probabilities`, and each row's loss against the
+    /// targets (class indices when `indexed`, already checked, else probabilities), given to
+    /// `take` with its row.
+    @inline(__always)
+    static func rows<T: Scalar>(logits x: UnsafePointer<T>, targets: UnsafePointer<T>, indexed: Bool,
+                                probabilities: UnsafeMutablePointer<T>, batch: Int, classes: Int,
+                                _ take: (Int, T) -> Void) {
         for row in 0..<batch {
             let logits = x + row * classes, p = probabilities + row * classes
             var largest = logits[0]
@@ -170,9 +184,21 @@ public struct CrossEntropyLoss: Op {
                 let t = targets + row * classes
                 for j in 0..<classes where t[j] != 0 { loss += t[j] * (logSum - (logits[j] - largest)) }
             }
-            if reduction == .none { f.output[row] = loss } else { total += Double(loss) }
+            take(row, loss)
         }
-        if reduction != .none { f.output[0] = reduced(total, count: batch, reduction) }
+    }
+
+    /// The backward kernel for class indices on raw buffers: adds (softmax - one-hot) times each
+    /// row's upstream gradient into `gradient`.
+    @inline(__always)
+    static func addIndexedGradient<T: Scalar>(probabilities: UnsafePointer<T>, labels: UnsafePointer<T>,
+                                              into gradient: UnsafeMutablePointer<T>, batch: Int, classes: Int,
+                                              upstream: (Int) -> T) {
+        for row in 0..<batch {
+            let share = upstream(row), p = probabilities + row * classes, gr = gradient + row * classes
+            for j in 0..<classes { gr[j] += share * p[j] }
+            gr[labels[row].truncatedInt] -= share
+        }
     }
 
     public func backward<T: Scalar>(_ f: Frame<T>) {
@@ -180,31 +206,32 @@ public struct CrossEntropyLoss: Op {
         let batch = f.inputShape(0)[0], classes = f.inputShape(0)[1]
         let indexed = f.inputShape(1).rank == 1
         let gx = f.inputGradient(0), gt = indexed ? nil : f.inputGradient(1)
+        if indexed {
+            guard let gx else { return }
+            CrossEntropyLoss.addIndexedGradient(probabilities: probabilities, labels: targets, into: gx,
+                                                batch: batch, classes: classes) { row in
+                batchUpstream(g, row: row, batch: batch, reduction: reduction)
+            }
+            return
+        }
         for row in 0..<batch {
             let upstream = batchUpstream(g, row: row, batch: batch, reduction: reduction)
             let p = probabilities + row * classes
-            if indexed {
-                guard let gx else { continue }
-                let gr = gx + row * classes
-                for j in 0..<classes { gr[j] += upstream * p[j] }
-                gr[targets[row].truncatedInt] -= upstream
-            } else {
-                let t = targets + row * classes
-                var mass: T = 0
-                for j in 0..<classes { mass += t[j] }
-                if let gx {
-                    for j in 0..<classes { gx[row * classes + j] += upstream * (p[j] * mass - t[j]) }
-                }
-                if let gt {
-                    // -log softmax, recomputed from the kept probabilities' source logits.
-                    let logits = x + row * classes
-                    var largest = logits[0]
-                    for j in 0..<classes where logits[j] > largest { largest = logits[j] }
-                    var sum: T = 0
-                    for j in 0..<classes { sum += T.exp(logits[j] - largest) }
-                    let logSum = T.log(sum)
-                    for j in 0..<classes { gt[row * classes + j] += upstream * (logSum - (logits[j] - largest)) }
-                }
+            let t = targets + row * classes
+            var mass: T = 0
+            for j in 0..<classes { mass += t[j] }
+            if let gx {
+                for j in 0..<classes { gx[row * classes + j] += upstream * (p[j] * mass - t[j]) }
+            }
+            if let gt {
+                // -log softmax, recomputed from the kept probabilities' source logits.
+                let logits = x + row * classes
+                var largest = logits[0]
+                for j in 0..<classes where logits[j] > largest { largest = logits[j] }
+                var sum: T = 0
+                for j in 0..<classes { sum += T.exp(logits[j] - largest) }
+                let logSum = T.log(sum)
+                for j in 0..<classes { gt[row * classes + j] += upstream * (logSum - (logits[j] - largest)) }
             }
         }
     }

@@ -10,18 +10,26 @@ extension ElementwiseUnaryOp {
     public func outputShape(_ inputs: [Shape]) throws -> Shape { inputs[0] }
 
     public func forward<T: Scalar>(_ f: Frame<T>) {
-        let x = f.input(0), y = f.output
-        for i in 0..<f.count { y[i] = value(x[i]) }
+        forward(f.input(0), into: f.output, count: f.count)
     }
 
     public func backward<T: Scalar>(_ f: Frame<T>) {
         guard let gx = f.inputGradient(0) else { return }
-        let x = f.input(0), y = f.output, g = f.outputGradient
+        backward(x: f.input(0), y: f.output, upstream: f.outputGradient, into: gx, count: f.count)
+    }
+
+    /// The kernels on raw buffers, shared with networks' planned training step.
+    func forward<T: Scalar>(_ x: UnsafePointer<T>, into y: UnsafeMutablePointer<T>, count: Int) {
+        for i in 0..<count { y[i] = value(x[i]) }
+    }
+
+    func backward<T: Scalar>(x: UnsafePointer<T>, y: UnsafePointer<T>, upstream g: UnsafePointer<T>,
+                             into gx: UnsafeMutablePointer<T>, count: Int) {
         // A zero upstream contributes exactly zero, even where the derivative is infinite, so
         // an unselected branch of `where` (log at 0, say) cannot leak NaN into the gradient.
         // A select rather than a branch: the loop vectorizes, and ReLU's random signs cost no
         // mispredictions.
-        for i in 0..<f.count {
+        for i in 0..<count {
             let share = g[i] * derivative(x[i], y[i])
             gx[i] += g[i] == 0 ? 0 : share
         }

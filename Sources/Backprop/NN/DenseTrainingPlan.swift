@@ -1,0 +1,151 @@
+/// The training step of a network made only of dense layers, with cross-entropy against class
+/// labels, planned once: the same kernels the graph's ops run (`Linear`, the activations,
+/// `CrossEntropyLoss`), in the order the graph's walk runs them, on buffers looked up once.
+///
+/// A walk over the graph pays, for every node, the bookkeeping that makes graphs general
+/// (which nodes are current, which need a gradient, the op behind a protocol, its frame); on a
+/// small network that is most of a step. The plan writes what the walk writes (every node's
+/// value and gradient, the loss and its target), so the graph reads the same afterwards, and
+/// the results are identical to the last bit. It is rebuilt when the graph's buffers move.
+final class DenseTrainingPlan {
+    struct Layer {
+        let input: UnsafeMutableRawPointer
+        /// The gradient of the layer's input: nil for the network's input, which needs none.
+        let inputGradient: UnsafeMutableRawPointer?
+        let weight, weightGradient, bias, biasGradient: UnsafeMutableRawPointer
+        /// x Wᵀ + b, and the activation of it (the same node without an activation).
+        let linear, linearGradient: UnsafeMutableRawPointer
+        let activated, activatedGradient: UnsafeMutableRawPointer
+        let activation: Activation
+        let inputWidth, outputWidth: Int
+    }
+
+    let generation: Int
+    let batch: Int
+    private let layers: [Layer]
+    private let inputNode, targetNode: NodeID
+    private let input, target, loss, lossGradient, probabilities: UnsafeMutableRawPointer
+    /// The op nodes the step computes, marked current afterwards, and their gradients, which
+    /// (as in the graph's backward) describe this step only and are cleared first.
+    private let computed: [NodeID]
+    private let opGradients: [(pointer: UnsafeMutableRawPointer, bytes: Int)]
+
+    /// The plan for `network`'s graph as planned now, or nil when a layer is not dense.
+    init?(_ network: Network, graph: Graph, input inputNode: NodeID, target targetNode: NodeID,
+          loss lossNode: NodeID, batch: Int) {
+        var layers: [Layer] = []
+        var computed: [NodeID] = []
+        var previous = inputNode
+        var inputWidth = network.inputWidth
+        for layer in network.layers {
+            guard case .dense(let units, let activation) = layer.kind, let weight = layer.weight,
+                  let bias = layer.bias else { return nil }
+            // Dense layers are built as linear(previous) and, with an activation, its output.
+            let linear = activation == .none ? layer.output : layer.output - 1
+            layers.append(Layer(
+                input: graph.values[previous]!.pointer, inputGradient: graph.gradients[previous]?.pointer,
+                weight: graph.values[weight]!.pointer, weightGradient: graph.gradients[weight]!.pointer,
+                bias: graph.values[bias]!.pointer, biasGradient: graph.gradients[bias]!.pointer,
+                linear: graph.values[linear]!.pointer, linearGradient: graph.gradients[linear]!.pointer,
+                activated: graph.values[layer.output]!.pointer,
+                activatedGradient: graph.gradients[layer.output]!.pointer,
+                activation: activation, inputWidth: inputWidth, outputWidth: units))
+            computed += activation == .none ? [linear] : [linear, layer.output]
+            previous = layer.output
+            inputWidth = units
+        }
+        computed.append(lossNode)
+        generation = graph.bufferGeneration
+        self.batch = batch
+        self.layers = layers
+        self.inputNode = inputNode
+        self.targetNode = targetNode
+        input = graph.values[inputNode]!.pointer
+        target = graph.values[targetNode]!.pointer
+        loss = graph.values[lossNode]!.pointer
+        lossGradient = graph.gradients[lossNode]!.pointer
+        probabilities = graph.scratch[lossNode]!.pointer
+        self.computed = computed
+        opGradients = computed.map { (graph.gradients[$0]!.pointer, graph.gradients[$0]!.storage.count * graph.dtype.size) }
+    }
+
+    /// Forward and backward for checked inputs and labels: gradients add into the parameters'.
+    /// Returns the loss; a loss that is not finite is refused before any gradient changes.
+    func run(_ graph: Graph, inputs: UnsafeBufferPointer<Float>, labels: UnsafeBufferPointer<Int32>) throws -> Double {
+        switch graph.dtype {
+        case .float32: try run(Float.self, graph, inputs, labels)
+        case .float64: try run(Double.self, graph, inputs, labels)
+        }
+    }
+
+    private func run<T: Scalar>(_: T.Type, _ graph: Graph, _ inputs: UnsafeBufferPointer<Float>,
+                                _ labels: UnsafeBufferPointer<Int32>) throws -> Double {
+        let classes = layers.last!.outputWidth
+        convertElements(inputs.baseAddress!, input.assumingMemoryBound(to: T.self), inputs.count)
+        let targets = target.assumingMemoryBound(to: T.self)
+        for i in 0..<batch { targets[i] = T(labels[i]) }
+        graph.invalidateDependents(of: inputNode)
+        graph.invalidateDependents(of: targetNode)
+
+        for layer in layers {
+            Linear.forward(x: layer.input.assumingMemoryBound(to: T.self), weight: layer.weight.assumingMemoryBound(to: T.self),
+                           bias: layer.bias.assumingMemoryBound(to: T.self), into: layer.linear.assumingMemoryBound(to: T.self),
+                           batch: batch, inputs: layer.inputWidth, outputs: layer.outputWidth)
+            layer.activation.forward(layer.linear.assumingMemoryBound(to: T.self),
+                                     into: layer.activated.assumingMemoryBound(to: T.self), count: batch * layer.outputWidth)
+        }
+        let logits = layers.last!.activated.assumingMemoryBound(to: T.self)
+        let p = probabilities.assumingMemoryBound(to: T.self)
+        try validateClassIndices(targets, batch: batch, classes: classes, op: CrossEntropyLoss().name)
+        var total = 0.0
+        CrossEntropyLoss.rows(logits: logits, targets: targets, indexed: true, probabilities: p,
+                              batch: batch, classes: classes) { _, loss in total += Double(loss) }
+        let value: T = reduced(total, count: batch, .mean)
+        loss.assumingMemoryBound(to: T.self).pointee = value
+        for id in computed { graph.isCurrent[id] = true }
+        guard value.isFinite else {
+            throw BackpropError.nonFinite("the loss is \(value); no gradient was changed")
+        }
+
+        for (pointer, bytes) in opGradients { pointer.initializeMemory(as: UInt8.self, repeating: 0, count: bytes) }
+        let seed = lossGradient.assumingMemoryBound(to: T.self)
+        seed.pointee = 1
+        CrossEntropyLoss.addIndexedGradient(probabilities: p, labels: targets,
+                                            into: layers.last!.activatedGradient.assumingMemoryBound(to: T.self),
+                                            batch: batch, classes: classes) { _ in seed.pointee / T(batch) }
+        for layer in layers.reversed() {
+            let linearGradient = layer.linearGradient.assumingMemoryBound(to: T.self)
+            layer.activation.backward(x: layer.linear.assumingMemoryBound(to: T.self), y: layer.activated.assumingMemoryBound(to: T.self),
+                                      upstream: layer.activatedGradient.assumingMemoryBound(to: T.self), into: linearGradient,
+                                      count: batch * layer.outputWidth)
+            Linear.backward(x: layer.input.assumingMemoryBound(to: T.self), weight: layer.weight.assumingMemoryBound(to: T.self),
+                            upstream: linearGradient, xGradient: layer.inputGradient?.assumingMemoryBound(to: T.self),
+                            weightGradient: layer.weightGradient.assumingMemoryBound(to: T.self),
+                            biasGradient: layer.biasGradient.assumingMemoryBound(to: T.self),
+                            batch: batch, inputs: layer.inputWidth, outputs: layer.outputWidth)
+        }
+        return Double(value)
+    }
+}
+
+extension Activation {
+    /// The activation's op, applied on raw buffers (none: y is x, the same buffer).
+    func forward<T: Scalar>(_ x: UnsafeMutablePointer<T>, into y: UnsafeMutablePointer<T>, count: Int) {
+        switch self {
+        case .none: break
+        case .relu: ReLU().forward(x, into: y, count: count)
+        case .sigmoid: Sigmoid().forward(x, into: y, count: count)
+        case .tanh: Tanh().forward(x, into: y, count: count)
+        }
+    }
+
+    func backward<T: Scalar>(x: UnsafeMutablePointer<T>, y: UnsafeMutablePointer<T>, upstream: UnsafeMutablePointer<T>,
+                             into gx: UnsafeMutablePointer<T>, count: Int) {
+        switch self {
+        case .none: break
+        case .relu: ReLU().backward(x: x, y: y, upstream: upstream, into: gx, count: count)
+        case .sigmoid: Sigmoid().backward(x: x, y: y, upstream: upstream, into: gx, count: count)
+        case .tanh: Tanh().backward(x: x, y: y, upstream: upstream, into: gx, count: count)
+        }
+    }
+}
