@@ -617,6 +617,26 @@ static void test_one_call_step_leaves_the_graph_as_the_four_calls_do(void) {
     CHECK_OK(bp_optimizer_free(opt_four));
 }
 
+/* The same for MSE and bp_net_train_step's gradient descent. */
+static void test_one_call_mse_step_leaves_the_graph_as_the_four_calls_do(void) {
+    bp_net *one = xor_regression_net(12), *four = xor_regression_net(12);
+    float outputs[4];
+    for (int step = 0; step < 5; step++) {
+        size_t batch = step == 2 ? 3 : 4;
+        float loss_one = -1, loss_four = -2;
+        CHECK_OK(bp_net_train_step(one, batch, XOR_INPUTS, 2 * batch, XOR_TARGETS, batch, 0.2f,
+                                   &loss_one));
+        CHECK_OK(bp_net_zero_grad(four));
+        CHECK_OK(bp_net_forward(four, batch, XOR_INPUTS, 2 * batch, outputs, batch));
+        CHECK_OK(bp_net_backward(four, XOR_TARGETS, batch, &loss_four));
+        CHECK_OK(bp_net_update(four, 0.2f));
+        CHECK(loss_one == loss_four);
+        check_same_graphs(one, four);
+    }
+    CHECK_OK(bp_net_free(one));
+    CHECK_OK(bp_net_free(four));
+}
+
 static void test_own_nodes_on_the_network_graph_add_a_regularizer(void) {
     /* The header's example: an L2 penalty sum(W0 * W0) built on the network's graph, whose
      * gradient 2 W0 is added to the loss gradient before the update. */
@@ -790,6 +810,7 @@ int main(void) {
     RUN(test_optimizer_train_step_equals_the_four_separate_calls);
     RUN(test_optimizer_train_step_refusals_change_nothing);
     RUN(test_one_call_step_leaves_the_graph_as_the_four_calls_do);
+    RUN(test_one_call_mse_step_leaves_the_graph_as_the_four_calls_do);
     RUN(test_own_nodes_on_the_network_graph_add_a_regularizer);
     RUN(test_same_seed_gives_same_weights_and_losses);
     RUN(test_predict_equals_forward_and_keeps_gradients);

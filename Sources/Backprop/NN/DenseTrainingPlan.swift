@@ -1,6 +1,6 @@
-/// The training step of a network made only of dense layers, with cross-entropy against class
-/// labels, planned once: the same kernels the graph's ops run (`Linear`, the activations,
-/// `CrossEntropyLoss`), in the order the graph's walk runs them, on buffers looked up once.
+/// The training step of a network made only of dense layers, planned once: the same kernels
+/// the graph's ops run (`Linear`, the activations, `CrossEntropyLoss` or `MSELoss`), in the
+/// order the graph's walk runs them, on buffers looked up once.
 ///
 /// A walk over the graph pays, for every node, the bookkeeping that makes graphs general
 /// (which nodes are current, which need a gradient, the op behind a protocol, its frame); on a
@@ -22,9 +22,13 @@ final class DenseTrainingPlan {
 
     let generation: Int
     let batch: Int
+    private let dtype: DType
+    private let lossKind: LossKind
     private let layers: [Layer]
     private let inputNode, targetNode: NodeID
-    private let input, target, loss, lossGradient, probabilities: UnsafeMutableRawPointer
+    private let input, target, loss, lossGradient: UnsafeMutableRawPointer
+    /// Where cross-entropy keeps its softmax (nil for MSE).
+    private let probabilities: UnsafeMutableRawPointer?
     /// The op nodes the step computes, marked current afterwards, and their gradients, which
     /// (as in the graph's backward) describe this step only and are cleared first.
     private let computed: [NodeID]
@@ -33,6 +37,8 @@ final class DenseTrainingPlan {
     /// The plan for `network`'s graph as planned now, or nil when a layer is not dense.
     init?(_ network: Network, graph: Graph, input inputNode: NodeID, target targetNode: NodeID,
           loss lossNode: NodeID, batch: Int) {
+        lossKind = network.loss
+        dtype = graph.dtype
         var layers: [Layer] = []
         var computed: [NodeID] = []
         var previous = inputNode
@@ -64,26 +70,39 @@ final class DenseTrainingPlan {
         target = graph.values[targetNode]!.pointer
         loss = graph.values[lossNode]!.pointer
         lossGradient = graph.gradients[lossNode]!.pointer
-        probabilities = graph.scratch[lossNode]!.pointer
+        probabilities = graph.scratch[lossNode]?.pointer
         self.computed = computed
         opGradients = computed.map { (graph.gradients[$0]!.pointer, graph.gradients[$0]!.storage.count * graph.dtype.size) }
     }
 
-    /// Forward and backward for checked inputs and labels: gradients add into the parameters'.
-    /// Returns the loss; a loss that is not finite is refused before any gradient changes.
-    func run(_ graph: Graph, inputs: UnsafeBufferPointer<Float>, labels: UnsafeBufferPointer<Int32>) throws -> Double {
-        switch graph.dtype {
-        case .float32: try run(Float.self, graph, inputs, labels)
-        case .float64: try run(Double.self, graph, inputs, labels)
+    /// The network's outputs of the latest run, as float32.
+    func copyOutputs(into outputs: UnsafeMutableBufferPointer<Float>) {
+        let values = layers.last!.activated
+        switch dtype {
+        case .float32: convertElements(UnsafePointer(values.assumingMemoryBound(to: Float.self)), outputs.baseAddress!, outputs.count)
+        case .float64: convertElements(UnsafePointer(values.assumingMemoryBound(to: Double.self)), outputs.baseAddress!, outputs.count)
+        }
+    }
+
+    /// Forward and backward for checked inputs and targets (labels for cross-entropy, values
+    /// for MSE): gradients add into the parameters'. Returns the loss; a loss that is not
+    /// finite is refused before any gradient changes.
+    func run(_ graph: Graph, inputs: UnsafeBufferPointer<Float>, targets: Network.Targets) throws -> Double {
+        switch dtype {
+        case .float32: try run(Float.self, graph, inputs, targets)
+        case .float64: try run(Double.self, graph, inputs, targets)
         }
     }
 
     private func run<T: Scalar>(_: T.Type, _ graph: Graph, _ inputs: UnsafeBufferPointer<Float>,
-                                _ labels: UnsafeBufferPointer<Int32>) throws -> Double {
-        let classes = layers.last!.outputWidth
+                                _ answers: Network.Targets) throws -> Double {
+        let width = layers.last!.outputWidth
         convertElements(inputs.baseAddress!, input.assumingMemoryBound(to: T.self), inputs.count)
         let targets = target.assumingMemoryBound(to: T.self)
-        for i in 0..<batch { targets[i] = T(labels[i]) }
+        switch answers {
+        case .labels(let labels): for i in 0..<batch { targets[i] = T(labels[i]) }
+        case .values(let values): convertElements(values.baseAddress!, targets, values.count)
+        }
         graph.invalidateDependents(of: inputNode)
         graph.invalidateDependents(of: targetNode)
 
@@ -94,13 +113,19 @@ final class DenseTrainingPlan {
             layer.activation.forward(layer.linear.assumingMemoryBound(to: T.self),
                                      into: layer.activated.assumingMemoryBound(to: T.self), count: batch * layer.outputWidth)
         }
-        let logits = layers.last!.activated.assumingMemoryBound(to: T.self)
-        let p = probabilities.assumingMemoryBound(to: T.self)
-        try validateClassIndices(targets, batch: batch, classes: classes, op: CrossEntropyLoss().name)
-        var total = 0.0
-        CrossEntropyLoss.rows(logits: logits, targets: targets, indexed: true, probabilities: p,
-                              batch: batch, classes: classes) { _, loss in total += Double(loss) }
-        let value: T = reduced(total, count: batch, .mean)
+        let outputs = layers.last!.activated.assumingMemoryBound(to: T.self)
+        let p = probabilities?.assumingMemoryBound(to: T.self)
+        let value: T
+        switch lossKind {
+        case .crossEntropy:
+            try validateClassIndices(targets, batch: batch, classes: width, op: CrossEntropyLoss().name)
+            var total = 0.0
+            CrossEntropyLoss.rows(logits: outputs, targets: targets, indexed: true, probabilities: p!,
+                                  batch: batch, classes: width) { _, loss in total += Double(loss) }
+            value = reduced(total, count: batch, .mean)
+        case .mse:
+            value = reduced(MSELoss().total(outputs, targets, count: batch * width), count: batch * width, .mean)
+        }
         loss.assumingMemoryBound(to: T.self).pointee = value
         for id in computed { graph.isCurrent[id] = true }
         guard value.isFinite else {
@@ -110,9 +135,15 @@ final class DenseTrainingPlan {
         for (pointer, bytes) in opGradients { pointer.initializeMemory(as: UInt8.self, repeating: 0, count: bytes) }
         let seed = lossGradient.assumingMemoryBound(to: T.self)
         seed.pointee = 1
-        CrossEntropyLoss.addIndexedGradient(probabilities: p, labels: targets,
-                                            into: layers.last!.activatedGradient.assumingMemoryBound(to: T.self),
-                                            batch: batch, classes: classes) { _ in seed.pointee / T(batch) }
+        let outputGradient = layers.last!.activatedGradient.assumingMemoryBound(to: T.self)
+        switch lossKind {
+        case .crossEntropy:
+            CrossEntropyLoss.addIndexedGradient(probabilities: p!, labels: targets, into: outputGradient,
+                                                batch: batch, classes: width) { _ in seed.pointee / T(batch) }
+        case .mse:
+            MSELoss().addGradients(p: outputs, t: targets, upstream: seed, count: batch * width,
+                                   into: outputGradient, nil)
+        }
         for layer in layers.reversed() {
             let linearGradient = layer.linearGradient.assumingMemoryBound(to: T.self)
             layer.activation.backward(x: layer.linear.assumingMemoryBound(to: T.self), y: layer.activated.assumingMemoryBound(to: T.self),

@@ -237,28 +237,35 @@ public final class Network {
         try checkTargets(targets, batch: batch)
         let (outputCount, overflow) = batch.multipliedReportingOverflow(by: outputWidth)
         try checkInputs(inputs, batch: batch, outputs: overflow ? -1 : outputCount)
-        if case .labels(let labels) = targets, let plan = try plannedStep(batch: batch) {
-            zeroGradients()
-            graph.isTraining = true
-            hasTrainingForward = true
-            let lossValue = try plan.run(graph, inputs: inputs, labels: labels)
-            try update()
-            return lossValue
-        }
-        let outputs = try CheckedArray.resize(&outputScratch, to: outputCount)
-        zeroGradients()
-        graph.isTraining = true
-        try run(inputs, batch: batch, into: outputs.buffer)
-        hasTrainingForward = true
-        let lossValue = try backpropagate(targets)
+        let lossValue = try forwardBackward(inputs, batch: batch, targets: targets, outputs: nil)
         try update()
         return lossValue
     }
 
+    /// zeroGradients, forward (writing the outputs when asked) and backward on checked
+    /// arguments, as a training step does before its update. Returns the loss. A network of
+    /// dense layers goes through its planned step, which computes the same.
+    func forwardBackward(_ inputs: UnsafeBufferPointer<Float>, batch: Int, targets: Targets,
+                         outputs: UnsafeMutableBufferPointer<Float>?) throws -> Double {
+        if let plan = try plannedStep(batch: batch) {
+            zeroGradients()
+            graph.isTraining = true
+            hasTrainingForward = true
+            defer { if let outputs { plan.copyOutputs(into: outputs) } }
+            return try plan.run(graph, inputs: inputs, targets: targets)
+        }
+        let outputs = try outputs ?? CheckedArray.resize(&outputScratch, to: batch * outputWidth).buffer
+        zeroGradients()
+        graph.isTraining = true
+        try run(inputs, batch: batch, into: outputs)
+        hasTrainingForward = true
+        return try backpropagate(targets)
+    }
+
     /// The planned step for this batch size (see `DenseTrainingPlan`), or nil when the network
-    /// is not made of dense layers alone with cross-entropy. Plans the graph's buffers first.
+    /// is not made of dense layers alone. Plans the graph's buffers first.
     private func plannedStep(batch: Int) throws -> DenseTrainingPlan? {
-        guard loss == .crossEntropy, !layers.isEmpty,
+        guard !layers.isEmpty,
               layers.allSatisfy({ if case .dense = $0.kind { true } else { false } }) else { return nil }
         try setBatch(batch)
         // The outputs' shape follows the batch once planned; the loss nodes are made from it.
@@ -274,10 +281,14 @@ public final class Network {
 
     // MARK: - Argument checks
 
-    func checkInputs(_ inputs: UnsafeBufferPointer<Float>, batch: Int, outputs: Int) throws {
+    func checkHasLayers() throws {
         guard !layers.isEmpty else {
             throw BackpropError.state("the network has no layers: add a dense layer first")
         }
+    }
+
+    func checkInputs(_ inputs: UnsafeBufferPointer<Float>, batch: Int, outputs: Int) throws {
+        try checkHasLayers()
         guard batch >= 1 else {
             throw BackpropError.invalidArgument("batch must be at least 1, got \(batch)")
         }

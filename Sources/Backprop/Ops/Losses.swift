@@ -37,14 +37,25 @@ extension ElementwiseLoss {
             for i in 0..<n { f.output[i] = value(p[i], t[i]) }
             return
         }
-        var total = 0.0
-        for i in 0..<n { total += Double(value(p[i], t[i])) }
-        f.output[0] = reduced(total, count: n, reduction)
+        f.output[0] = reduced(total(p, t, count: n), count: n, reduction)
     }
 
     public func backward<T: Scalar>(_ f: Frame<T>) {
-        let p = f.input(0), t = f.input(1), g = f.outputGradient, n = f.inputShape(0).count
-        let gp = f.inputGradient(0), gt = f.inputGradient(1)
+        addGradients(p: f.input(0), t: f.input(1), upstream: f.outputGradient, count: f.inputShape(0).count,
+                     into: f.inputGradient(0), f.inputGradient(1))
+    }
+
+    /// The kernels on raw buffers, shared with networks' planned training step: the sum of
+    /// the elements' losses (in Double: see `reduced`), and backward, adding into each
+    /// gradient that is not nil.
+    func total<T: Scalar>(_ p: UnsafePointer<T>, _ t: UnsafePointer<T>, count n: Int) -> Double {
+        var total = 0.0
+        for i in 0..<n { total += Double(value(p[i], t[i])) }
+        return total
+    }
+
+    func addGradients<T: Scalar>(p: UnsafePointer<T>, t: UnsafePointer<T>, upstream g: UnsafePointer<T>, count n: Int,
+                                 into gp: UnsafeMutablePointer<T>?, _ gt: UnsafeMutablePointer<T>?) {
         let scale: T = reduction == .mean ? 1 / T(n) : 1
         for i in 0..<n {
             let upstream = (reduction == .none ? g[i] : g[0]) * scale

@@ -9,6 +9,7 @@ extension Network {
                     scheduler: Scheduler? = nil, options: FitOptions = FitOptions(),
                     validation: (inputs: UnsafeBufferPointer<Float>, targets: Targets, samples: Int)? = nil,
                     onEpoch: (EpochReport) -> Bool = { _ in true }) throws -> FitResult {
+        try checkHasLayers()
         try options.validate(samples: samples)
         try checkDataset(inputs, targets, samples: samples)
         if let validation { try checkDataset(validation.inputs, validation.targets, samples: validation.samples) }
@@ -127,13 +128,10 @@ extension Network {
     /// One optimizer step on `batch`; with `health`, also measures the layers' gradient health.
     private func step(_ batch: Minibatch, optimizer: Optimizer, options: FitOptions,
                       health: LayerHealth.Buffers?) throws -> (loss: Double, hits: Int, health: LayerHealth?) {
-        zeroGradients()
-        try forward(batch.inputs, batch: batch.samples, into: batch.outputs)
+        // The data set was checked as a whole before the first step.
+        let loss = try forwardBackward(batch.inputs, batch: batch.samples, targets: batch.targets,
+                                       outputs: batch.outputs)
         let hitCount = hits(UnsafeBufferPointer(batch.outputs), batch.targets, samples: batch.samples)
-        let loss = switch batch.targets {
-        case .values(let values): try backward(targets: values)
-        case .labels(let labels): try backward(labels: labels)
-        }
         if options.clipValue > 0 { try GradientClipping.clipValue(graph, value: options.clipValue) }
         if options.clipNorm > 0 { try GradientClipping.clipNorm(graph, maxNorm: options.clipNorm) }
         if let health { try graph.copyParameters(into: health.before.buffer) }
