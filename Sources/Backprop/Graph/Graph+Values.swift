@@ -71,13 +71,21 @@ extension Graph {
     /// Marks everything computed from these leaves as out of date, keeping the invariant that
     /// a node that is not current has no current dependents.
     func invalidateDependents<Leaves: Collection<NodeID>>(of leaves: Leaves) {
-        for leaf in leaves { isCurrent[leaf] = false }
-        if let first = leaves.min() {
-            for id in (first + 1)..<max(first + 1, nodes.count) where isCurrent[id] {
-                if nodes[id].inputs.contains(where: { !isCurrent[$0] }) { isCurrent[id] = false }
+        guard let first = leaves.min() else { return }
+        // Through buffer pointers: every training step runs this a few times, and checking the
+        // arrays' uniqueness on each write would cost more than the loop.
+        nodes.withUnsafeBufferPointer { nodes in
+            isCurrent.withUnsafeMutableBufferPointer { current in
+                for leaf in leaves { current[leaf] = false }
+                for id in (first + 1)..<max(first + 1, nodes.count) where current[id] {
+                    for input in nodes[id].inputs where !current[input] {
+                        current[id] = false
+                        break
+                    }
+                }
+                for leaf in leaves { current[leaf] = true }
             }
         }
-        for leaf in leaves { isCurrent[leaf] = true }
     }
 
     /// The same for one leaf, without building an array on the hot path.
