@@ -118,7 +118,11 @@ final class DenseTrainingPlan {
         let value: T
         switch lossKind {
         case .crossEntropy:
-            try validateClassIndices(targets, batch: batch, classes: width, op: CrossEntropyLoss().name)
+            // The labels were checked as integers. In T they stay exact (so in range) while
+            // every class index is a whole number T represents; beyond that, check them again.
+            if width > 1 << (T.significandBitCount + 1) {
+                try validateClassIndices(targets, batch: batch, classes: width, op: CrossEntropyLoss().name)
+            }
             var total = 0.0
             CrossEntropyLoss.rows(logits: outputs, targets: targets, indexed: true, probabilities: p!,
                                   batch: batch, classes: width) { _, loss in total += Double(loss) }

@@ -265,6 +265,11 @@ public final class Network {
     /// The planned step for this batch size (see `DenseTrainingPlan`), or nil when the network
     /// is not made of dense layers alone. Plans the graph's buffers first.
     private func plannedStep(batch: Int) throws -> DenseTrainingPlan? {
+        // The common case, a step like the last one: nothing has moved since the plan was made.
+        if let plan = densePlan, plan.batch == batch, lossNodes != nil, plan.generation == graph.bufferGeneration,
+           !graph.needsPlan, graph.gradientsPlanned {
+            return plan
+        }
         guard !layers.isEmpty,
               layers.allSatisfy({ if case .dense = $0.kind { true } else { false } }) else { return nil }
         try setBatch(batch)
