@@ -451,9 +451,12 @@ static void *stepping_thread(void *argument) {
         int room = s->successes + s->reserved < s->target_steps;
         pthread_mutex_unlock(&s->mutex);
         if (!room) {
-            /* Keep the handle busy without moving the weights: a read-only call. */
+            /* Keep the handle busy without moving the weights: a read-only call. Then yield,
+             * or two threads doing this could keep the reader out for whole time slices (under
+             * valgrind, which runs one thread at a time, for the whole test). */
             size_t count = 0;
             shared_count(s, bp_net_parameter_count(s->net, &count), 0);
+            sched_yield();
             continue;
         }
         /* Serialise the decision to step with the count, so the total never passes the
@@ -580,6 +583,10 @@ static void *run_pair_job(void *argument) {
             j->other++;
             j->other_status = status;
         }
+        /* Between calls, not in one: a thread that loops back into the library at once holds
+         * the handle nearly all the time, and where threads take turns in long slices (under
+         * valgrind, one thread runs at a time) the other would see nothing but BUSY. */
+        sched_yield();
     }
     return NULL;
 }
