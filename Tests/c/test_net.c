@@ -408,6 +408,14 @@ static void test_train_step_labels_lowers_the_cross_entropy_loss(void) {
     CHECK_OK(bp_net_free(net));
 }
 
+/* The parameters of two networks are the same, bit for bit. */
+static void check_same_parameters(bp_net *a, bp_net *b) {
+    float wa[MAX_PARAMETERS], wb[MAX_PARAMETERS];
+    size_t n = read_parameters(a, 0, wa, MAX_PARAMETERS);
+    CHECK_EQ(read_parameters(b, 0, wb, MAX_PARAMETERS), n);
+    CHECK(memcmp(wa, wb, n * sizeof(float)) == 0);
+}
+
 static void test_train_step_equals_the_four_separate_calls(void) {
     bp_net *a = xor_regression_net(77);
     bp_net *b = xor_regression_net(77);
@@ -421,10 +429,7 @@ static void test_train_step_equals_the_four_separate_calls(void) {
         CHECK_OK(bp_net_update(b, 0.3f));
         CHECK(loss_a == loss_b);
     }
-    float wa[MAX_PARAMETERS], wb[MAX_PARAMETERS];
-    size_t n = read_parameters(a, 0, wa, MAX_PARAMETERS);
-    CHECK_EQ(read_parameters(b, 0, wb, MAX_PARAMETERS), n);
-    CHECK(memcmp(wa, wb, n * sizeof(float)) == 0);
+    check_same_parameters(a, b);
     CHECK_OK(bp_net_free(a));
     CHECK_OK(bp_net_free(b));
 }
@@ -455,10 +460,7 @@ static void test_optimizer_train_step_equals_the_four_separate_calls(void) {
             four_call_step(four, b, BLOB_LABELS, &loss_b);
             CHECK(loss_a == loss_b);
         }
-        float wa[MAX_PARAMETERS], wb[MAX_PARAMETERS];
-        size_t n = read_parameters(a, 0, wa, MAX_PARAMETERS);
-        CHECK_EQ(read_parameters(b, 0, wb, MAX_PARAMETERS), n);
-        CHECK(memcmp(wa, wb, n * sizeof(float)) == 0);
+        check_same_parameters(a, b);
         CHECK_OK(bp_net_free(a));
         CHECK_OK(bp_net_free(b));
         CHECK_OK(bp_optimizer_free(one));
@@ -512,9 +514,7 @@ static void test_optimizer_train_step_refusals_change_nothing(void) {
                                             &loss_a));
     four_call_step(twin, copy, BLOB_LABELS, &loss_b);
     CHECK(loss_a == loss_b);
-    read_parameters(net, 0, before, MAX_PARAMETERS);
-    read_parameters(copy, 0, after, MAX_PARAMETERS);
-    CHECK(memcmp(before, after, n * sizeof(float)) == 0);
+    check_same_parameters(net, copy);
     CHECK_OK(bp_net_free(net));
     CHECK_OK(bp_net_free(copy));
     CHECK_OK(bp_net_free(other));

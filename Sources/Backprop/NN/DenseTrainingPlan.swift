@@ -20,8 +20,8 @@ final class DenseTrainingPlan {
         let inputWidth, outputWidth: Int
     }
 
-    let generation: Int
-    let batch: Int
+    private let generation: Int
+    private let batch: Int
     private let dtype: DType
     private let lossKind: LossKind
     private let layers: [Layer]
@@ -73,6 +73,12 @@ final class DenseTrainingPlan {
         probabilities = graph.scratch[lossNode]?.pointer
         self.computed = computed
         opGradients = computed.map { (graph.gradients[$0]!.pointer, graph.gradients[$0]!.storage.count * graph.dtype.size) }
+    }
+
+    /// Whether the plan's pointers still hold for `graph` planned for `batch`: nothing was
+    /// planned or removed since it was made, and nothing is waiting to be planned.
+    func fits(_ graph: Graph, batch: Int) -> Bool {
+        batch == self.batch && generation == graph.bufferGeneration && !graph.needsPlan && graph.gradientsPlanned
     }
 
     /// The network's outputs of the latest run, as float32.

@@ -266,10 +266,7 @@ public final class Network {
     /// is not made of dense layers alone. Plans the graph's buffers first.
     private func plannedStep(batch: Int) throws -> DenseTrainingPlan? {
         // The common case, a step like the last one: nothing has moved since the plan was made.
-        if let plan = densePlan, plan.batch == batch, lossNodes != nil, plan.generation == graph.bufferGeneration,
-           !graph.needsPlan, graph.gradientsPlanned {
-            return plan
-        }
+        if lossNodes != nil, let plan = densePlan, plan.fits(graph, batch: batch) { return plan }
         guard !layers.isEmpty,
               layers.allSatisfy({ if case .dense = $0.kind { true } else { false } }) else { return nil }
         try setBatch(batch)
@@ -278,7 +275,7 @@ public final class Network {
         let nodes = try lossNodesForCurrentBatch()
         try graph.planIfNeeded()
         try graph.planGradientsIfNeeded()
-        if let plan = densePlan, plan.generation == graph.bufferGeneration, plan.batch == batch { return plan }
+        if let plan = densePlan, plan.fits(graph, batch: batch) { return plan }
         densePlan = DenseTrainingPlan(self, graph: graph, input: input, target: nodes.target, loss: nodes.loss,
                                       batch: batch)
         return densePlan
