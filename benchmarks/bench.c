@@ -15,6 +15,9 @@
  *   bench gemm  --layers ... --batch ... --threads ...
  *       times the GEMMs one training step of that network needs (cblas_sgemm on the same
  *       shapes and transposes), and a plain-C SGD-momentum update of the same parameters
+ *   bench peak
+ *       one core's multiply-add throughput in float32: independent chains of 8-float FMAs,
+ *       as many as keep both FMA pipes busy; what a GEMM kernel's inner loop reaches at best
  *   bench alloc --layers ... --batch ... --threads ... [--steps 50]
  *       counts heap allocations in the first training step and in each of the next --steps;
  *       needs LD_PRELOAD=libmalloc_count.so (see malloc_count.c; BENCH_ALLOC_TRACE=n prints
@@ -33,6 +36,7 @@
 #include <backprop.h>
 #include <cblas.h>
 #include <dlfcn.h>
+#include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -150,7 +154,7 @@ static void parse_layers(options *o, const char *text) {
 static options parse(int argc, char **argv) {
     options o = {.batch = 0, .threads = 1, .seconds = 0.5, .warmup = 0.3, .repeats = 7,
                  .steps = 50, .calls = 1};
-    if (argc < 2) die("usage: bench info | train | gemm | alloc --layers A,B,.. --batch N --threads T");
+    if (argc < 2) die("usage: bench info | peak | train | gemm | alloc --layers A,B,.. --batch N --threads T");
     o.mode = argv[1];
     for (int i = 2; i < argc; i++) {
         const char *key = argv[i];
@@ -218,6 +222,52 @@ static void print_layers(const options *o) {
     printf("\"layers\": [");
     for (size_t i = 0; i < o->width_count; i++) printf("%s%zu", i ? ", " : "", o->widths[i]);
     printf("], \"batch\": %zu, \"threads\": %d", o->batch, o->threads);
+}
+
+/* ---- The CPU's multiply-add peak ----------------------------------------------------------- */
+
+/* Twelve chains: an FMA's result is ready 4 cycles later and two start each cycle, so at least
+ * 8 independent chains keep the pipes full. Each chain converges to 0.1 and stays finite. */
+#define PEAK_ITERATIONS 10000
+#define PEAK_FLOPS_PER_STEP (12.0 * 8 * 2 * PEAK_ITERATIONS)
+
+__attribute__((target("avx2,fma"))) static void peak_step(void *context, long step) {
+    (void)step;
+    float *state = context;
+    const __m256 scale = _mm256_set1_ps(0.999f), shift = _mm256_set1_ps(1e-4f);
+    /* Different starting values, so that the compiler cannot merge chains. */
+    const float x = state[0];
+    __m256 c0 = _mm256_set1_ps(x), c1 = _mm256_set1_ps(x + 1), c2 = _mm256_set1_ps(x + 2),
+           c3 = _mm256_set1_ps(x + 3), c4 = _mm256_set1_ps(x + 4), c5 = _mm256_set1_ps(x + 5),
+           c6 = _mm256_set1_ps(x + 6), c7 = _mm256_set1_ps(x + 7), c8 = _mm256_set1_ps(x + 8),
+           c9 = _mm256_set1_ps(x + 9), c10 = _mm256_set1_ps(x + 10), c11 = _mm256_set1_ps(x + 11);
+    for (int i = 0; i < PEAK_ITERATIONS; i++) {
+        c0 = _mm256_fmadd_ps(c0, scale, shift), c1 = _mm256_fmadd_ps(c1, scale, shift);
+        c2 = _mm256_fmadd_ps(c2, scale, shift), c3 = _mm256_fmadd_ps(c3, scale, shift);
+        c4 = _mm256_fmadd_ps(c4, scale, shift), c5 = _mm256_fmadd_ps(c5, scale, shift);
+        c6 = _mm256_fmadd_ps(c6, scale, shift), c7 = _mm256_fmadd_ps(c7, scale, shift);
+        c8 = _mm256_fmadd_ps(c8, scale, shift), c9 = _mm256_fmadd_ps(c9, scale, shift);
+        c10 = _mm256_fmadd_ps(c10, scale, shift), c11 = _mm256_fmadd_ps(c11, scale, shift);
+    }
+    /* Keep every chain's result, so that none is optimized away. */
+    __m256 sum = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(c0, c1), _mm256_add_ps(c2, c3)),
+                               _mm256_add_ps(_mm256_add_ps(c4, c5), _mm256_add_ps(c6, c7)));
+    sum = _mm256_add_ps(sum, _mm256_add_ps(_mm256_add_ps(c8, c9), _mm256_add_ps(c10, c11)));
+    state[0] = _mm256_cvtss_f32(sum) / 12.0f;
+}
+
+static int run_peak(const options *o) {
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) {
+        printf("{\"mode\": \"peak\", \"error\": \"this CPU lacks AVX2 or FMA\"}\n");
+        return 0;
+    }
+    float state = 1.0f;
+    long counter = 0;
+    timing t = time_steps(o, peak_step, &state, &counter);
+    printf("{\"mode\": \"peak\", \"flops_per_step\": %.0f, ", PEAK_FLOPS_PER_STEP);
+    print_timing(&t);
+    printf(", \"final_value\": %g}\n", state);
+    return 0;
 }
 
 /* ---- Training with libbackprop ------------------------------------------------------------- */
@@ -533,11 +583,12 @@ static int run_info(void) {
 int main(int argc, char **argv) {
     options o = parse(argc, argv);
     if (!strcmp(o.mode, "info")) return run_info();
+    if (!strcmp(o.mode, "peak")) return run_peak(&o);
     if (o.width_count < 2 || o.batch < 1) die("--layers and --batch are required");
     next_u64(); /* the data stream starts from the same state in every mode */
     if (!strcmp(o.mode, "train")) return run_train(&o);
     if (!strcmp(o.mode, "gemm")) return run_gemm(&o);
     if (!strcmp(o.mode, "alloc")) return run_alloc(&o);
-    die("unknown mode (info, train, gemm, alloc)");
+    die("unknown mode (info, peak, train, gemm, alloc)");
     return 2;
 }

@@ -355,6 +355,14 @@ def shape_args(config, threads):
             "--threads", str(threads)]
 
 
+def peak_gflops(data):
+    """One core's multiply-add peak in GFLOP/s (`bench peak`), or None when not measured."""
+    record = data.get("peak", {}).get("1", {})
+    if "seconds" not in record:
+        return None
+    return record["flops_per_step"] * median_rate(record)[0] / 1e9
+
+
 def job_rate(section, record):
     """The rate a timed record measured (0 for a failed one): steps/s, or GEMM steps/s."""
     timed = record.get("step") if section == "gemm" else record
@@ -367,7 +375,8 @@ def measure(args):
     timing = ["--seconds", str(args.seconds), "--warmup", str(args.warmup),
               "--repeats", str(args.repeats)]
     noise = Noise(args.max_wait)
-    data = {"c": {}, "c4": {}, "gemm": {}, "alloc": {}, "py": {}, "check": [], "skipped": {}}
+    data = {"c": {}, "c4": {}, "gemm": {}, "peak": {}, "alloc": {}, "py": {}, "check": [],
+            "skipped": {}}
 
     facts = software_facts()
     available = ["backprop", "backprop-4calls", "numpy"]
@@ -398,7 +407,7 @@ def measure(args):
             data["alloc"][f"{config['name']}/{threads}"] = alloc
 
     # Every timed measurement is a job: (section, key, threads, command).
-    jobs = []
+    jobs = [("peak", "1", 1, [str(BENCH), "peak", *timing])]
     for threads in threads_list:
         for config in configs:
             key = f"{config['name']}/{threads}"
@@ -502,6 +511,9 @@ def build_report(data, args, started, finished, machine, info):
     add(f"- Machine: {machine['model']}, {machine['logical_cpus']} logical CPUs ({cores}, "
         f"{machine['usable_cpus']} usable here), {', '.join(machine['simd'])}; "
         f"{machine['memory']} RAM; Linux {machine['kernel']}.")
+    peak = peak_gflops(data)
+    add(f"- One core's float32 multiply-add peak: "
+        f"{f'{peak:.1f} GFLOP/s' if peak else 'not measured'} (`bench peak`).")
     add(f"- BLAS under libbackprop: {info.get('config', '?')}; kernel "
         f"**{info.get('corename', '?')}** (openblas_get_corename).")
     if UNSET_VARIABLES:
@@ -614,14 +626,16 @@ def build_report(data, args, started, finished, machine, info):
         "training step (forward, weight gradient, and input gradient except for the first layer) "
         "on the same shapes, transposes and thread count. The update floor adds a plain C loop "
         "doing SGD with momentum over the same parameters, which any implementation must also "
-        "pay (it is memory-bound). The last column counts the `cblas_sgemm` calls libbackprop "
-        "makes in a step (an LD_PRELOAD shim, benchmarks/gemm_count.c) and their flops against "
-        "those the step needs.")
+        "pay (it is memory-bound). The FMA peak is one core's multiply-add throughput (`bench "
+        "peak`) times the thread count: no GEMM runs faster. The last column counts the "
+        "`cblas_sgemm` calls libbackprop makes in a step (an LD_PRELOAD shim, "
+        "benchmarks/gemm_count.c) and their flops against those the step needs.")
     add("")
-    add("| config | threads | GEMM GFLOP/s | GEMM-bound samples/s | GEMM + update floor "
-        "samples/s | libbackprop C samples/s | of GEMM-bound | of GEMM + update floor | "
+    add("| config | threads | GEMM GFLOP/s | of FMA peak | GEMM-bound samples/s | GEMM + update "
+        "floor samples/s | libbackprop C samples/s | of GEMM-bound | of GEMM + update floor | "
         "non-GEMM time per step | libbackprop's GEMMs per step |")
-    add("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    add("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    peak = peak_gflops(data)
     gemm_fraction, gemm_busy, gemm_bound = {}, {}, {}
 
     def gemm_work(key, config):
@@ -643,7 +657,7 @@ def build_report(data, args, started, finished, machine, info):
             key = f"{config['name']}/{threads}"
             g = data["gemm"].get(key, {})
             if "step" not in g:
-                add(f"| {config['name']} | {threads} | n/a | | | | | | | |")
+                add(f"| {config['name']} | {threads} | n/a | | | | | | | | |")
                 continue
             gemm_rate, _ = median_rate(g["step"])
             upd_rate, _ = median_rate(g["update"])
@@ -658,7 +672,9 @@ def build_report(data, args, started, finished, machine, info):
             gemm_busy[key] = busy(g) or c_busy(key)
             mark = " ‡" if gemm_busy[key] else ""
             extra = f"{(1 / c - t_gemm) * 1e6:.1f} µs" if c else "n/a"
-            add(f"| {config['name']} | {threads} | {flops * gemm_rate / 1e9:.1f} | "
+            gflops = flops * gemm_rate / 1e9
+            of_peak = f"{gflops / (peak * threads):.0%}" if peak else "n/a"
+            add(f"| {config['name']} | {threads} | {gflops:.1f} | {of_peak} | "
                 f"{si(gemm_rate * batch)} | {si(floor * batch)} | "
                 f"{si(c * batch) if c else 'n/a'} | "
                 f"{f'{frac:.0%}' if frac else 'n/a'}{mark} | "
@@ -890,7 +906,7 @@ def build_report(data, args, started, finished, machine, info):
             add(f"| {config['name']} | {g['layer']} | {g['kind']} | "
                 f"{g['m']} x {g['n']} x {g['k']} | " + " | ".join(cells) + " |")
     add("")
-    errors = [f"{k}: {v['error']}" for part in ("c", "c4", "gemm", "alloc", "py")
+    errors = [f"{k}: {v['error']}" for part in ("c", "c4", "gemm", "peak", "alloc", "py")
               for k, v in data[part].items() if isinstance(v, dict) and "error" in v]
     if errors:
         add("## Errors")
