@@ -86,10 +86,12 @@ const char *bp_status_string(bp_status status);
  * fails. */
 const char *bp_last_error(void);
 
-/* The number of threads the library's kernels may use (today: the BLAS thread pool, which is
- * shared by the whole process). More threads than the CPUs this process may run on (its
- * affinity mask, as sched_getaffinity gives it) are clamped to that number: they would gain
- * nothing, and BLAS cannot always create them. Errors: BP_ERR_INVALID_ARGUMENT (threads < 1). */
+/* The number of threads the library's kernels may use (the BLAS thread pool, which is shared by
+ * the whole process). With one thread, most float32 matrix products run in the library's own
+ * kernel on the calling thread (on CPUs with AVX2 and FMA), the rest in BLAS. More threads than
+ * the CPUs this process may run on (its affinity mask, as sched_getaffinity gives it) are
+ * clamped to that number: they would gain nothing, and BLAS cannot always create them.
+ * Errors: BP_ERR_INVALID_ARGUMENT (threads < 1). */
 bp_status bp_set_num_threads(int threads);
 
 /* The number of threads in effect: the last bp_set_num_threads after the clamp, or BLAS's

@@ -4,6 +4,7 @@
  */
 #include "check.h"
 
+#include <math.h>
 #include <stdint.h>
 
 enum { MAX_PARAMETERS = 512, MAX_WIDTH = 16 };
@@ -532,7 +533,7 @@ static void check_same_graphs(bp_net *a, bp_net *b) {
     CHECK_OK(bp_graph_node_count(ga, &na));
     CHECK_OK(bp_graph_node_count(gb, &nb));
     CHECK_EQ(na, nb);
-    enum { MAX_NODE = 256 };
+    enum { MAX_NODE = 1024 };
     float va[MAX_NODE], vb[MAX_NODE];
     int differing = 0;
     for (bp_node node = 0; (size_t)node < na && (size_t)node < nb; node++) {
@@ -635,6 +636,81 @@ static void test_one_call_mse_step_leaves_the_graph_as_the_four_calls_do(void) {
     }
     CHECK_OK(bp_net_free(one));
     CHECK_OK(bp_net_free(four));
+}
+
+/* 24 -> 40 ReLU -> 10, cross-entropy: at batch 12, its weight-gradient products are past the
+ * small loops (40 x 24 x 12 and 10 x 40 x 12 multiply-adds). */
+static bp_net *mid_size_net(uint64_t seed) {
+    static const size_t units[] = {40, 10};
+    static const bp_activation acts[] = {BP_ACTIVATION_RELU, BP_ACTIVATION_NONE};
+    return new_net(24, seed, units, acts, 2, BP_LOSS_CROSS_ENTROPY);
+}
+
+/* On one thread, float32 weight gradients past the small loops go through the library's own
+ * GEMM, which stores them whole (instead of adding them to zeros) and checks them as it stores
+ * them; on two, through BLAS. Either way the one-call step leaves every node as the four calls
+ * do, and a gradient that overflows while the loss stays finite is refused with the weights
+ * unchanged. */
+static void test_larger_steps_store_and_check_weight_gradients(void) {
+    const int threads_before = bp_get_num_threads();
+    enum { BATCH = 12, INPUTS = 24, CLASSES = 10 };
+    float inputs[BATCH * INPUTS], outputs[BATCH * CLASSES];
+    int32_t labels[BATCH];
+    for (size_t i = 0; i < BATCH * INPUTS; i++) inputs[i] = 2.0f * sinf(0.37f * (float)i + 0.1f);
+    for (int i = 0; i < BATCH; i++) labels[i] = (int32_t)(i * 7 % CLASSES);
+    for (int threads = 1; threads <= 2; threads++) {
+        CHECK_OK(bp_set_num_threads(threads));
+        bp_net *one = mid_size_net(3), *four = mid_size_net(3);
+        bp_optimizer_options options;
+        CHECK_OK(bp_optimizer_options_default(BP_OPTIMIZER_SGD, &options));
+        options.momentum = 0.9;
+        bp_optimizer *opt_one = NULL, *opt_four = NULL;
+        CHECK_OK(bp_optimizer_create(BP_OPTIMIZER_SGD, &options, &opt_one));
+        CHECK_OK(bp_optimizer_create(BP_OPTIMIZER_SGD, &options, &opt_four));
+        for (int step = 0; step < 4; step++) {
+            float loss_one = -1, loss_four = -2;
+            CHECK_OK(bp_optimizer_train_step_labels(opt_one, one, BATCH, inputs, BATCH * INPUTS,
+                                                    labels, BATCH, &loss_one));
+            CHECK_OK(bp_net_zero_grad(four));
+            CHECK_OK(bp_net_forward(four, BATCH, inputs, BATCH * INPUTS, outputs,
+                                    BATCH * CLASSES));
+            CHECK_OK(bp_net_backward_labels(four, labels, BATCH, &loss_four));
+            CHECK_OK(bp_optimizer_step(opt_four, four));
+            CHECK(loss_one == loss_four);
+            check_same_graphs(one, four);
+        }
+        CHECK_OK(bp_net_free(one));
+        CHECK_OK(bp_net_free(four));
+        CHECK_OK(bp_optimizer_free(opt_one));
+        CHECK_OK(bp_optimizer_free(opt_four));
+    }
+
+    /* MSE, 24 -> 16, weights 1e-20 and inputs 1e30: the loss (about 6e22) is finite, the
+     * weight gradient (about 3e40) is not. */
+    static const size_t units[] = {16};
+    static const bp_activation none[] = {BP_ACTIVATION_NONE};
+    enum { OUTPUTS = 16, PARAMETERS = OUTPUTS * INPUTS + OUTPUTS };
+    float parameters[PARAMETERS], after[PARAMETERS], huge[BATCH * INPUTS];
+    float targets[BATCH * OUTPUTS] = {0};
+    for (int i = 0; i < PARAMETERS; i++) parameters[i] = i < OUTPUTS * INPUTS ? 1e-20f : 0.0f;
+    for (int i = 0; i < BATCH * INPUTS; i++) huge[i] = 1e30f;
+    for (int threads = 1; threads <= 2; threads++) {
+        CHECK_OK(bp_set_num_threads(threads));
+        bp_net *net = new_net(INPUTS, 5, units, none, 1, BP_LOSS_MSE);
+        CHECK_OK(bp_net_set_parameters(net, parameters, PARAMETERS));
+        bp_optimizer *optimizer = NULL;
+        CHECK_OK(bp_optimizer_create(BP_OPTIMIZER_SGD, NULL, &optimizer));
+        float loss = 0;
+        CHECK_STATUS(BP_ERR_NONFINITE, bp_optimizer_train_step(optimizer, net, BATCH, huge,
+                                                               BATCH * INPUTS, targets,
+                                                               BATCH * OUTPUTS, &loss));
+        CHECK(strstr(bp_last_error(), "gradient") != NULL);
+        CHECK_OK(bp_net_parameters(net, after, PARAMETERS));
+        CHECK(memcmp(parameters, after, sizeof after) == 0);
+        CHECK_OK(bp_net_free(net));
+        CHECK_OK(bp_optimizer_free(optimizer));
+    }
+    CHECK_OK(bp_set_num_threads(threads_before));
 }
 
 static void test_own_nodes_on_the_network_graph_add_a_regularizer(void) {
@@ -811,6 +887,7 @@ int main(void) {
     RUN(test_optimizer_train_step_refusals_change_nothing);
     RUN(test_one_call_step_leaves_the_graph_as_the_four_calls_do);
     RUN(test_one_call_mse_step_leaves_the_graph_as_the_four_calls_do);
+    RUN(test_larger_steps_store_and_check_weight_gradients);
     RUN(test_own_nodes_on_the_network_graph_add_a_regularizer);
     RUN(test_same_seed_gives_same_weights_and_losses);
     RUN(test_predict_equals_forward_and_keeps_gradients);

@@ -61,8 +61,17 @@ extension Graph {
 
     /// Sets every gradient in the graph to zero: the flat parameter block once, and each other
     /// leaf's. Op nodes' gradients are zeroed by every backward anyway.
-    public func zeroGradients() {
-        parameterGradients.zero()
+    public func zeroGradients() { zeroGradients(except: []) }
+
+    /// zeroGradients, leaving alone the ranges of the flat parameter block in `overwritten`
+    /// (ascending and disjoint), which the caller stores whole next.
+    func zeroGradients(except overwritten: [Range<Int>]) {
+        var start = 0
+        for range in overwritten {
+            parameterGradients.zero(start..<range.lowerBound)
+            start = range.upperBound
+        }
+        parameterGradients.zero(start..<parameterCount)
         for id in nodes.indices where nodes[id].isLeaf && !nodes[id].isParameter {
             gradients[id]?.storage.zero()
         }

@@ -1,3 +1,5 @@
+import BackpropKernels
+
 /// The training step of a network made only of dense layers, planned once: the same kernels
 /// the graph's ops run (`Linear`, the activations, `CrossEntropyLoss` or `MSELoss`), in the
 /// order the graph's walk runs them, on buffers looked up once.
@@ -7,12 +9,21 @@
 /// small network that is most of a step. The plan writes what the walk writes (every node's
 /// value and gradient, the loss and its target), so the graph reads the same afterwards, and
 /// the results are identical to the last bit. It is rebuilt when the graph's buffers move.
+///
+/// One difference in how: on one thread, float32 weight gradients go through the library's own
+/// product (BackpropKernels/packed_gemm.c), which stores them whole rather than adding them to
+/// zeros (the same bits: it adds its sums to +0), and checks them for NaN and infinity as it
+/// stores them. That saves the step two passes over its largest gradients: zeroing them first,
+/// and the update's check.
 final class DenseTrainingPlan {
     struct Layer {
         let input: UnsafeMutableRawPointer
         /// The gradient of the layer's input: nil for the network's input, which needs none.
         let inputGradient: UnsafeMutableRawPointer?
         let weight, weightGradient, bias, biasGradient: UnsafeMutableRawPointer
+        /// Where the weight gradient lies in the flat parameter block, when the library's own
+        /// product may store it whole: float32, and a product too large for the small loops.
+        let storedWeightGradient: Range<Int>?
         /// x Wᵀ + b, and the activation of it (the same node without an activation).
         let linear, linearGradient: UnsafeMutableRawPointer
         let activated, activatedGradient: UnsafeMutableRawPointer
@@ -25,6 +36,10 @@ final class DenseTrainingPlan {
     private let dtype: DType
     private let lossKind: LossKind
     private let layers: [Layer]
+    /// The layers' `storedWeightGradient` ranges, in ascending order.
+    private let storedWeightGradients: [Range<Int>]
+    /// Whether the layers' weights and biases are all of the graph's parameters.
+    private let coversAllParameters: Bool
     private let inputNode, targetNode: NodeID
     private let input, target, loss, lossGradient: UnsafeMutableRawPointer
     /// Where cross-entropy keeps its softmax (nil for MSE).
@@ -43,15 +58,20 @@ final class DenseTrainingPlan {
         var computed: [NodeID] = []
         var previous = inputNode
         var inputWidth = network.inputWidth
+        var parameterCount = 0
         for layer in network.layers {
             guard case .dense(let units, let activation) = layer.kind, let weight = layer.weight,
-                  let bias = layer.bias else { return nil }
+                  let bias = layer.bias, let weightOffset = graph.parameterOffsets[weight] else { return nil }
             // Dense layers are built as linear(previous) and, with an activation, its output.
             let linear = activation == .none ? layer.output : layer.output - 1
+            let weightCount = units * inputWidth
+            let stored = graph.dtype == .float32 && weightCount * batch > BPK_SMALL_GEMM_LIMIT
+            parameterCount += weightCount + units
             layers.append(Layer(
                 input: graph.values[previous]!.pointer, inputGradient: graph.gradients[previous]?.pointer,
                 weight: graph.values[weight]!.pointer, weightGradient: graph.gradients[weight]!.pointer,
                 bias: graph.values[bias]!.pointer, biasGradient: graph.gradients[bias]!.pointer,
+                storedWeightGradient: stored ? weightOffset..<weightOffset + weightCount : nil,
                 linear: graph.values[linear]!.pointer, linearGradient: graph.gradients[linear]!.pointer,
                 activated: graph.values[layer.output]!.pointer,
                 activatedGradient: graph.gradients[layer.output]!.pointer,
@@ -64,6 +84,8 @@ final class DenseTrainingPlan {
         generation = graph.bufferGeneration
         self.batch = batch
         self.layers = layers
+        storedWeightGradients = layers.compactMap(\.storedWeightGradient).sorted { $0.lowerBound < $1.lowerBound }
+        coversAllParameters = parameterCount == graph.parameterCount
         self.inputNode = inputNode
         self.targetNode = targetNode
         input = graph.values[inputNode]!.pointer
@@ -90,10 +112,12 @@ final class DenseTrainingPlan {
         }
     }
 
-    /// Forward and backward for checked inputs and targets (labels for cross-entropy, values
-    /// for MSE): gradients add into the parameters'. Returns the loss; a loss that is not
-    /// finite is refused before any gradient changes.
-    func run(_ graph: Graph, inputs: UnsafeBufferPointer<Float>, targets: Network.Targets) throws -> Double {
+    /// zeroGradients, forward and backward for checked inputs and targets (labels for
+    /// cross-entropy, values for MSE). Returns the loss, and whether every parameter gradient
+    /// was checked finite as it was computed. A loss that is not finite is refused before any
+    /// gradient is computed (they are left zero).
+    func run(_ graph: Graph, inputs: UnsafeBufferPointer<Float>, targets: Network.Targets) throws
+        -> (loss: Double, gradientsKnownFinite: Bool) {
         switch dtype {
         case .float32: try run(Float.self, graph, inputs, targets)
         case .float64: try run(Double.self, graph, inputs, targets)
@@ -101,7 +125,17 @@ final class DenseTrainingPlan {
     }
 
     private func run<T: Scalar>(_: T.Type, _ graph: Graph, _ inputs: UnsafeBufferPointer<Float>,
-                                _ answers: Network.Targets) throws -> Double {
+                                _ answers: Network.Targets) throws -> (loss: Double, gradientsKnownFinite: Bool) {
+        // The library's own product runs on the calling thread: with more threads, BLAS's.
+        let storing = !storedWeightGradients.isEmpty && Parallelism.threadCount == 1 && bpk_sgemm_packed_available()
+        graph.zeroGradients(except: storing ? storedWeightGradients : [])
+        var backwardStarted = false
+        defer {
+            // A step refused before its backward leaves every gradient zero, as the walk does.
+            if storing && !backwardStarted {
+                for range in storedWeightGradients { graph.parameterGradients.zero(range) }
+            }
+        }
         let width = layers.last!.outputWidth
         convertElements(inputs.baseAddress!, input.assumingMemoryBound(to: T.self), inputs.count)
         let targets = target.assumingMemoryBound(to: T.self)
@@ -141,6 +175,7 @@ final class DenseTrainingPlan {
         guard value.isFinite else {
             throw BackpropError.nonFinite("the loss is \(value); no gradient was changed")
         }
+        backwardStarted = true
 
         for (pointer, bytes) in opGradients { pointer.initializeMemory(as: UInt8.self, repeating: 0, count: bytes) }
         let seed = lossGradient.assumingMemoryBound(to: T.self)
@@ -154,18 +189,49 @@ final class DenseTrainingPlan {
             MSELoss().addGradients(p: outputs, t: targets, upstream: seed, count: batch * width,
                                    into: outputGradient, nil)
         }
+        var storedFinite = storing
         for layer in layers.reversed() {
             let linearGradient = layer.linearGradient.assumingMemoryBound(to: T.self)
             layer.activation.backward(x: layer.linear.assumingMemoryBound(to: T.self), y: layer.activated.assumingMemoryBound(to: T.self),
                                       upstream: layer.activatedGradient.assumingMemoryBound(to: T.self), into: linearGradient,
                                       count: batch * layer.outputWidth)
+            var weightGradient: UnsafeMutablePointer<T>? = layer.weightGradient.assumingMemoryBound(to: T.self)
+            if storing, let range = layer.storedWeightGradient {
+                if let finite = storeWeightGradient(layer, upstream: layer.linearGradient) {
+                    storedFinite = storedFinite && finite
+                    weightGradient = nil
+                } else {
+                    graph.parameterGradients.zero(range) // no memory for its buffers: add to zeros
+                    storedFinite = false
+                }
+            }
             Linear.backward(x: layer.input.assumingMemoryBound(to: T.self), weight: layer.weight.assumingMemoryBound(to: T.self),
                             upstream: linearGradient, xGradient: layer.inputGradient?.assumingMemoryBound(to: T.self),
-                            weightGradient: layer.weightGradient.assumingMemoryBound(to: T.self),
-                            biasGradient: layer.biasGradient.assumingMemoryBound(to: T.self),
+                            weightGradient: weightGradient, biasGradient: layer.biasGradient.assumingMemoryBound(to: T.self),
                             batch: batch, inputs: layer.inputWidth, outputs: layer.outputWidth)
         }
-        return Double(value)
+        return (Double(value), storedFinite && coversAllParameters && otherGradientsAreFinite(T.self))
+    }
+
+    /// dW = upstreamᵀ x in float32 through the library's own product, stored whole and checked
+    /// as it is stored: whether all of it is finite, or nil when that product cannot run.
+    private func storeWeightGradient(_ layer: Layer, upstream: UnsafeMutableRawPointer) -> Bool? {
+        var finite = false
+        let ran = bpk_sgemm_packed(true, false, layer.outputWidth, layer.inputWidth, batch, 1,
+                                   upstream.assumingMemoryBound(to: Float.self), layer.outputWidth,
+                                   layer.input.assumingMemoryBound(to: Float.self), layer.inputWidth, 0,
+                                   layer.weightGradient.assumingMemoryBound(to: Float.self), layer.inputWidth, &finite)
+        return ran ? finite : nil
+    }
+
+    /// Whether the gradients not stored by the library's own product (biases, and weights of
+    /// products small enough for the small loops) are finite: a few values per unit.
+    private func otherGradientsAreFinite<T: Scalar>(_: T.Type) -> Bool {
+        layers.allSatisfy { layer in
+            firstNonFinite(layer.biasGradient.assumingMemoryBound(to: T.self), layer.outputWidth) == nil
+                && (layer.storedWeightGradient != nil
+                    || firstNonFinite(layer.weightGradient.assumingMemoryBound(to: T.self), layer.outputWidth * layer.inputWidth) == nil)
+        }
     }
 }
 

@@ -211,16 +211,16 @@ public final class Network {
     public func trainStep(_ inputs: UnsafeBufferPointer<Float>, batch: Int, targets: UnsafeBufferPointer<Float>,
                           learningRate: Double) throws -> Double {
         try GradientDescent.checkLearningRate(learningRate)
-        return try trainStep(inputs, batch: batch, targets: .values(targets)) {
-            try update(learningRate: learningRate)
+        return try trainStep(inputs, batch: batch, targets: .values(targets)) { checked in
+            try GradientDescent.step(graph, learningRate: learningRate, gradientsKnownFinite: checked)
         }
     }
 
     public func trainStep(_ inputs: UnsafeBufferPointer<Float>, batch: Int, labels: UnsafeBufferPointer<Int32>,
                           learningRate: Double) throws -> Double {
         try GradientDescent.checkLearningRate(learningRate)
-        return try trainStep(inputs, batch: batch, targets: .labels(labels)) {
-            try update(learningRate: learningRate)
+        return try trainStep(inputs, batch: batch, targets: .labels(labels)) { checked in
+            try GradientDescent.step(graph, learningRate: learningRate, gradientsKnownFinite: checked)
         }
     }
 
@@ -229,26 +229,31 @@ public final class Network {
     public func trainStep(_ inputs: UnsafeBufferPointer<Float>, batch: Int, targets: Targets,
                           optimizer: Optimizer) throws -> Double {
         try optimizer.checkState(for: graph)
-        return try trainStep(inputs, batch: batch, targets: targets) { try optimizer.step(graph) }
+        return try trainStep(inputs, batch: batch, targets: targets) { checked in
+            try optimizer.step(graph, gradientsKnownFinite: checked)
+        }
     }
 
+    /// `update` is told whether the gradients are known to be finite (see `forwardBackward`).
     private func trainStep(_ inputs: UnsafeBufferPointer<Float>, batch: Int, targets: Targets,
-                           update: () throws -> Void) throws -> Double {
+                           update: (_ gradientsKnownFinite: Bool) throws -> Void) throws -> Double {
         try checkTargets(targets, batch: batch)
         let (outputCount, overflow) = batch.multipliedReportingOverflow(by: outputWidth)
         try checkInputs(inputs, batch: batch, outputs: overflow ? -1 : outputCount)
-        let lossValue = try forwardBackward(inputs, batch: batch, targets: targets, outputs: nil)
-        try update()
-        return lossValue
+        let step = try forwardBackward(inputs, batch: batch, targets: targets, outputs: nil)
+        try update(step.gradientsKnownFinite)
+        return step.loss
     }
 
     /// zeroGradients, forward (writing the outputs when asked) and backward on checked
-    /// arguments, as a training step does before its update. Returns the loss. A network of
-    /// dense layers goes through its planned step, which computes the same.
+    /// arguments, as a training step does before its update. Returns the loss, and whether every
+    /// parameter gradient is known to be finite (checked as it was computed), so that the update
+    /// need not check again. A network of dense layers goes through its planned step, which
+    /// computes the same.
     func forwardBackward(_ inputs: UnsafeBufferPointer<Float>, batch: Int, targets: Targets,
-                         outputs: UnsafeMutableBufferPointer<Float>?) throws -> Double {
+                         outputs: UnsafeMutableBufferPointer<Float>?) throws
+        -> (loss: Double, gradientsKnownFinite: Bool) {
         if let plan = try plannedStep(batch: batch) {
-            zeroGradients()
             graph.isTraining = true
             hasTrainingForward = true
             defer { if let outputs { plan.copyOutputs(into: outputs) } }
@@ -259,7 +264,7 @@ public final class Network {
         graph.isTraining = true
         try run(inputs, batch: batch, into: outputs)
         hasTrainingForward = true
-        return try backpropagate(targets)
+        return (try backpropagate(targets), false)
     }
 
     /// The planned step for this batch size (see `DenseTrainingPlan`), or nil when the network

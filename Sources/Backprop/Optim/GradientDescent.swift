@@ -3,10 +3,16 @@ public enum GradientDescent {
     /// Applies one step to every parameter of `graph`. Checks first: an invalid learning rate or a
     /// non-finite gradient throws and leaves every weight as it was.
     public static func step(_ graph: Graph, learningRate: Double) throws {
+        try step(graph, learningRate: learningRate, gradientsKnownFinite: false)
+    }
+
+    /// step, skipping the check for NaN and infinity when the gradients were just checked (see
+    /// `Optimizer.step(_:gradientsKnownFinite:)`).
+    static func step(_ graph: Graph, learningRate: Double, gradientsKnownFinite: Bool) throws {
         try checkLearningRate(learningRate)
         switch graph.dtype {
-        case .float32: try step(graph, Float(learningRate))
-        case .float64: try step(graph, learningRate)
+        case .float32: try step(graph, Float(learningRate), gradientsKnownFinite)
+        case .float64: try step(graph, learningRate, gradientsKnownFinite)
         }
         graph.parametersDidChange()
     }
@@ -17,10 +23,10 @@ public enum GradientDescent {
         }
     }
 
-    private static func step<T: Scalar>(_ graph: Graph, _ learningRate: T) throws {
+    private static func step<T: Scalar>(_ graph: Graph, _ learningRate: T, _ gradientsKnownFinite: Bool) throws {
         let w = graph.parameterValues.typed(T.self), g = graph.parameterGradients.typed(T.self)
         let n = graph.parameterCount
-        if let bad = firstNonFinite(g, n) {
+        if !gradientsKnownFinite, let bad = firstNonFinite(g, n) {
             throw BackpropError.nonFinite("gradient element \(bad) of the parameters is \(g[bad]); no weight was changed")
         }
         for i in 0..<n { w[i] -= learningRate * g[i] }

@@ -115,12 +115,16 @@ public final class Optimizer {
     }
 
     /// Applies one update to every parameter of `graph` from its gradients.
-    public func step(_ graph: Graph) throws {
+    public func step(_ graph: Graph) throws { try step(graph, gradientsKnownFinite: false) }
+
+    /// step, skipping the check for NaN and infinity when whoever computed the gradients has
+    /// just checked them all (a network's planned step does, as it stores them).
+    func step(_ graph: Graph, gradientsKnownFinite: Bool) throws {
         let n = graph.parameterCount
         try prepareState(count: n, dtype: graph.dtype)
         switch graph.dtype {
-        case .float32: try step(Float.self, graph)
-        case .float64: try step(Double.self, graph)
+        case .float32: try step(Float.self, graph, gradientsKnownFinite)
+        case .float64: try step(Double.self, graph, gradientsKnownFinite)
         }
         graph.parametersDidChange()
     }
@@ -177,10 +181,10 @@ public final class Optimizer {
         preconditionFailure("\(algorithm.name) has no state named \(name)")
     }
 
-    private func step<T: Scalar>(_: T.Type, _ graph: Graph) throws {
+    private func step<T: Scalar>(_: T.Type, _ graph: Graph, _ gradientsKnownFinite: Bool) throws {
         let n = graph.parameterCount
         let p = graph.parameterValues.typed(T.self), grad = graph.parameterGradients.typed(T.self)
-        if let bad = firstNonFinite(grad, n) {
+        if !gradientsKnownFinite, let bad = firstNonFinite(grad, n) {
             throw BackpropError.nonFinite("gradient element \(bad) of the parameters is \(grad[bad]); no weight or optimizer state was changed")
         }
         let t = stepCount + 1

@@ -1,7 +1,8 @@
 import CBLAS
 
-/// How many threads the library's kernels use. Today that is BLAS's own thread pool; the
-/// core's elementwise loops run on the calling thread.
+/// How many threads the library's kernels use: BLAS's own thread pool. With one, most float32
+/// products run in the library's own kernel (packed_gemm.c); the core's elementwise loops
+/// always run on the calling thread.
 public enum Parallelism {
     public static var threadCount: Int { Int(openblas_get_num_threads()) }
 

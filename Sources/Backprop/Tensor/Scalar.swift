@@ -78,6 +78,11 @@ extension Float: Scalar {
             bpk_sgemm_small(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
             return
         }
+        // On one thread, the library's own kernel where it is the faster (packed_gemm.c).
+        if Parallelism.threadCount == 1 && bpk_sgemm_packed_prefers(transA, n)
+            && bpk_sgemm_packed(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nil) {
+            return
+        }
         guard let threads = blasThreadsIfRoom() else {
             plainGemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
                       b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)

@@ -26,6 +26,9 @@ final class Storage {
     }
 
     func zero() { memset(pointer, 0, count * dtype.size) }
+    func zero(_ elements: Range<Int>) {
+        memset(pointer + elements.lowerBound * dtype.size, 0, elements.count * dtype.size)
+    }
 }
 
 /// Where a node's values (or gradients) live: a whole storage block, or a range inside the

@@ -129,13 +129,14 @@ extension Network {
     private func step(_ batch: Minibatch, optimizer: Optimizer, options: FitOptions,
                       health: LayerHealth.Buffers?) throws -> (loss: Double, hits: Int, health: LayerHealth?) {
         // The data set was checked as a whole before the first step.
-        let loss = try forwardBackward(batch.inputs, batch: batch.samples, targets: batch.targets,
-                                       outputs: batch.outputs)
+        let (loss, gradientsKnownFinite) = try forwardBackward(batch.inputs, batch: batch.samples,
+                                                               targets: batch.targets, outputs: batch.outputs)
         let hitCount = hits(UnsafeBufferPointer(batch.outputs), batch.targets, samples: batch.samples)
         if options.clipValue > 0 { try GradientClipping.clipValue(graph, value: options.clipValue) }
         if options.clipNorm > 0 { try GradientClipping.clipNorm(graph, maxNorm: options.clipNorm) }
         if let health { try graph.copyParameters(into: health.before.buffer) }
-        try optimizer.step(graph)
+        // Clipping keeps finite gradients finite.
+        try optimizer.step(graph, gradientsKnownFinite: gradientsKnownFinite)
         return (loss, hitCount, try health.map { try LayerHealth(self, $0) })
     }
 

@@ -82,8 +82,9 @@ def library_version() -> str:
 
 
 def set_num_threads(threads: int) -> None:
-    """Sets how many threads the library's kernels may use (today: the BLAS thread pool, shared
-    by the whole process), as ``torch.set_num_threads`` does.
+    """Sets how many threads the library's kernels may use (the BLAS thread pool, shared by the
+    whole process), as ``torch.set_num_threads`` does. With one thread, most float32 matrix
+    products run in the library's own kernel on the calling thread, the rest in BLAS.
 
     More threads than the CPUs this process may run on (its affinity mask) are clamped to that
     number: they would gain nothing, and BLAS cannot always create them. :func:`get_num_threads`

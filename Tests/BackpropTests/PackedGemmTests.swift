@@ -1,0 +1,96 @@
+import BackpropKernels
+import Testing
+@testable import Backprop
+
+/// The library's own product (BackpropKernels/packed_gemm.c) against a triple loop in double
+/// precision: each transpose; shapes at and past the edges of its 6 x 16 blocks and of its
+/// blocks of the shared dimension (256), rows (96) and columns (2048); leading dimensions wider
+/// than the matrices; beta 0 (C not read), 1 and other. And what it reports: whether every
+/// value it stored is finite.
+@Suite(.enabled(if: bpk_sgemm_packed_available(), "the CPU lacks AVX2 or FMA"))
+struct PackedGemmTests {
+    static let shapes: [(m: Int, n: Int, k: Int)] = [
+        (6, 16, 8), (1, 1, 1), (7, 17, 9), (12, 32, 300), (5, 33, 513), (100, 20, 30),
+        (64, 70, 13), (3, 2050, 5),
+    ]
+
+    /// Seeded values in [-1, 1), laid out with the given row count and leading dimension.
+    static func matrix(rows: Int, ld: Int, _ generator: inout Generator) -> [Float] {
+        (0..<rows * ld).map { _ in Float(generator.nextUnit() * 2 - 1) }
+    }
+
+    @Test(arguments: shapes, [(false, false), (false, true), (true, false), (true, true)])
+    func matchesAPlainLoop(shape: (m: Int, n: Int, k: Int), transposes: (Bool, Bool)) {
+        let (m, n, k) = shape
+        let (transA, transB) = transposes
+        let lda = (transA ? m : k) + 3, ldb = (transB ? k : n) + 3, ldc = n + 3
+        var generator = Generator(seed: UInt64(m * 10_000 + n * 100 + k))
+        let a = Self.matrix(rows: transA ? k : m, ld: lda, &generator)
+        let b = Self.matrix(rows: transB ? n : k, ld: ldb, &generator)
+        let c0 = Self.matrix(rows: m, ld: ldc, &generator)
+        for (alpha, beta) in [(Float(1), Float(0)), (1, 1), (0.5, -2)] {
+            var c = c0
+            if beta == 0 { for i in c.indices where i % ldc < n { c[i] = .nan } } // must not be read
+            var finite = false
+            #expect(bpk_sgemm_packed(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, &c, ldc, &finite))
+            #expect(finite)
+            var worst = 0.0
+            for i in 0..<m {
+                for j in 0..<n {
+                    var sum = 0.0
+                    for p in 0..<k {
+                        sum += Double(transA ? a[p * lda + i] : a[i * lda + p]) * Double(transB ? b[j * ldb + p] : b[p * ldb + j])
+                    }
+                    let expected = Double(alpha) * sum + (beta == 0 ? 0 : Double(beta) * Double(c0[i * ldc + j]))
+                    worst = max(worst, abs(Double(c[i * ldc + j]) - expected))
+                }
+                // The padding between rows is never written.
+                for j in n..<ldc { #expect(c[i * ldc + j] == c0[i * ldc + j]) }
+            }
+            #expect(worst < 1e-5 * Double(k + 2), "alpha \(alpha), beta \(beta)")
+        }
+    }
+
+    /// A NaN or infinity anywhere in what it stores is reported, in a full block and at an
+    /// edge, and from any block of the shared dimension.
+    @Test(arguments: [(0, 0, Float.nan), (13, 40, .infinity), (5, 7, -.infinity)])
+    func reportsValuesThatAreNotFinite(row: Int, column: Int, bad: Float) {
+        let (m, n, k) = (14, 41, 300)
+        var generator = Generator(seed: 7)
+        var a = Self.matrix(rows: m, ld: k, &generator)
+        let b = Self.matrix(rows: k, ld: n, &generator)
+        var c = [Float](repeating: 0, count: m * n)
+        var finite = false
+        #expect(bpk_sgemm_packed(false, false, m, n, k, 1, a, k, b, n, 0, &c, n, &finite))
+        #expect(finite)
+        a[row * k + 290] = bad // in the second block of the shared dimension: row `row` of C
+        #expect(bpk_sgemm_packed(false, false, m, n, k, 1, a, k, b, n, 0, &c, n, &finite))
+        #expect(!finite)
+        #expect(!c[row * n + column].isFinite)
+        // Sums too large for a float are infinite too.
+        a = [Float](repeating: 3e38, count: m * k)
+        #expect(bpk_sgemm_packed(false, false, m, n, k, 1, a, k, [Float](repeating: 1, count: k * n), n, 0, &c, n, &finite))
+        #expect(!finite)
+    }
+
+    /// With beta 0, an exact zero is stored as +0, as adding the sum to zeros would store it:
+    /// the step that stores weight gradients whole leaves the same bits as the one that adds.
+    @Test func betaZeroStoresZeroAsPositiveZero() {
+        let (m, n, k) = (6, 16, 4)
+        let a = [Float](repeating: -0.0, count: m * k), b = [Float](repeating: 1, count: k * n)
+        var c = [Float](repeating: .nan, count: m * n), added = [Float](repeating: 0, count: m * n)
+        #expect(bpk_sgemm_packed(false, false, m, n, k, 1, a, k, b, n, 0, &c, n, nil))
+        #expect(bpk_sgemm_packed(false, false, m, n, k, 1, a, k, b, n, 1, &added, n, nil))
+        #expect(c.allSatisfy { $0 == 0 && $0.sign == .plus })
+        #expect(c.map(\.bitPattern) == added.map(\.bitPattern))
+    }
+
+    /// Nothing to multiply: it declines and leaves C alone, for the caller's BLAS to handle.
+    @Test func declinesEmptyProductsAndZeroAlpha() {
+        var c: [Float] = [1, 2, 3, 4]
+        let a: [Float] = [1, 2], b: [Float] = [3, 4]
+        #expect(!bpk_sgemm_packed(false, false, 2, 2, 0, 1, a, 1, b, 2, 0, &c, 2, nil))
+        #expect(!bpk_sgemm_packed(false, false, 2, 2, 1, 0, a, 1, b, 2, 0, &c, 2, nil))
+        #expect(c == [1, 2, 3, 4])
+    }
+}
