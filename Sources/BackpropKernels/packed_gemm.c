@@ -10,7 +10,6 @@
 #include "BackpropKernels.h"
 
 #include <immintrin.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -139,16 +138,42 @@ AVX2_FMA static void pack_b(bool trans, const float *b, long ldb, long kc, long 
     }
 }
 
+// The lanes of a row of NR floats that lie within C's first `columns` columns, as masks for
+// its left and right halves.
+AVX2_FMA static void column_masks(long columns, __m256i *left, __m256i *right) {
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    *left = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)columns), lanes);
+    *right = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)columns - 8), lanes);
+}
+
+// Stores alpha * sums + beta * C into the 8 floats of C at `target`, the lanes in `mask` only
+// (beta == 0: C is not read, and an exact zero is stored as +0, as BLAS stores it: it zeroes
+// C, then adds). Returns x - x for what it stored: 0 where finite, NaN elsewhere, 0 outside
+// the mask.
+__attribute__((always_inline)) AVX2_FMA static inline __m256
+store_lanes(float *target, __m256 sums, float alpha, float beta, __m256i mask, bool whole) {
+    __m256 old = _mm256_setzero_ps();
+    if (beta != 0.0f) {
+        old = whole ? _mm256_loadu_ps(target) : _mm256_maskload_ps(target, mask);
+        old = _mm256_mul_ps(_mm256_set1_ps(beta), old);
+    }
+    __m256 x = _mm256_add_ps(old, _mm256_mul_ps(_mm256_set1_ps(alpha), sums));
+    if (whole) {
+        _mm256_storeu_ps(target, x);
+    } else {
+        _mm256_maskstore_ps(target, mask, x);
+    }
+    return _mm256_and_ps(_mm256_sub_ps(x, x), _mm256_castsi256_ps(mask));
+}
+
 // One MR x NR block of C: sums over p < kc of A(r, p) * panel[p * NR + c], where row r of A
 // starts at a_rows[r] and steps by a_step (1 for a row-major A read in place, MR for a packed
-// panel). Then C = alpha * sums + beta * C for the first `rows` x `columns`, where C(r, j) is
-// c[r * c_row + j * c_column]. beta == 0 does not read C and stores alpha * sums + 0, as BLAS
-// does (it zeroes C, then adds): an exact zero is +0. Returns whether every value stored is
-// finite. Inlined into each caller so that a_step is a constant.
+// panel). Then C = alpha * sums + beta * C for the block's first `rows` x `columns` (see
+// store_lanes). Returns whether every value stored is finite. Inlined into each caller so that
+// a_step is a constant.
 __attribute__((always_inline)) AVX2_FMA static inline bool
 block_kernel(long kc, const float *const a_rows[MR], long a_step, const float *restrict panel,
-             float alpha, float beta, float *c, long c_row, long c_column, long rows,
-             long columns) {
+             float alpha, float beta, float *c, long ldc, long rows, long columns) {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     const float *a0 = a_rows[0], *a1 = a_rows[1], *a2 = a_rows[2], *a3 = a_rows[3],
@@ -172,66 +197,47 @@ block_kernel(long kc, const float *const a_rows[MR], long a_step, const float *r
     }
     const __m256 sums[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21},
                                 {c30, c31}, {c40, c41}, {c50, c51}};
-    const __m256 alphas = _mm256_set1_ps(alpha), betas = _mm256_set1_ps(beta);
-    const __m256 zero = _mm256_setzero_ps();
-    if (rows == MR && columns == NR && c_column == 1) {
-        // x - x is 0 for a finite x and NaN otherwise; OR-ing them keeps any NaN's bits.
-        __m256 nonfinite = zero;
-        for (int r = 0; r < MR; r++) {
-            float *row = c + r * c_row;
-            __m256 left = _mm256_mul_ps(alphas, sums[r][0]), right = _mm256_mul_ps(alphas, sums[r][1]);
-            __m256 left_c = beta == 0.0f ? zero : _mm256_mul_ps(betas, _mm256_loadu_ps(row));
-            __m256 right_c = beta == 0.0f ? zero : _mm256_mul_ps(betas, _mm256_loadu_ps(row + 8));
-            left = _mm256_add_ps(left_c, left), right = _mm256_add_ps(right_c, right);
-            _mm256_storeu_ps(row, left);
-            _mm256_storeu_ps(row + 8, right);
-            nonfinite = _mm256_or_ps(nonfinite, _mm256_sub_ps(left, left));
-            nonfinite = _mm256_or_ps(nonfinite, _mm256_sub_ps(right, right));
-        }
-        return _mm256_movemask_ps(_mm256_cmp_ps(nonfinite, nonfinite, _CMP_UNORD_Q)) == 0;
-    }
-    // A block at the edge of C, or C transposed: element by element.
-    float block[MR][NR];
-    for (int r = 0; r < MR; r++) {
-        _mm256_storeu_ps(block[r], sums[r][0]);
-        _mm256_storeu_ps(block[r] + 8, sums[r][1]);
-    }
-    bool finite = true;
+    __m256i left, right;
+    column_masks(columns, &left, &right);
+    bool whole = columns == NR;
+    // OR-ing x - x keeps the bits of any NaN among them.
+    __m256 nonfinite = _mm256_setzero_ps();
     for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < columns; j++) {
-            float *target = c + r * c_row + j * c_column;
-            float x = (beta == 0.0f ? 0.0f : beta * *target) + alpha * block[r][j];
-            *target = x;
-            finite = finite && isfinite(x);
+        float *row = c + r * ldc;
+        nonfinite = _mm256_or_ps(nonfinite, store_lanes(row, sums[r][0], alpha, beta, left, whole));
+        if (columns > 8) {
+            nonfinite = _mm256_or_ps(nonfinite,
+                                     store_lanes(row + 8, sums[r][1], alpha, beta, right, whole));
         }
     }
-    return finite;
+    return _mm256_movemask_ps(_mm256_cmp_ps(nonfinite, nonfinite, _CMP_UNORD_Q)) == 0;
 }
 
 // A read in place, row-major with row stride lda. Rows past `rows` read row 0 again: their
 // sums are computed but not stored.
 AVX2_FMA static bool block_from_rows(long kc, const float *a, long lda, const float *panel,
-                                     float alpha, float beta, float *c, long c_row,
-                                     long c_column, long rows, long columns) {
+                                     float alpha, float beta, float *c, long ldc, long rows,
+                                     long columns) {
     const float *a_rows[MR];
     for (long r = 0; r < MR; r++) a_rows[r] = a + (r < rows ? r : 0) * lda;
-    return block_kernel(kc, a_rows, 1, panel, alpha, beta, c, c_row, c_column, rows, columns);
+    return block_kernel(kc, a_rows, 1, panel, alpha, beta, c, ldc, rows, columns);
 }
 
 // A from a panel of pack_transposed_a.
 AVX2_FMA static bool block_from_panel(long kc, const float *a_panel, const float *panel,
-                                      float alpha, float beta, float *c, long c_row,
-                                      long c_column, long rows, long columns) {
+                                      float alpha, float beta, float *c, long ldc, long rows,
+                                      long columns) {
     const float *a_rows[MR] = {a_panel, a_panel + 1, a_panel + 2, a_panel + 3, a_panel + 4,
                                a_panel + 5};
-    return block_kernel(kc, a_rows, MR, panel, alpha, beta, c, c_row, c_column, rows, columns);
+    return block_kernel(kc, a_rows, MR, panel, alpha, beta, c, ldc, rows, columns);
 }
 
-// The blocked loops over C, whose element (i, j) is c[i * c_row + j * c_column]. Returns false
-// when there is no memory for the buffers; *finite tells whether every value stored is finite.
-static bool packed_product(bool trans_a, bool trans_b, long m, long n, long k, float alpha,
-                           const float *a, long lda, const float *b, long ldb, float beta,
-                           float *c, long c_row, long c_column, bool *finite) {
+bool bpk_sgemm_packed(bool trans_a, bool trans_b, long m, long n, long k, float alpha,
+                      const float *a, long lda, const float *b, long ldb, float beta, float *c,
+                      long ldc, bool *finite) {
+    if (m <= 0 || n <= 0 || k <= 0 || alpha == 0.0f || !bpk_sgemm_packed_available()) {
+        return false;
+    }
     long b_floats = min_long(k, KC) * round_up(min_long(n, NC), NR);
     long a_floats = trans_a ? round_up(min_long(m, MC), MR) * min_long(k, KC) : 0;
     float *b_panels = thread_workspace((size_t)(b_floats + a_floats));
@@ -257,12 +263,12 @@ static bool packed_product(bool trans_a, bool trans_b, long m, long n, long k, f
                     const float *panel = b_panels + jr * kc;
                     for (long ir = 0; ir < mc; ir += MR) {
                         long rows = min_long(mc - ir, MR);
-                        float *c_block = c + (ic + ir) * c_row + (jc + jr) * c_column;
+                        float *c_block = c + (ic + ir) * ldc + jc + jr;
                         all_finite &= trans_a
                             ? block_from_panel(kc, a_panels + ir * kc, panel, alpha, beta_here,
-                                               c_block, c_row, c_column, rows, columns)
+                                               c_block, ldc, rows, columns)
                             : block_from_rows(kc, a_block + ir * lda, lda, panel, alpha,
-                                              beta_here, c_block, c_row, c_column, rows, columns);
+                                              beta_here, c_block, ldc, rows, columns);
                     }
                 }
             }
@@ -270,19 +276,4 @@ static bool packed_product(bool trans_a, bool trans_b, long m, long n, long k, f
     }
     if (finite) *finite = all_finite;
     return true;
-}
-
-bool bpk_sgemm_packed(bool trans_a, bool trans_b, long m, long n, long k, float alpha,
-                      const float *a, long lda, const float *b, long ldb, float beta, float *c,
-                      long ldc, bool *finite) {
-    if (m <= 0 || n <= 0 || k <= 0 || alpha == 0.0f || !bpk_sgemm_packed_available()) {
-        return false;
-    }
-    if (!trans_a && trans_b && m < n) {
-        // Both stored with rows along k (the forward pass, X W^T): C^T = B A^T copies the
-        // smaller of the two, A, and reads B in place.
-        return packed_product(false, true, n, m, k, alpha, b, ldb, a, lda, beta, c, 1, ldc, finite);
-    }
-    return packed_product(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, 1,
-                          finite);
 }
