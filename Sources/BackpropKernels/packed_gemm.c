@@ -3,10 +3,12 @@
 // Functionality", ACM TOMS 2015): op(B) is copied into panels of 16 columns that stay in cache
 // while a 6 x 16 block of C is summed in twelve registers.
 //
-// OpenBLAS's kernel is as fast inside a training step (benchmarks/results_limits.md). What a
-// kernel of our own adds is the moment a block of C sits in registers: there the weight
-// gradient is checked for NaN and infinity as it is stored, and stored without zeroing the
-// buffer first, which saves the step two passes over its gradients.
+// Inside a training step it runs the products at least as fast as OpenBLAS 0.3.21's kernel
+// for this CPU family, except those with a row-major A and 1024 or more columns
+// (bpk_sgemm_packed_prefers; benchmarks/results_limits.md). What a kernel of our own adds is
+// the moment a block of C sits in registers: there a weight gradient is checked for NaN and
+// infinity as it is stored, and stored without zeroing the buffer first, which saves a
+// training step two passes over its largest gradients.
 #include "BackpropKernels.h"
 
 #include <immintrin.h>
