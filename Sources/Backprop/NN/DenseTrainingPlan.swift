@@ -65,7 +65,10 @@ final class DenseTrainingPlan {
             // Dense layers are built as linear(previous) and, with an activation, its output.
             let linear = activation == .none ? layer.output : layer.output - 1
             let weightCount = units * inputWidth
+            // Exactly the weight-gradient products `Float.gemm` gives the library's own kernel
+            // on one thread, so that the graph's walk computes the same bits.
             let stored = graph.dtype == .float32 && weightCount * batch > BPK_SMALL_GEMM_LIMIT
+                && bpk_sgemm_packed_prefers(true, inputWidth)
             parameterCount += weightCount + units
             layers.append(Layer(
                 input: graph.values[previous]!.pointer, inputGradient: graph.gradients[previous]?.pointer,
