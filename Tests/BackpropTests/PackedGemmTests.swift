@@ -16,39 +16,23 @@ struct PackedGemmTests {
         (9, 45, 270), (20, 77, 40),
     ]
 
-    /// Seeded values in [-1, 1), laid out with the given row count and leading dimension.
-    static func matrix(rows: Int, ld: Int, _ generator: inout Generator) -> [Float] {
-        (0..<rows * ld).map { _ in Float(generator.nextUnit() * 2 - 1) }
-    }
-
     @Test(arguments: shapes, [(false, false), (false, true), (true, false), (true, true)])
     func matchesAPlainLoop(shape: (m: Int, n: Int, k: Int), transposes: (Bool, Bool)) {
         let (m, n, k) = shape
         let (transA, transB) = transposes
         let lda = (transA ? m : k) + 3, ldb = (transB ? k : n) + 3, ldc = n + 3
         var generator = Generator(seed: UInt64(m * 10_000 + n * 100 + k))
-        let a = Self.matrix(rows: transA ? k : m, ld: lda, &generator)
-        let b = Self.matrix(rows: transB ? n : k, ld: ldb, &generator)
-        let c0 = Self.matrix(rows: m, ld: ldc, &generator)
+        let a = randomMatrix(rows: transA ? k : m, ld: lda, &generator)
+        let b = randomMatrix(rows: transB ? n : k, ld: ldb, &generator)
+        let c0 = randomMatrix(rows: m, ld: ldc, &generator)
         for (alpha, beta) in [(Float(1), Float(0)), (1, 1), (0.5, -2)] {
             var c = c0
             if beta == 0 { for i in c.indices where i % ldc < n { c[i] = .nan } } // must not be read
             var finite = false
             #expect(bpk_sgemm_packed(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, &c, ldc, &finite))
             #expect(finite)
-            var worst = 0.0
-            for i in 0..<m {
-                for j in 0..<n {
-                    var sum = 0.0
-                    for p in 0..<k {
-                        sum += Double(transA ? a[p * lda + i] : a[i * lda + p]) * Double(transB ? b[j * ldb + p] : b[p * ldb + j])
-                    }
-                    let expected = Double(alpha) * sum + (beta == 0 ? 0 : Double(beta) * Double(c0[i * ldc + j]))
-                    worst = max(worst, abs(Double(c[i * ldc + j]) - expected))
-                }
-                // The padding between rows is never written.
-                for j in n..<ldc { #expect(c[i * ldc + j] == c0[i * ldc + j]) }
-            }
+            let worst = gemmError(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                                  b: b, ldb: ldb, beta: beta, c0: c0, c: c, ldc: ldc)
             #expect(worst < 1e-5 * Double(k + 2), "alpha \(alpha), beta \(beta)")
         }
     }
@@ -59,8 +43,8 @@ struct PackedGemmTests {
     func reportsValuesThatAreNotFinite(row: Int, column: Int, bad: Float) {
         let (m, n, k) = (14, 41, 300)
         var generator = Generator(seed: 7)
-        var a = Self.matrix(rows: m, ld: k, &generator)
-        let b = Self.matrix(rows: k, ld: n, &generator)
+        var a = randomMatrix(rows: m, ld: k, &generator)
+        let b = randomMatrix(rows: k, ld: n, &generator)
         var c = [Float](repeating: 0, count: m * n)
         var finite = false
         #expect(bpk_sgemm_packed(false, false, m, n, k, 1, a, k, b, n, 0, &c, n, &finite))

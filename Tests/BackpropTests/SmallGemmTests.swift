@@ -18,9 +18,9 @@ import Testing
         let (transA, transB) = transposes
         let lda = (transA ? m : k) + 3, ldb = (transB ? k : n) + 3, ldc = n + 3
         var generator = Generator(seed: UInt64(m * 10_000 + n * 100 + k))
-        let a = (0..<(transA ? k : m) * lda).map { _ in Float(generator.nextUnit() * 2 - 1) }
-        let b = (0..<(transB ? n : k) * ldb).map { _ in Float(generator.nextUnit() * 2 - 1) }
-        let c0 = (0..<m * ldc).map { _ in Float(generator.nextUnit() * 2 - 1) }
+        let a = randomMatrix(rows: transA ? k : m, ld: lda, &generator)
+        let b = randomMatrix(rows: transB ? n : k, ld: ldb, &generator)
+        let c0 = randomMatrix(rows: m, ld: ldc, &generator)
         for (alpha, beta) in [(Float(1), Float(0)), (1, 1), (0.5, -2)] {
             for path in ["small", "gemm", "plain"] {
                 var c = c0
@@ -35,19 +35,8 @@ import Testing
                     plainGemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
                               b: b, ldb: ldb, beta: beta, c: &c, ldc: ldc)
                 }
-                var worst = 0.0
-                for i in 0..<m {
-                    for j in 0..<n {
-                        var sum = 0.0
-                        for p in 0..<k {
-                            sum += Double(transA ? a[p * lda + i] : a[i * lda + p]) * Double(transB ? b[j * ldb + p] : b[p * ldb + j])
-                        }
-                        let expected = Double(alpha) * sum + (beta == 0 ? 0 : Double(beta) * Double(c0[i * ldc + j]))
-                        worst = max(worst, abs(Double(c[i * ldc + j]) - expected))
-                    }
-                    // The padding between rows is never written.
-                    for j in n..<ldc { #expect(c[i * ldc + j] == c0[i * ldc + j]) }
-                }
+                let worst = gemmError(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                                      b: b, ldb: ldb, beta: beta, c0: c0, c: c, ldc: ldc)
                 #expect(worst < 1e-5 * Double(k + 2), "alpha \(alpha), beta \(beta), \(path)")
             }
         }

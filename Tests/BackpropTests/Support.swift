@@ -68,3 +68,28 @@ func expectGradientsMatchFiniteDifferences(_ graph: Graph, _ root: NodeID,
 func isClose(_ a: Double, _ b: Double, tolerance: Double = 1e-9) -> Bool {
     abs(a - b) <= tolerance * max(1, abs(a), abs(b))
 }
+
+/// Seeded float values in [-1, 1): a matrix of `rows` rows, `ld` apart.
+func randomMatrix(rows: Int, ld: Int, _ generator: inout Generator) -> [Float] {
+    (0..<rows * ld).map { _ in Float(generator.nextUnit() * 2 - 1) }
+}
+
+/// The largest difference between c, the result of a product C = alpha op(A) op(B) + beta C
+/// that started from c0, and a triple loop in double precision; row-major, as cblas_sgemm
+/// takes them. Also expects the padding between C's rows to be left as it was.
+func gemmError(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: [Float], lda: Int,
+               b: [Float], ldb: Int, beta: Float, c0: [Float], c: [Float], ldc: Int) -> Double {
+    var worst = 0.0
+    for i in 0..<m {
+        for j in 0..<n {
+            var sum = 0.0
+            for p in 0..<k {
+                sum += Double(transA ? a[p * lda + i] : a[i * lda + p]) * Double(transB ? b[j * ldb + p] : b[p * ldb + j])
+            }
+            let expected = Double(alpha) * sum + (beta == 0 ? 0 : Double(beta) * Double(c0[i * ldc + j]))
+            worst = max(worst, abs(Double(c[i * ldc + j]) - expected))
+        }
+        for j in n..<ldc { #expect(c[i * ldc + j] == c0[i * ldc + j], "padding of row \(i)") }
+    }
+    return worst
+}

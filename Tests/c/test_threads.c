@@ -45,6 +45,15 @@ static int scaled(int normal) {
     return under_valgrind() ? (normal / 10 > 2 ? normal / 10 : 2) : normal;
 }
 
+/* Whether two threads may never meet inside a call, however long they run. Natively they meet
+ * thousands of times a second. Under valgrind, which runs one thread at a time and switches
+ * mostly where a thread yields or waits, a whole run can pass without one thread being
+ * switched out inside a call: BUSY then cannot happen, and the tests do not require it (the
+ * native run does; the valgrind run is there for memory errors). */
+static int contention_is_up_to_the_scheduler(void) {
+    return under_valgrind();
+}
+
 static double now_seconds(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -519,7 +528,7 @@ static void test_two_threads_training_one_network_get_busy_and_never_corrupt_it(
     }
     printf("     %d whole steps, %d calls refused with BP_ERR_BUSY, %d reads checked\n",
            s.successes, s.busy, s.read_count);
-    CHECK(s.busy > 0);
+    CHECK(s.busy > 0 || contention_is_up_to_the_scheduler());
     CHECK_EQ(s.busy_without_message, 0);
     CHECK_EQ(s.other, 0);
     if (s.other > 0) {
@@ -649,7 +658,7 @@ static void race(pair_job *a, pair_job *b, const char *what) {
     CHECK(pthread_join(tb, NULL) == 0);
     printf("     %s: %d and %d calls done, %d and %d refused with BP_ERR_BUSY\n", what, a->ok,
            b->ok, a->busy, b->busy);
-    CHECK(a->busy + b->busy > 0);
+    CHECK(a->busy + b->busy > 0 || contention_is_up_to_the_scheduler());
     CHECK_EQ(a->other + b->other, 0);
     if (a->other + b->other > 0) {
         printf("     unexpected: %s\n",
