@@ -67,8 +67,8 @@ final class DenseTrainingPlan {
             let weightCount = units * inputWidth
             // Exactly the weight-gradient products `Float.gemm` gives the library's own kernel
             // on one thread, so that the graph's walk computes the same bits.
-            let stored = graph.dtype == .float32 && weightCount * batch > BPK_SMALL_GEMM_LIMIT
-                && bpk_sgemm_packed_prefers(true, inputWidth)
+            let stored = graph.dtype == .float32
+                && ownKernelTakes(transA: true, m: units, n: inputWidth, k: batch)
             parameterCount += weightCount + units
             layers.append(Layer(
                 input: graph.values[previous]!.pointer, inputGradient: graph.gradients[previous]?.pointer,
@@ -87,7 +87,8 @@ final class DenseTrainingPlan {
         generation = graph.bufferGeneration
         self.batch = batch
         self.layers = layers
-        storedWeightGradients = layers.compactMap(\.storedWeightGradient).sorted { $0.lowerBound < $1.lowerBound }
+        // Layers add their parameters in order: the ranges ascend.
+        storedWeightGradients = layers.compactMap(\.storedWeightGradient)
         coversAllParameters = parameterCount == graph.parameterCount
         self.inputNode = inputNode
         self.targetNode = targetNode

@@ -35,6 +35,13 @@ private func blasThreadsIfRoom() -> Int32? {
     return bpk_blas_has_room(threads) ? threads : nil
 }
 
+/// Whether `Float.gemm` gives a product of this shape to the library's own kernel
+/// (packed_gemm.c) on one thread, on a CPU with AVX2 and FMA: past the small loops, and where
+/// that kernel measured the faster.
+func ownKernelTakes(transA: Bool, m: Int, n: Int, k: Int) -> Bool {
+    m * n * k > BPK_SMALL_GEMM_LIMIT && bpk_sgemm_packed_prefers(transA, n)
+}
+
 /// C = alpha op(A) op(B) + beta C in plain loops, for products BLAS cannot take (see
 /// `blasThreadsIfRoom`): slow, but it needs no memory. beta == 0 does not read C.
 func plainGemm<T: Scalar>(
@@ -78,8 +85,7 @@ extension Float: Scalar {
             bpk_sgemm_small(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
             return
         }
-        // On one thread, the library's own kernel where it is the faster (packed_gemm.c).
-        if Parallelism.threadCount == 1 && bpk_sgemm_packed_prefers(transA, n)
+        if Parallelism.threadCount == 1 && ownKernelTakes(transA: transA, m: m, n: n, k: k)
             && bpk_sgemm_packed(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nil) {
             return
         }
