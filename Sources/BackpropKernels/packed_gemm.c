@@ -1,8 +1,9 @@
 // Single-thread float matrix products for CPUs with AVX2 and FMA, in the blocked layout of
 // BLIS (Van Zee and van de Geijn, "BLIS: A Framework for Rapidly Instantiating BLAS
-// Functionality", ACM TOMS 2015): op(B) is copied into panels of 16 columns that stay in cache
-// while a 6 x 16 block of C is summed in twelve registers. Operands already laid out as the
-// kernel reads them are read in place, which saves the copy and its memory.
+// Functionality", ACM TOMS 2015): op(A) is copied into panels of 6 rows and op(B) into panels
+// of 16 columns that stay in cache while a 6 x 16 block of C is summed in twelve registers. A
+// row-major B already laid out as the kernel reads it is read in place, which saves the copy
+// and its memory.
 //
 // Inside a training step it runs the products at least as fast as OpenBLAS 0.3.21's kernel
 // for this CPU family, except those with a row-major A and 1024 or more columns
@@ -20,8 +21,14 @@
 #define MR 6    // rows of C a kernel call sums
 #define NR 16   // columns of C a kernel call sums: two 8-float registers
 #define KC 256  // shared-dimension block: a 16-column panel of B is 16 KiB, in L1
-#define MC 96   // rows of op(A) copied at a time when A is stored transposed (96 KiB, in L2)
-#define NC 2048 // columns of op(B) copied at a time (2 MiB at most, in L3)
+#define MC 96   // rows of op(A) copied at a time (96 KiB, in L2)
+// Columns of op(B) copied at a time. For a row-major A, 256: the copied block of B (256 KiB)
+// stays in L2 beside A's, so that a panel the kernel moves on to comes from L2, not L3 (it
+// measured 10-20% faster on wide products than a 2 MiB block). A transposed A, the upstream
+// gradient of a weight gradient, is copied again for each block of B, and copying it costs
+// more than the L3 reads it would save: there, 2048.
+#define NC_ROW_MAJOR_A 256
+#define NC_TRANSPOSED_A 2048
 
 #define AVX2_FMA __attribute__((target("avx2,fma")))
 
@@ -33,8 +40,9 @@ bool bpk_sgemm_packed_available(void) {
 }
 
 bool bpk_sgemm_packed_prefers(bool trans_a, long n) {
-    // With A read in place and 1024 or more columns, the panels of B outgrow L2, and
-    // OpenBLAS's kernel, which packs both operands, keeps ahead (results_limits.md).
+    // With a row-major A and 1024 or more columns, B is a wide layer's weights, copied from
+    // memory at every product; OpenBLAS's kernel measured 4-17% faster there
+    // (results_limits.md).
     return trans_a || n < 1024;
 }
 
@@ -69,44 +77,61 @@ static float *thread_workspace(size_t floats) {
     return workspace;
 }
 
-// Copies rows [0, mc) x columns [0, kc) of op(A) = A^T (A stored kc x mc, row stride lda) into
-// panels of MR rows, each laid out column by column: panel[p * MR + r]. Rows past mc are zero.
-static void pack_transposed_a(const float *a, long lda, long mc, long kc, float *restrict out) {
-    for (long i = 0; i < mc; i += MR) {
-        long rows = min_long(mc - i, MR);
-        for (long p = 0; p < kc; p++) {
-            const float *source = a + p * lda + i;
-            long r = 0;
-            for (; r < rows; r++) out[r] = source[r];
-            for (; r < MR; r++) out[r] = 0.0f;
-            out += MR;
-        }
-    }
-}
-
-// Transposes an 8 x 8 block: row r of the source (8 floats at source + r * stride) becomes
-// column r of the destination, whose rows are NR floats apart.
-AVX2_FMA static void transpose_8x8(const float *source, long stride, float *destination) {
-    __m256 r0 = _mm256_loadu_ps(source), r1 = _mm256_loadu_ps(source + stride),
-           r2 = _mm256_loadu_ps(source + 2 * stride), r3 = _mm256_loadu_ps(source + 3 * stride),
-           r4 = _mm256_loadu_ps(source + 4 * stride), r5 = _mm256_loadu_ps(source + 5 * stride),
-           r6 = _mm256_loadu_ps(source + 6 * stride), r7 = _mm256_loadu_ps(source + 7 * stride);
-    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1),
-           t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3),
-           t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
-           t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+// Writes the 8 x 8 block whose rows are r[0..7] transposed: column c of the block becomes the 8
+// floats at destination + c * step. The columns are written in order and whole, so with a step
+// below 8 each one's last floats are overwritten by the next, and the last writes 8 - step
+// floats past its column.
+AVX2_FMA static void store_transposed(const __m256 r[8], float *destination, long step) {
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]),
+           t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]),
+           t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]),
+           t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
     __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE),
            u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE),
            u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
            u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    _mm256_store_ps(destination + 0 * NR, _mm256_permute2f128_ps(u0, u4, 0x20));
-    _mm256_store_ps(destination + 1 * NR, _mm256_permute2f128_ps(u1, u5, 0x20));
-    _mm256_store_ps(destination + 2 * NR, _mm256_permute2f128_ps(u2, u6, 0x20));
-    _mm256_store_ps(destination + 3 * NR, _mm256_permute2f128_ps(u3, u7, 0x20));
-    _mm256_store_ps(destination + 4 * NR, _mm256_permute2f128_ps(u0, u4, 0x31));
-    _mm256_store_ps(destination + 5 * NR, _mm256_permute2f128_ps(u1, u5, 0x31));
-    _mm256_store_ps(destination + 6 * NR, _mm256_permute2f128_ps(u2, u6, 0x31));
-    _mm256_store_ps(destination + 7 * NR, _mm256_permute2f128_ps(u3, u7, 0x31));
+    _mm256_storeu_ps(destination + 0 * step, _mm256_permute2f128_ps(u0, u4, 0x20));
+    _mm256_storeu_ps(destination + 1 * step, _mm256_permute2f128_ps(u1, u5, 0x20));
+    _mm256_storeu_ps(destination + 2 * step, _mm256_permute2f128_ps(u2, u6, 0x20));
+    _mm256_storeu_ps(destination + 3 * step, _mm256_permute2f128_ps(u3, u7, 0x20));
+    _mm256_storeu_ps(destination + 4 * step, _mm256_permute2f128_ps(u0, u4, 0x31));
+    _mm256_storeu_ps(destination + 5 * step, _mm256_permute2f128_ps(u1, u5, 0x31));
+    _mm256_storeu_ps(destination + 6 * step, _mm256_permute2f128_ps(u2, u6, 0x31));
+    _mm256_storeu_ps(destination + 7 * step, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+
+// Copies rows [0, mc) x columns [0, kc) of op(A) into panels of MR rows, each laid out column
+// by column: panel[p * MR + r]. Rows past mc are zero. op(A)(i, p) is a[i * lda + p], or
+// a[p * lda + i] when A is stored transposed. Copied, a panel is one stream for the kernel to
+// read; six rows read in place would be six, which on a wide layer lie a multiple of 4 KiB
+// apart and so share one set of the L1 cache. Writes up to 2 floats past the last panel.
+AVX2_FMA static void pack_a(bool trans, const float *a, long lda, long mc, long kc,
+                            float *restrict out) {
+    const __m256i six = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
+    for (long i = 0; i < mc; i += MR) {
+        long rows = min_long(mc - i, MR), p = 0;
+        if (rows == MR && trans) {
+            // Each column of the panel is 6 floats in a row of the stored A.
+            for (; p < kc; p++) {
+                _mm256_storeu_ps(out + p * MR, _mm256_maskload_ps(a + p * lda + i, six));
+            }
+        } else if (rows == MR) {
+            // Eight columns at a time: the six rows, and two of zeros, transposed.
+            __m256 r[8] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                           _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                           _mm256_setzero_ps(), _mm256_setzero_ps()};
+            for (; p + 8 <= kc; p += 8) {
+                for (long row = 0; row < MR; row++) r[row] = _mm256_loadu_ps(a + (i + row) * lda + p);
+                store_transposed(r, out + p * MR, MR);
+            }
+        }
+        for (; p < kc; p++) {
+            long r = 0;
+            for (; r < rows; r++) out[p * MR + r] = trans ? a[p * lda + i + r] : a[(i + r) * lda + p];
+            for (; r < MR; r++) out[p * MR + r] = 0.0f;
+        }
+        out += kc * MR;
+    }
 }
 
 // Copies rows [0, kc) x columns [0, nc) of op(B) into panels of NR columns, each laid out row
@@ -114,21 +139,33 @@ AVX2_FMA static void transpose_8x8(const float *source, long stride, float *dest
 // b[j * ldb + p] when B is stored transposed.
 AVX2_FMA static void pack_b(bool trans, const float *b, long ldb, long kc, long nc,
                             float *restrict out) {
+    if (!trans) {
+        // Row by row, so that B is read as the long runs it is stored in: each row's NR-float
+        // pieces go to the panels' rows p. Then the last, narrower panel, below.
+        long whole = nc / NR * NR;
+        for (long p = 0; p < kc; p++) {
+            const float *source = b + p * ldb;
+            float *target = out + p * NR;
+            for (long j = 0; j < whole; j += NR, target += kc * NR) {
+                _mm256_store_ps(target, _mm256_loadu_ps(source + j));
+                _mm256_store_ps(target + 8, _mm256_loadu_ps(source + j + 8));
+            }
+        }
+        b += whole;
+        out += whole * kc;
+        nc -= whole;
+    }
     for (long j = 0; j < nc; j += NR) {
         long columns = min_long(nc - j, NR);
         long p = 0;
-        if (columns == NR && !trans) {
-            for (; p < kc; p++) {
-                const float *source = b + p * ldb + j;
-                _mm256_store_ps(out, _mm256_loadu_ps(source));
-                _mm256_store_ps(out + 8, _mm256_loadu_ps(source + 8));
-                out += NR;
-            }
-        } else if (columns == NR) {
+        if (columns == NR && trans) {
             // Eight rows of the stored B at a time become eight of the panel's columns.
             for (; p + 8 <= kc; p += 8) {
-                transpose_8x8(b + j * ldb + p, ldb, out);
-                transpose_8x8(b + (j + 8) * ldb + p, ldb, out + 8);
+                for (long half = 0; half < NR; half += 8) {
+                    __m256 r[8];
+                    for (long row = 0; row < 8; row++) r[row] = _mm256_loadu_ps(b + (j + half + row) * ldb + p);
+                    store_transposed(r, out + half, NR);
+                }
                 out += 8 * NR;
             }
         }
@@ -169,34 +206,30 @@ store_lanes(float *target, __m256 sums, float alpha, float beta, __m256i mask, b
     return _mm256_and_ps(_mm256_sub_ps(x, x), _mm256_castsi256_ps(mask));
 }
 
-// One MR x NR block of C: sums over p < kc of A(r, p) * panel[p * b_step + c], where row r of
-// A starts at a_rows[r] and steps by a_step (1 for a row-major A read in place, MR for a packed
-// panel), and the panel of B is packed (b_step NR) or a row-major B read in place (b_step
-// ldb). Then C = alpha * sums + beta * C for the block's first `rows` x `columns` (see
-// store_lanes). Returns whether every value stored is finite. Inlined into each caller so that
-// a_step is a constant.
-__attribute__((always_inline)) AVX2_FMA static inline bool
-block_kernel(long kc, const float *const a_rows[MR], long a_step, const float *restrict panel,
-             long b_step, float alpha, float beta, float *c, long ldc, long rows, long columns) {
+// One MR x NR block of C: sums over p < kc of a_panel[p * MR + r] * panel[p * b_step + c],
+// where the panel of B is packed (b_step NR) or a row-major B read in place (b_step ldb). Then
+// C = alpha * sums + beta * C for the block's first `rows` x `columns` (see store_lanes).
+// Returns whether every value stored is finite.
+AVX2_FMA static bool block_kernel(long kc, const float *restrict a_panel, const float *restrict panel,
+                                  long b_step, float alpha, float beta, float *c, long ldc,
+                                  long rows, long columns) {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-    const float *a0 = a_rows[0], *a1 = a_rows[1], *a2 = a_rows[2], *a3 = a_rows[3],
-                *a4 = a_rows[4], *a5 = a_rows[5];
     for (long p = 0; p < kc; p++) {
         __m256 b0 = _mm256_loadu_ps(panel), b1 = _mm256_loadu_ps(panel + 8), x;
-        x = _mm256_broadcast_ss(a0);
+        x = _mm256_broadcast_ss(a_panel + 0);
         c00 = _mm256_fmadd_ps(x, b0, c00), c01 = _mm256_fmadd_ps(x, b1, c01);
-        x = _mm256_broadcast_ss(a1);
+        x = _mm256_broadcast_ss(a_panel + 1);
         c10 = _mm256_fmadd_ps(x, b0, c10), c11 = _mm256_fmadd_ps(x, b1, c11);
-        x = _mm256_broadcast_ss(a2);
+        x = _mm256_broadcast_ss(a_panel + 2);
         c20 = _mm256_fmadd_ps(x, b0, c20), c21 = _mm256_fmadd_ps(x, b1, c21);
-        x = _mm256_broadcast_ss(a3);
+        x = _mm256_broadcast_ss(a_panel + 3);
         c30 = _mm256_fmadd_ps(x, b0, c30), c31 = _mm256_fmadd_ps(x, b1, c31);
-        x = _mm256_broadcast_ss(a4);
+        x = _mm256_broadcast_ss(a_panel + 4);
         c40 = _mm256_fmadd_ps(x, b0, c40), c41 = _mm256_fmadd_ps(x, b1, c41);
-        x = _mm256_broadcast_ss(a5);
+        x = _mm256_broadcast_ss(a_panel + 5);
         c50 = _mm256_fmadd_ps(x, b0, c50), c51 = _mm256_fmadd_ps(x, b1, c51);
-        a0 += a_step, a1 += a_step, a2 += a_step, a3 += a_step, a4 += a_step, a5 += a_step;
+        a_panel += MR;
         panel += b_step;
     }
     const __m256 sums[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21},
@@ -217,25 +250,6 @@ block_kernel(long kc, const float *const a_rows[MR], long a_step, const float *r
     return _mm256_movemask_ps(_mm256_cmp_ps(nonfinite, nonfinite, _CMP_UNORD_Q)) == 0;
 }
 
-// A read in place, row-major with row stride lda. Rows past `rows` read row 0 again: their
-// sums are computed but not stored.
-AVX2_FMA static bool block_from_rows(long kc, const float *a, long lda, const float *panel,
-                                     long b_step, float alpha, float beta, float *c, long ldc,
-                                     long rows, long columns) {
-    const float *a_rows[MR];
-    for (long r = 0; r < MR; r++) a_rows[r] = a + (r < rows ? r : 0) * lda;
-    return block_kernel(kc, a_rows, 1, panel, b_step, alpha, beta, c, ldc, rows, columns);
-}
-
-// A from a panel of pack_transposed_a.
-AVX2_FMA static bool block_from_panel(long kc, const float *a_panel, const float *panel,
-                                      long b_step, float alpha, float beta, float *c, long ldc,
-                                      long rows, long columns) {
-    const float *a_rows[MR] = {a_panel, a_panel + 1, a_panel + 2, a_panel + 3, a_panel + 4,
-                               a_panel + 5};
-    return block_kernel(kc, a_rows, MR, panel, b_step, alpha, beta, c, ldc, rows, columns);
-}
-
 bool bpk_sgemm_packed(bool trans_a, bool trans_b, long m, long n, long k, float alpha,
                       const float *a, long lda, const float *b, long ldb, float beta, float *c,
                       long ldc, bool *finite) {
@@ -246,16 +260,17 @@ bool bpk_sgemm_packed(bool trans_a, bool trans_b, long m, long n, long k, float 
     // at other distances would share the few cache sets they map to and evict each other),
     // but for a last panel narrower than NR, which is copied, padded with zeros.
     bool b_in_place = !trans_b && ldb % (2 * NR) == NR;
-    long b_floats = min_long(k, KC) * (b_in_place ? NR : round_up(min_long(n, NC), NR));
-    long a_floats = trans_a ? round_up(min_long(m, MC), MR) * min_long(k, KC) : 0;
+    long nc_max = trans_a ? NC_TRANSPOSED_A : NC_ROW_MAJOR_A;
+    long b_floats = min_long(k, KC) * (b_in_place ? NR : round_up(min_long(n, nc_max), NR));
+    long a_floats = round_up(min_long(m, MC), MR) * min_long(k, KC) + 8; // pack_a writes past
     float *b_panels = thread_workspace((size_t)(b_floats + a_floats));
     if (b_panels == NULL) {
         return false;
     }
     float *a_panels = b_panels + b_floats; // b_floats is a multiple of NR: 64-byte aligned
     bool all_finite = true;
-    for (long jc = 0; jc < n; jc += NC) {
-        long nc = min_long(n - jc, NC);
+    for (long jc = 0; jc < n; jc += nc_max) {
+        long nc = min_long(n - jc, nc_max);
         for (long pc = 0; pc < k; pc += KC) {
             long kc = min_long(k - pc, KC);
             const float *b_block = trans_b ? b + jc * ldb + pc : b + pc * ldb + jc;
@@ -269,8 +284,7 @@ bool bpk_sgemm_packed(bool trans_a, bool trans_b, long m, long n, long k, float 
             float beta_here = pc == 0 ? beta : 1.0f;
             for (long ic = 0; ic < m; ic += MC) {
                 long mc = min_long(m - ic, MC);
-                const float *a_block = trans_a ? a + pc * lda + ic : a + ic * lda + pc;
-                if (trans_a) pack_transposed_a(a_block, lda, mc, kc, a_panels);
+                pack_a(trans_a, trans_a ? a + pc * lda + ic : a + ic * lda + pc, lda, mc, kc, a_panels);
                 for (long jr = 0; jr < nc; jr += NR) {
                     long columns = min_long(nc - jr, NR);
                     bool in_place = b_in_place && columns == NR;
@@ -278,13 +292,10 @@ bool bpk_sgemm_packed(bool trans_a, bool trans_b, long m, long n, long k, float 
                                          : b_in_place ? b_panels : b_panels + jr * kc;
                     long b_step = in_place ? ldb : NR;
                     for (long ir = 0; ir < mc; ir += MR) {
-                        long rows = min_long(mc - ir, MR);
                         float *c_block = c + (ic + ir) * ldc + jc + jr;
-                        all_finite &= trans_a
-                            ? block_from_panel(kc, a_panels + ir * kc, panel, b_step, alpha,
-                                               beta_here, c_block, ldc, rows, columns)
-                            : block_from_rows(kc, a_block + ir * lda, lda, panel, b_step, alpha,
-                                              beta_here, c_block, ldc, rows, columns);
+                        all_finite &= block_kernel(kc, a_panels + ir * kc, panel, b_step, alpha,
+                                                   beta_here, c_block, ldc, min_long(mc - ir, MR),
+                                                   columns);
                     }
                 }
             }

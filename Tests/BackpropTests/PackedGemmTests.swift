@@ -4,14 +4,15 @@ import Testing
 
 /// The library's own product (BackpropKernels/packed_gemm.c) against a triple loop in double
 /// precision: each transpose; shapes at and past the edges of its 6 x 16 blocks and of its
-/// blocks of the shared dimension (256), rows (96) and columns (2048); leading dimensions wider
-/// than the matrices, some that have B read in place; beta 0 (C not read), 1 and other. And
-/// what it reports: whether every value it stored is finite.
+/// blocks of the shared dimension (256), rows (96) and columns (256 for a row-major A, 2048
+/// for a transposed one); leading dimensions wider than the matrices, some that have B read in
+/// place; beta 0 (C not read), 1 and other. And what it reports: whether every value it stored
+/// is finite.
 @Suite(.enabled(if: bpk_sgemm_packed_available(), "the CPU lacks AVX2 or FMA"))
 struct PackedGemmTests {
     static let shapes: [(m: Int, n: Int, k: Int)] = [
         (6, 16, 8), (1, 1, 1), (7, 17, 9), (12, 32, 300), (5, 33, 513), (100, 20, 30),
-        (64, 70, 13), (3, 2050, 5),
+        (64, 70, 13), (3, 2050, 5), (13, 300, 20),
         // Leading dimensions of B (n + 3) an odd number of cache lines: B read in place.
         (9, 45, 270), (20, 77, 40),
     ]
