@@ -90,7 +90,12 @@ public final class Optimizer {
     /// Steps taken (PyTorch's `step` in the state, which bias corrections use).
     @exclusivity(unchecked) public private(set) var stepCount = 0
     /// Named state buffers, each one value per parameter element, in the graph's element type.
-    @exclusivity(unchecked) private(set) var state: [(name: String, storage: Storage)] = []
+    @exclusivity(unchecked) private(set) var state: [(name: String, storage: Storage)] = [] {
+        didSet { stateShape = state.first.map { ($0.storage.count, $0.storage.dtype) } }
+    }
+    /// The parameter count and type the state is sized for (nil without state): what every
+    /// step checks, kept apart so that the check copies no buffer reference.
+    @exclusivity(unchecked) private var stateShape: (count: Int, dtype: DType)?
 
     public init(_ algorithm: OptimizerAlgorithm, options: OptimizerOptions? = nil) throws {
         let options = options ?? .defaults(for: algorithm)
@@ -136,9 +141,9 @@ public final class Optimizer {
     }
 
     private func checkState(count: Int, dtype: DType) throws {
-        guard let first = state.first else { return }
-        guard first.storage.count == count, first.storage.dtype == dtype else {
-            throw BackpropError.invalidArgument("\(algorithm.name): this optimizer has state for \(first.storage.count) \(first.storage.dtype.name) parameters, not \(count) \(dtype.name): use one optimizer per network, or reset it")
+        guard let shape = stateShape else { return }
+        guard shape.count == count, shape.dtype == dtype else {
+            throw BackpropError.invalidArgument("\(algorithm.name): this optimizer has state for \(shape.count) \(shape.dtype.name) parameters, not \(count) \(dtype.name): use one optimizer per network, or reset it")
         }
     }
 
