@@ -25,7 +25,7 @@ let package = Package(
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
         // DWARF 4: the valgrind of Debian 12 (3.19) cannot read the DWARF 5 clang writes by default.
-        .target(name: "BackpropKernels", cSettings: [.unsafeFlags(["-O3", "-gdwarf-4"])]),
+        .target(name: "BackpropKernels", dependencies: ["CBLAS"], cSettings: [.unsafeFlags(["-O3", "-gdwarf-4"])]),
         .target(name: "Backprop", dependencies: ["CBLAS", "BackpropKernels"]),
         .target(name: "BackpropC", dependencies: ["Backprop"], exclude: ["exports.map"],
                 linkerSettings: exportedLibraryLinkerSettings),

@@ -629,8 +629,9 @@ def build_report(data, args, started, finished, machine, info):
         "pay (it is memory-bound). The FMA peak is one core's multiply-add throughput (`bench "
         "peak`) times the thread count: no GEMM runs faster. The last column counts the "
         "`cblas_sgemm` calls libbackprop makes in a step (an LD_PRELOAD shim, "
-        "benchmarks/gemm_count.c) and their flops against those the step needs; on one thread, "
-        "libbackprop runs most products in its own kernel, which the shim does not see.")
+        "benchmarks/gemm_count.c) and their flops against those the step needs: libbackprop runs "
+        "most products in its own kernel, which the shim does not see, and a product it gives "
+        "OpenBLAS on two threads is one call per part (BackpropKernels/split_gemm.c).")
     add("")
     add("| config | threads | GEMM GFLOP/s | of FMA peak | GEMM-bound samples/s | GEMM + update "
         "floor samples/s | libbackprop C samples/s | of GEMM-bound | of GEMM + update floor | "
@@ -647,8 +648,8 @@ def build_report(data, args, started, finished, machine, info):
             return "n/a"
         steps = a["later_steps"]
         if a["later_gemm_calls"] == 0:
-            # Small products run in libbackprop's own loops and, on one thread, most others in
-            # its own kernel (BackpropKernels/packed_gemm.c).
+            # Small products run in libbackprop's own loops, most others in its own kernel
+            # (BackpropKernels/packed_gemm.c).
             return "none: all in libbackprop's own loops and kernel"
         share = a['later_gemm_flops'] / steps / needed_gemm_flops(config)
         rest = "" if share > 0.995 else "; the rest in libbackprop's own kernel"

@@ -86,16 +86,22 @@ const char *bp_status_string(bp_status status);
  * fails. */
 const char *bp_last_error(void);
 
-/* The number of threads the library's kernels may use (the BLAS thread pool, which is shared by
- * the whole process). With one thread, most float32 matrix products run in the library's own
- * kernel on the calling thread (on CPUs with AVX2 and FMA), the rest in BLAS. More threads than
- * the CPUs this process may run on (its affinity mask, as sched_getaffinity gives it) are
- * clamped to that number: they would gain nothing, and BLAS cannot always create them.
+/* The number of threads the library's matrix products may use, for the whole process. A product
+ * large enough to gain is cut into ranges of its output, computed at once on the calling thread
+ * and on the library's worker threads (started when first needed; an idle worker spins for
+ * 0.2 ms, then sleeps), by the library's own kernel (float32, on CPUs with AVX2 and FMA) or by
+ * BLAS on one thread. The library's kernel gives the same bits at any thread count. When the
+ * library first needs its thread count, it takes OpenBLAS's (one per CPU, or
+ * OPENBLAS_NUM_THREADS) and sets OpenBLAS, which the process shares, to one thread: OpenBLAS's
+ * own threading allocates memory for every product. Elementwise work runs on the calling
+ * thread. More threads than the CPUs this process may run on (its affinity mask, as
+ * sched_getaffinity gives it) are clamped to that number. A child forked while workers run
+ * starts its own.
  * Errors: BP_ERR_INVALID_ARGUMENT (threads < 1). */
 bp_status bp_set_num_threads(int threads);
 
-/* The number of threads in effect: the last bp_set_num_threads after the clamp, or BLAS's
- * default (one per CPU). Never fails. */
+/* The number of threads in effect: the last bp_set_num_threads after the clamp, or OpenBLAS's
+ * default (one per CPU, or OPENBLAS_NUM_THREADS). Never fails. */
 int bp_get_num_threads(void);
 
 /* ---------------------------------------------------------------------------------------------

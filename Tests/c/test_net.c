@@ -646,9 +646,9 @@ static bp_net *mid_size_net(uint64_t seed) {
     return new_net(24, seed, units, acts, 2, BP_LOSS_CROSS_ENTROPY);
 }
 
-/* On one thread, float32 weight gradients past the small loops go through the library's own
- * GEMM, which stores them whole (instead of adding them to zeros) and checks them as it stores
- * them; on two, through BLAS. Either way the one-call step leaves every node as the four calls
+/* float32 weight gradients past the small loops go through the library's own GEMM, which
+ * stores them whole (instead of adding them to zeros) and checks them as it stores them, at one
+ * thread and at two. Either way the one-call step leaves every node as the four calls
  * do, and a gradient that overflows while the loss stays finite is refused with the weights
  * unchanged. */
 static void test_larger_steps_store_and_check_weight_gradients(void) {

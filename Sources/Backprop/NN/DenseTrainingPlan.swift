@@ -10,7 +10,7 @@ import BackpropKernels
 /// value and gradient, the loss and its target), so the graph reads the same afterwards, and
 /// the results are identical to the last bit. It is rebuilt when the graph's buffers move.
 ///
-/// One difference in how: on one thread, float32 weight gradients go through the library's own
+/// One difference in how: float32 weight gradients go through the library's own
 /// product (BackpropKernels/packed_gemm.c), which stores them whole rather than adding them to
 /// zeros (the same bits: it adds its sums to +0), and checks them for NaN and infinity as it
 /// stores them. That saves the step two passes over its largest gradients: zeroing them first,
@@ -65,8 +65,8 @@ final class DenseTrainingPlan {
             // Dense layers are built as linear(previous) and, with an activation, its output.
             let linear = activation == .none ? layer.output : layer.output - 1
             let weightCount = units * inputWidth
-            // Exactly the weight-gradient products `Float.gemm` gives the library's own kernel
-            // on one thread, so that the graph's walk computes the same bits.
+            // Exactly the weight-gradient products `Float.gemm` gives the library's own kernel,
+            // so that the graph's walk computes the same bits.
             let stored = graph.dtype == .float32
                 && ownKernelTakes(transA: true, m: units, n: inputWidth, k: batch)
             parameterCount += weightCount + units
@@ -130,8 +130,8 @@ final class DenseTrainingPlan {
 
     private func run<T: Scalar>(_: T.Type, _ graph: Graph, _ inputs: UnsafeBufferPointer<Float>,
                                 _ answers: Network.Targets) throws -> (loss: Double, gradientsKnownFinite: Bool) {
-        // The library's own product runs on the calling thread: with more threads, BLAS's.
-        let storing = !storedWeightGradients.isEmpty && Parallelism.threadCount == 1 && bpk_sgemm_packed_available()
+        let threads = Parallelism.threadCount
+        let storing = !storedWeightGradients.isEmpty && bpk_sgemm_packed_available()
         graph.zeroGradients(except: storing ? storedWeightGradients : [])
         var backwardStarted = false
         defer {
@@ -201,7 +201,7 @@ final class DenseTrainingPlan {
                                       count: batch * layer.outputWidth)
             var weightGradient: UnsafeMutablePointer<T>? = layer.weightGradient.assumingMemoryBound(to: T.self)
             if storing, let range = layer.storedWeightGradient {
-                if let finite = storeWeightGradient(layer, upstream: layer.linearGradient) {
+                if let finite = storeWeightGradient(layer, upstream: layer.linearGradient, threads: threads) {
                     storedFinite = storedFinite && finite
                     weightGradient = nil
                 } else {
@@ -219,13 +219,12 @@ final class DenseTrainingPlan {
 
     /// dW = upstreamᵀ x in float32 through the library's own product, stored whole and checked
     /// as it is stored: whether all of it is finite, or nil when that product cannot run.
-    private func storeWeightGradient(_ layer: Layer, upstream: UnsafeMutableRawPointer) -> Bool? {
-        var finite = false
-        let ran = bpk_sgemm_packed(true, false, layer.outputWidth, layer.inputWidth, batch, 1,
-                                   upstream.assumingMemoryBound(to: Float.self), layer.outputWidth,
-                                   layer.input.assumingMemoryBound(to: Float.self), layer.inputWidth, 0,
-                                   layer.weightGradient.assumingMemoryBound(to: Float.self), layer.inputWidth, &finite)
-        return ran ? finite : nil
+    private func storeWeightGradient(_ layer: Layer, upstream: UnsafeMutableRawPointer, threads: Int) -> Bool? {
+        ownKernelProduct(transA: true, transB: false, m: layer.outputWidth, n: layer.inputWidth, k: batch, alpha: 1,
+                         a: upstream.assumingMemoryBound(to: Float.self), lda: layer.outputWidth,
+                         b: layer.input.assumingMemoryBound(to: Float.self), ldb: layer.inputWidth, beta: 0,
+                         c: layer.weightGradient.assumingMemoryBound(to: Float.self), ldc: layer.inputWidth,
+                         threads: threads)
     }
 
     /// Whether the gradients not stored by the library's own product (biases, and weights of

@@ -27,23 +27,57 @@ public protocol Scalar: BinaryFloatingPoint, SIMDScalar, Sendable {
         beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
 }
 
-/// OpenBLAS's thread count when a product may go to OpenBLAS now; nil while a cap on the address
-/// space leaves too little room for the buffers its first products reserve (it would retry that
-/// reservation forever: see bpk_blas_has_room).
-private func blasThreadsIfRoom() -> Int32? {
-    let threads = Int32(clamping: Parallelism.threadCount)
-    return bpk_blas_has_room(threads) ? threads : nil
-}
-
 /// Whether `Float.gemm` gives a product of this shape to the library's own kernel
-/// (packed_gemm.c) on one thread, on a CPU with AVX2 and FMA: past the small loops, and where
-/// that kernel measured the faster.
+/// (packed_gemm.c), on a CPU with AVX2 and FMA: past the small loops, and where that kernel
+/// measured the faster.
 func ownKernelTakes(transA: Bool, m: Int, n: Int, k: Int) -> Bool {
     m * n * k > BPK_SMALL_GEMM_LIMIT && bpk_sgemm_packed_prefers(transA, n)
 }
 
+/// C = alpha op(A) op(B) + beta C in the library's own kernel on `threads` threads: whether every
+/// value stored is finite, or nil when the kernel cannot run (no AVX2 and FMA, or, on one
+/// thread, no memory for its buffers). The same call serves `Float.gemm` and the training plan
+/// that must match it bit for bit.
+func ownKernelProduct(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                      a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                      beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int) -> Bool? {
+    guard bpk_sgemm_packed_available() else { return nil }
+    var finite = false
+    if threads == 1 {
+        return bpk_sgemm_packed(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, &finite) ? finite : nil
+    }
+    bpk_gemm_split(BPK_OWN_FLOAT, Int32(threads), transA, transB, m, n, k, Double(alpha), a, lda, b, ldb,
+                   Double(beta), c, ldc, &finite)
+    return finite
+}
+
+/// C = alpha op(A) op(B) + beta C through OpenBLAS on `threads` threads (a split product when
+/// more than one), or in plain loops while a cap on the address space leaves too little room
+/// for the buffers OpenBLAS's first products reserve (it would retry that reservation forever:
+/// see bpk_blas_has_room).
+private func blasGemm<T: Scalar>(
+    transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: T,
+    a: UnsafePointer<T>, lda: Int, b: UnsafePointer<T>, ldb: Int,
+    beta: T, c: UnsafeMutablePointer<T>, ldc: Int, threads: Int,
+    oneThread: () -> Void
+) {
+    guard bpk_blas_has_room(Int32(threads)) else {
+        plainGemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                  b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        return
+    }
+    if threads == 1 {
+        oneThread()
+        bpk_blas_did_run(1)
+        return
+    }
+    let kernel = T.self == Float.self ? BPK_BLAS_FLOAT : BPK_BLAS_DOUBLE
+    bpk_blas_did_run(bpk_gemm_split(kernel, Int32(threads), transA, transB, m, n, k, Double(alpha), a, lda,
+                                    b, ldb, Double(beta), c, ldc, nil))
+}
+
 /// C = alpha op(A) op(B) + beta C in plain loops, for products BLAS cannot take (see
-/// `blasThreadsIfRoom`): slow, but it needs no memory. beta == 0 does not read C.
+/// `blasGemm`): slow, but it needs no memory. beta == 0 does not read C.
 func plainGemm<T: Scalar>(
     transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: T,
     a: UnsafePointer<T>, lda: Int, b: UnsafePointer<T>, ldb: Int,
@@ -85,19 +119,18 @@ extension Float: Scalar {
             bpk_sgemm_small(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
             return
         }
-        if Parallelism.threadCount == 1 && ownKernelTakes(transA: transA, m: m, n: n, k: k)
-            && bpk_sgemm_packed(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nil) {
+        let threads = Parallelism.threadCount
+        if ownKernelTakes(transA: transA, m: m, n: n, k: k),
+           ownKernelProduct(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                            b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, threads: threads) != nil {
             return
         }
-        guard let threads = blasThreadsIfRoom() else {
-            plainGemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-                      b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
-            return
+        blasGemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                 b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, threads: threads) {
+            cblas_sgemm(CblasRowMajor, cblasTranspose(transA), cblasTranspose(transB),
+                        blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
+                        beta, c, blasint(ldc))
         }
-        cblas_sgemm(CblasRowMajor, cblasTranspose(transA), cblasTranspose(transB),
-                    blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
-                    beta, c, blasint(ldc))
-        bpk_blas_did_run(threads)
     }
 }
 
@@ -118,14 +151,11 @@ extension Double: Scalar {
         a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int,
         beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int
     ) {
-        guard let threads = blasThreadsIfRoom() else {
-            plainGemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-                      b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
-            return
+        blasGemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                 b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, threads: Parallelism.threadCount) {
+            cblas_dgemm(CblasRowMajor, cblasTranspose(transA), cblasTranspose(transB),
+                        blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
+                        beta, c, blasint(ldc))
         }
-        cblas_dgemm(CblasRowMajor, cblasTranspose(transA), cblasTranspose(transB),
-                    blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
-                    beta, c, blasint(ldc))
-        bpk_blas_did_run(threads)
     }
 }

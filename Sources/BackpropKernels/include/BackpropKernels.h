@@ -39,4 +39,35 @@ bool bpk_sgemm_packed_prefers(bool trans_a, long n);
 bool bpk_blas_has_room(int threads);
 void bpk_blas_did_run(int threads);
 
+// The most threads the library runs a product on (bpk_set_threads clamps to it).
+#define BPK_MAX_THREADS 64
+
+// The number of threads products may use (thread_pool.c); 1 until bpk_set_threads says more.
+int bpk_threads(void);
+void bpk_set_threads(int threads);
+
+// Runs work(context, part) for every part in [0, parts) and returns when all have returned:
+// part 0 on the calling thread, the others on the library's worker threads (started the first
+// time they are needed). When another caller's product holds the workers, or no thread can be
+// started, every part runs on the calling thread, one after another. Returns the number of
+// threads that ran parts.
+int bpk_parallel_for(int parts, void (*work)(void *context, int part), void *context);
+
+// Who computes each part of a split product.
+enum bpk_gemm_kernel {
+    BPK_OWN_FLOAT,   // bpk_sgemm_packed (the caller checked bpk_sgemm_packed_available)
+    BPK_BLAS_FLOAT,  // cblas_sgemm, with OpenBLAS set to one thread
+    BPK_BLAS_DOUBLE, // cblas_dgemm, likewise
+};
+
+// C = alpha * op(A) * op(B) + beta * C as bpk_sgemm_small (in doubles for BPK_BLAS_DOUBLE, floats
+// otherwise), cut into at most `threads` ranges of C's columns (or rows) run by
+// bpk_parallel_for (split_gemm.c); products too small to gain run whole on the calling thread.
+// For BPK_OWN_FLOAT, when `finite` is not NULL, *finite tells whether every value stored is
+// finite (a thread without memory for the kernel's buffers computes its part in plain loops).
+// Returns the number of threads that ran parts.
+int bpk_gemm_split(enum bpk_gemm_kernel kernel, int threads, bool trans_a, bool trans_b, long m,
+                    long n, long k, double alpha, const void *a, long lda, const void *b, long ldb,
+                    double beta, void *c, long ldc, bool *finite);
+
 #endif

@@ -82,13 +82,16 @@ def library_version() -> str:
 
 
 def set_num_threads(threads: int) -> None:
-    """Sets how many threads the library's kernels may use (the BLAS thread pool, shared by the
-    whole process), as ``torch.set_num_threads`` does. With one thread, most float32 matrix
-    products run in the library's own kernel on the calling thread, the rest in BLAS.
+    """Sets how many threads the library's matrix products may use, for the whole process, as
+    ``torch.set_num_threads`` does. A product large enough to gain is cut into ranges of its
+    output, computed at once on the calling thread and the library's worker threads, by the
+    library's own kernel (float32, on CPUs with AVX2 and FMA; the same bits at any thread count)
+    or by BLAS on one thread. The library keeps its OpenBLAS at one thread. Elementwise work
+    runs on the calling thread.
 
     More threads than the CPUs this process may run on (its affinity mask) are clamped to that
-    number: they would gain nothing, and BLAS cannot always create them. :func:`get_num_threads`
-    reports the number in effect. Raises :class:`InvalidArgumentError` for ``threads < 1``.
+    number. :func:`get_num_threads` reports the number in effect. Raises
+    :class:`InvalidArgumentError` for ``threads < 1``.
     """
     from ._capi import lib
     from .errors import check

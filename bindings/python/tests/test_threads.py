@@ -217,3 +217,47 @@ def test_the_thread_count_is_clamped_to_the_cpus_this_process_may_run_on():
         assert 1 <= backprop.get_num_threads() <= cpus
     finally:
         backprop.set_num_threads(original)
+
+
+def train_wide_network(threads):
+    """Five SGD steps of a 200-300-130-10 network on fixed data, with `threads` threads: its
+    products are large enough to be cut across the library's threads. The losses, and the bytes
+    of every layer's weights and biases."""
+    backprop.set_num_threads(threads)
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(96, 200)).astype(np.float32)
+    labels = rng.integers(0, 10, size=96)
+    net = Network(200, seed=3, loss="cross_entropy")
+    net.add_dense(300).add_dense(130).add_dense(10, None)
+    losses = [net.train_step(x, labels, 0.05) for _ in range(5)]
+    parameters = [p.tobytes() for layer in range(net.layer_count) for p in net.layer_parameters(layer)]
+    net.close()
+    return losses, parameters
+
+
+def test_products_cut_across_threads_give_the_bits_of_one_thread():
+    # float32 products below 1024 columns run in the library's own kernel, which sums every
+    # value in the same order however a product is cut.
+    original = backprop.get_num_threads()
+    try:
+        alone = train_wide_network(1)
+        for threads in (2, 3):
+            assert train_wide_network(threads) == alone
+    finally:
+        backprop.set_num_threads(original)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_starts_the_worker_threads_again():
+    # The parent's worker threads are running when it forks; the child has none of them and
+    # must start its own rather than wait for the parent's forever.
+    import multiprocessing
+
+    original = backprop.get_num_threads()
+    try:
+        expected = train_wide_network(2)
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            assert pool.apply_async(train_wide_network, (2,)).get(timeout=120) == expected
+        assert train_wide_network(2) == expected
+    finally:
+        backprop.set_num_threads(original)

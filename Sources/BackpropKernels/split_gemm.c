@@ -1,0 +1,98 @@
+// A product on several threads: C is cut into column ranges (rows, when it has too few columns)
+// and each range is computed as a product of its own on one thread, by the library's kernel or
+// by OpenBLAS on one thread. The library's kernel sums every value of C in the same order
+// whatever the cut, so its results do not depend on the thread count.
+#include "BackpropKernels.h"
+
+#include <cblas.h>
+#include <stdatomic.h>
+
+// Columns and rows of C are cut at multiples of the own kernel's block (packed_gemm.c), so that
+// no block is computed partly on two threads.
+#define COLUMN_STEP 16
+#define ROW_STEP 6
+// Below this many multiply-adds, handing parts to other threads costs more than it saves.
+#define SPLIT_MIN_MULTIPLY_ADDS (1L << 17)
+
+struct split_product {
+    enum bpk_gemm_kernel kernel;
+    bool trans_a, trans_b, by_columns;
+    int parts;
+    long m, n, k, lda, ldb, ldc, steps;
+    double alpha, beta;
+    const void *a, *b;
+    void *c;
+    atomic_bool all_finite;
+};
+
+static CBLAS_TRANSPOSE transpose(bool transposed) { return transposed ? CblasTrans : CblasNoTrans; }
+
+// Whether every value of a float block of C is finite.
+static bool block_is_finite(const float *c, long rows, long columns, long ldc) {
+    float nonfinite = 0;
+    for (long i = 0; i < rows; i++) {
+        for (long j = 0; j < columns; j++) nonfinite += c[i * ldc + j] * 0.0f;
+    }
+    return nonfinite == 0;
+}
+
+static void run_part(void *context, int part) {
+    struct split_product *p = context;
+    long step = p->by_columns ? COLUMN_STEP : ROW_STEP;
+    long first = p->steps * part / p->parts * step;
+    long end = p->steps * (part + 1) / p->parts * step;
+    long extent = p->by_columns ? p->n : p->m;
+    if (end > extent) end = extent;
+    if (first >= end) return;
+    long m = p->by_columns ? p->m : end - first, n = p->by_columns ? end - first : p->n;
+    // Where the range starts in op(A) (rows) or op(B) (columns), and in C.
+    long a_offset = p->by_columns ? 0 : p->trans_a ? first : first * p->lda;
+    long b_offset = !p->by_columns ? 0 : p->trans_b ? first * p->ldb : first;
+    long c_offset = p->by_columns ? first : first * p->ldc;
+    bool finite = true;
+    switch (p->kernel) {
+    case BPK_OWN_FLOAT: {
+        const float *a = (const float *)p->a + a_offset, *b = (const float *)p->b + b_offset;
+        float *c = (float *)p->c + c_offset;
+        if (!bpk_sgemm_packed(p->trans_a, p->trans_b, m, n, p->k, (float)p->alpha, a, p->lda, b,
+                              p->ldb, (float)p->beta, c, p->ldc, &finite)) {
+            // No memory on this thread for the kernel's buffers: plain loops, which need none.
+            bpk_sgemm_small(p->trans_a, p->trans_b, m, n, p->k, (float)p->alpha, a, p->lda, b,
+                            p->ldb, (float)p->beta, c, p->ldc);
+            finite = block_is_finite(c, m, n, p->ldc);
+        }
+        break;
+    }
+    case BPK_BLAS_FLOAT:
+        cblas_sgemm(CblasRowMajor, transpose(p->trans_a), transpose(p->trans_b), (int)m, (int)n,
+                    (int)p->k, (float)p->alpha, (const float *)p->a + a_offset, (int)p->lda,
+                    (const float *)p->b + b_offset, (int)p->ldb, (float)p->beta,
+                    (float *)p->c + c_offset, (int)p->ldc);
+        break;
+    case BPK_BLAS_DOUBLE:
+        cblas_dgemm(CblasRowMajor, transpose(p->trans_a), transpose(p->trans_b), (int)m, (int)n,
+                    (int)p->k, p->alpha, (const double *)p->a + a_offset, (int)p->lda,
+                    (const double *)p->b + b_offset, (int)p->ldb, p->beta,
+                    (double *)p->c + c_offset, (int)p->ldc);
+        break;
+    }
+    if (!finite) atomic_store_explicit(&p->all_finite, false, memory_order_relaxed);
+}
+
+int bpk_gemm_split(enum bpk_gemm_kernel kernel, int threads, bool trans_a, bool trans_b, long m,
+                    long n, long k, double alpha, const void *a, long lda, const void *b, long ldb,
+                    double beta, void *c, long ldc, bool *finite) {
+    struct split_product product = {
+        .kernel = kernel, .trans_a = trans_a, .trans_b = trans_b, .m = m, .n = n, .k = k,
+        .lda = lda, .ldb = ldb, .ldc = ldc, .alpha = alpha, .beta = beta, .a = a, .b = b, .c = c,
+        .all_finite = true,
+    };
+    long column_steps = (n + COLUMN_STEP - 1) / COLUMN_STEP, row_steps = (m + ROW_STEP - 1) / ROW_STEP;
+    product.by_columns = column_steps >= threads || column_steps >= row_steps;
+    product.steps = product.by_columns ? column_steps : row_steps;
+    long parts = m * n * k < SPLIT_MIN_MULTIPLY_ADDS ? 1 : threads < product.steps ? threads : product.steps;
+    product.parts = (int)(parts < 1 ? 1 : parts);
+    int used = bpk_parallel_for(product.parts, run_part, &product);
+    if (finite) *finite = atomic_load_explicit(&product.all_finite, memory_order_relaxed);
+    return used;
+}
