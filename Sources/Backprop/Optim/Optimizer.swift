@@ -195,76 +195,80 @@ public final class Optimizer {
         let t = stepCount + 1
         let o = options
         let lr = T(o.learningRate), wd = T(o.weightDecay)
-        switch algorithm {
-        case .sgd:
-            let momentum = T(o.momentum), dampening = T(o.dampening)
-            // One branch-free loop per case, so each vectorizes.
-            if o.momentum == 0 {
-                for i in 0..<n { p[i] -= lr * (grad[i] + wd * p[i]) }
-            } else {
-                let buf = buffer("momentum_buffer", T.self)
-                let keep: T = t == 1 ? 0 : momentum, take: T = t == 1 ? 1 : 1 - dampening
-                if o.nesterov {
-                    for i in 0..<n {
-                        let g = grad[i] + wd * p[i]
-                        buf[i] = keep * buf[i] + take * g
-                        p[i] -= lr * (g + momentum * buf[i])
+        // Every element's update is its own: cut across the library's threads, the bits are
+        // those of one thread. Below 32k parameters, one thread is faster.
+        Parallelism.forEachRange(n, minimumPerRange: 1 << 15) { range in
+            switch algorithm {
+            case .sgd:
+                let momentum = T(o.momentum), dampening = T(o.dampening)
+                // One branch-free loop per case, so each vectorizes.
+                if o.momentum == 0 {
+                    for i in range { p[i] -= lr * (grad[i] + wd * p[i]) }
+                } else {
+                    let buf = buffer("momentum_buffer", T.self)
+                    let keep: T = t == 1 ? 0 : momentum, take: T = t == 1 ? 1 : 1 - dampening
+                    if o.nesterov {
+                        for i in range {
+                            let g = grad[i] + wd * p[i]
+                            buf[i] = keep * buf[i] + take * g
+                            p[i] -= lr * (g + momentum * buf[i])
+                        }
+                    } else {
+                        for i in range {
+                            buf[i] = keep * buf[i] + take * (grad[i] + wd * p[i])
+                            p[i] -= lr * buf[i]
+                        }
                     }
-                } else {
-                    for i in 0..<n {
-                        buf[i] = keep * buf[i] + take * (grad[i] + wd * p[i])
-                        p[i] -= lr * buf[i]
+                }
+            case .adam, .adamW:
+                let m = buffer("exp_avg", T.self), v = buffer("exp_avg_sq", T.self)
+                let vmax = o.amsgrad ? buffer("max_exp_avg_sq", T.self) : nil
+                let b1 = T(o.beta1), b2 = T(o.beta2), eps = T(o.eps)
+                let correction1 = 1 - T.pow(b1, T(t)), correction2Root = T.sqrt(1 - T.pow(b2, T(t)))
+                let stepSize = lr / correction1
+                let decoupled = algorithm == .adamW
+                for i in range {
+                    if decoupled { p[i] *= 1 - lr * wd }
+                    let g = decoupled ? grad[i] : grad[i] + wd * p[i]
+                    m[i] = b1 * m[i] + (1 - b1) * g
+                    v[i] = b2 * v[i] + (1 - b2) * g * g
+                    var second = v[i]
+                    if let vmax {
+                        vmax[i] = max(vmax[i], v[i])
+                        second = vmax[i]
+                    }
+                    p[i] -= stepSize * m[i] / (T.sqrt(second) / correction2Root + eps)
+                }
+            case .rmsprop:
+                let square = buffer("square_avg", T.self), alpha = T(o.alpha), eps = T(o.eps)
+                let momentumBuffer = o.momentum > 0 ? buffer("momentum_buffer", T.self) : nil
+                let average = o.centered ? buffer("grad_avg", T.self) : nil
+                let momentum = T(o.momentum)
+                for i in range {
+                    let g = grad[i] + wd * p[i]
+                    square[i] = alpha * square[i] + (1 - alpha) * g * g
+                    var denominator: T
+                    if let average {
+                        average[i] = alpha * average[i] + (1 - alpha) * g
+                        denominator = T.sqrt(square[i] - average[i] * average[i]) + eps
+                    } else {
+                        denominator = T.sqrt(square[i]) + eps
+                    }
+                    if let momentumBuffer {
+                        momentumBuffer[i] = momentum * momentumBuffer[i] + g / denominator
+                        p[i] -= lr * momentumBuffer[i]
+                    } else {
+                        p[i] -= lr * g / denominator
                     }
                 }
-            }
-        case .adam, .adamW:
-            let m = buffer("exp_avg", T.self), v = buffer("exp_avg_sq", T.self)
-            let vmax = o.amsgrad ? buffer("max_exp_avg_sq", T.self) : nil
-            let b1 = T(o.beta1), b2 = T(o.beta2), eps = T(o.eps)
-            let correction1 = 1 - T.pow(b1, T(t)), correction2Root = T.sqrt(1 - T.pow(b2, T(t)))
-            let stepSize = lr / correction1
-            let decoupled = algorithm == .adamW
-            for i in 0..<n {
-                if decoupled { p[i] *= 1 - lr * wd }
-                let g = decoupled ? grad[i] : grad[i] + wd * p[i]
-                m[i] = b1 * m[i] + (1 - b1) * g
-                v[i] = b2 * v[i] + (1 - b2) * g * g
-                var second = v[i]
-                if let vmax {
-                    vmax[i] = max(vmax[i], v[i])
-                    second = vmax[i]
+            case .adagrad:
+                let sum = buffer("sum", T.self), eps = T(o.eps)
+                let clr = lr / (1 + T(t - 1) * T(o.learningRateDecay))
+                for i in range {
+                    let g = grad[i] + wd * p[i]
+                    sum[i] += g * g
+                    p[i] -= clr * g / (T.sqrt(sum[i]) + eps)
                 }
-                p[i] -= stepSize * m[i] / (T.sqrt(second) / correction2Root + eps)
-            }
-        case .rmsprop:
-            let square = buffer("square_avg", T.self), alpha = T(o.alpha), eps = T(o.eps)
-            let momentumBuffer = o.momentum > 0 ? buffer("momentum_buffer", T.self) : nil
-            let average = o.centered ? buffer("grad_avg", T.self) : nil
-            let momentum = T(o.momentum)
-            for i in 0..<n {
-                let g = grad[i] + wd * p[i]
-                square[i] = alpha * square[i] + (1 - alpha) * g * g
-                var denominator: T
-                if let average {
-                    average[i] = alpha * average[i] + (1 - alpha) * g
-                    denominator = T.sqrt(square[i] - average[i] * average[i]) + eps
-                } else {
-                    denominator = T.sqrt(square[i]) + eps
-                }
-                if let momentumBuffer {
-                    momentumBuffer[i] = momentum * momentumBuffer[i] + g / denominator
-                    p[i] -= lr * momentumBuffer[i]
-                } else {
-                    p[i] -= lr * g / denominator
-                }
-            }
-        case .adagrad:
-            let sum = buffer("sum", T.self), eps = T(o.eps)
-            let clr = lr / (1 + T(t - 1) * T(o.learningRateDecay))
-            for i in 0..<n {
-                let g = grad[i] + wd * p[i]
-                sum[i] += g * g
-                p[i] -= clr * g / (T.sqrt(sum[i]) + eps)
             }
         }
         stepCount = t

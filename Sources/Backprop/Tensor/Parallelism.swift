@@ -4,7 +4,8 @@ import CBLAS
 /// How many threads the library's products use. A product on more than one thread is cut into
 /// ranges of its output, run on the library's own worker threads (thread_pool.c, split_gemm.c)
 /// by its own kernel or by OpenBLAS, which is kept at one thread: OpenBLAS's own threading
-/// allocates for every product. The core's elementwise loops run on the calling thread.
+/// allocates for every product. Of the elementwise loops, an optimizer's update is cut the same
+/// way (`forEachRange`); the rest run on the calling thread.
 public enum Parallelism {
     public static var threadCount: Int {
         _ = takeOverFromBLAS
@@ -27,4 +28,37 @@ public enum Parallelism {
         bpk_set_threads(Int32(clamping: min(max(Int(openblas_get_num_threads()), 1), availableCPUs)))
         openblas_set_num_threads(1)
     }()
+
+    /// Runs `body` on consecutive ranges that cover 0..<count, at once on the library's threads
+    /// when each range gets at least `minimumPerRange` elements, else on the calling thread as
+    /// one range. Ranges start at multiples of 16 (a cache line of floats), so that no two
+    /// threads write one line. `body` must be safe to run on several threads for disjoint ranges.
+    @inline(__always)
+    static func forEachRange(_ count: Int, minimumPerRange: Int, _ body: (Range<Int>) -> Void) {
+        let parts = count < 2 * minimumPerRange ? 1 : min(threadCount, count / max(minimumPerRange, 1))
+        guard parts > 1 else {
+            body(0..<count)
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            var job = RangeJob(body: body, count: count, parts: parts)
+            withUnsafeMutablePointer(to: &job) { job in
+                _ = bpk_parallel_for(Int32(parts), { context, part in
+                    let job = context!.assumingMemoryBound(to: RangeJob.self)
+                    job.pointee.body(job.pointee.range(Int(part)))
+                }, job)
+            }
+        }
+    }
+}
+
+/// What each thread of `Parallelism.forEachRange` needs: the loop and where its range lies.
+private struct RangeJob {
+    let body: (Range<Int>) -> Void
+    let count, parts: Int
+
+    func range(_ part: Int) -> Range<Int> {
+        func start(_ part: Int) -> Int { min(count * part / parts / 16 * 16, count) }
+        return start(part)..<(part == parts - 1 ? count : start(part + 1))
+    }
 }

@@ -219,30 +219,42 @@ def test_the_thread_count_is_clamped_to_the_cpus_this_process_may_run_on():
         backprop.set_num_threads(original)
 
 
-def train_wide_network(threads):
-    """Five SGD steps of a 200-300-130-10 network on fixed data, with `threads` threads: its
-    products are large enough to be cut across the library's threads. The losses, and the bytes
-    of every layer's weights and biases."""
+OPTIMIZERS = {
+    "sgd": lambda: backprop.optim.SGD(lr=0.05),
+    "sgd-nesterov": lambda: backprop.optim.SGD(lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
+    "adam-amsgrad": lambda: backprop.optim.Adam(lr=1e-3, amsgrad=True, weight_decay=1e-3),
+    "adamw": lambda: backprop.optim.AdamW(lr=1e-3),
+    "rmsprop-centered": lambda: backprop.optim.RMSprop(lr=1e-3, momentum=0.5, centered=True),
+    "adagrad": lambda: backprop.optim.Adagrad(lr=1e-2, lr_decay=0.1),
+}
+
+
+def train_wide_network(threads, optimizer="sgd"):
+    """Five steps of a 200-300-130-10 network (99,720 parameters) on fixed data, with `threads`
+    threads: its products and its update are large enough to be cut across the library's
+    threads. The losses, and the bytes of every layer's weights and biases."""
     backprop.set_num_threads(threads)
     rng = np.random.default_rng(5)
     x = rng.normal(size=(96, 200)).astype(np.float32)
     labels = rng.integers(0, 10, size=96)
     net = Network(200, seed=3, loss="cross_entropy")
     net.add_dense(300).add_dense(130).add_dense(10, None)
-    losses = [net.train_step(x, labels, 0.05) for _ in range(5)]
+    with OPTIMIZERS[optimizer]() as opt:
+        losses = [net.train_step(x, labels, optimizer=opt) for _ in range(5)]
     parameters = [p.tobytes() for layer in range(net.layer_count) for p in net.layer_parameters(layer)]
     net.close()
     return losses, parameters
 
 
-def test_products_cut_across_threads_give_the_bits_of_one_thread():
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_products_and_updates_cut_across_threads_give_the_bits_of_one_thread(optimizer):
     # float32 products below 1024 columns run in the library's own kernel, which sums every
-    # value in the same order however a product is cut.
+    # value in the same order however a product is cut; every parameter's update is its own.
     original = backprop.get_num_threads()
     try:
-        alone = train_wide_network(1)
+        alone = train_wide_network(1, optimizer)
         for threads in (2, 3):
-            assert train_wide_network(threads) == alone
+            assert train_wide_network(threads, optimizer) == alone
     finally:
         backprop.set_num_threads(original)
 
