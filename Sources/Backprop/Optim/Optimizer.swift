@@ -188,89 +188,30 @@ public final class Optimizer {
 
     private func step<T: Scalar>(_: T.Type, _ graph: Graph, _ gradientsKnownFinite: Bool) throws {
         let n = graph.parameterCount
-        let p = graph.parameterValues.typed(T.self), grad = graph.parameterGradients.typed(T.self)
+        let grad = graph.parameterGradients.typed(T.self)
         if !gradientsKnownFinite, let bad = firstNonFinite(grad, n) {
             throw BackpropError.nonFinite("gradient element \(bad) of the parameters is \(grad[bad]); no weight or optimizer state was changed")
         }
         let t = stepCount + 1
+        var loop = UpdateLoop(algorithm: algorithm, options: options, step: t,
+                              parameters: graph.parameterValues.typed(T.self), gradients: grad)
         let o = options
-        let lr = T(o.learningRate), wd = T(o.weightDecay)
-        // Every element's update is its own: cut across the library's threads, the bits are
-        // those of one thread. Below 32k parameters, one thread is faster.
-        Parallelism.forEachRange(n, minimumPerRange: 1 << 15) { range in
-            switch algorithm {
-            case .sgd:
-                let momentum = T(o.momentum), dampening = T(o.dampening)
-                // One branch-free loop per case, so each vectorizes.
-                if o.momentum == 0 {
-                    for i in range { p[i] -= lr * (grad[i] + wd * p[i]) }
-                } else {
-                    let buf = buffer("momentum_buffer", T.self)
-                    let keep: T = t == 1 ? 0 : momentum, take: T = t == 1 ? 1 : 1 - dampening
-                    if o.nesterov {
-                        for i in range {
-                            let g = grad[i] + wd * p[i]
-                            buf[i] = keep * buf[i] + take * g
-                            p[i] -= lr * (g + momentum * buf[i])
-                        }
-                    } else {
-                        for i in range {
-                            buf[i] = keep * buf[i] + take * (grad[i] + wd * p[i])
-                            p[i] -= lr * buf[i]
-                        }
-                    }
-                }
-            case .adam, .adamW:
-                let m = buffer("exp_avg", T.self), v = buffer("exp_avg_sq", T.self)
-                let vmax = o.amsgrad ? buffer("max_exp_avg_sq", T.self) : nil
-                let b1 = T(o.beta1), b2 = T(o.beta2), eps = T(o.eps)
-                let correction1 = 1 - T.pow(b1, T(t)), correction2Root = T.sqrt(1 - T.pow(b2, T(t)))
-                let stepSize = lr / correction1
-                let decoupled = algorithm == .adamW
-                for i in range {
-                    if decoupled { p[i] *= 1 - lr * wd }
-                    let g = decoupled ? grad[i] : grad[i] + wd * p[i]
-                    m[i] = b1 * m[i] + (1 - b1) * g
-                    v[i] = b2 * v[i] + (1 - b2) * g * g
-                    var second = v[i]
-                    if let vmax {
-                        vmax[i] = max(vmax[i], v[i])
-                        second = vmax[i]
-                    }
-                    p[i] -= stepSize * m[i] / (T.sqrt(second) / correction2Root + eps)
-                }
-            case .rmsprop:
-                let square = buffer("square_avg", T.self), alpha = T(o.alpha), eps = T(o.eps)
-                let momentumBuffer = o.momentum > 0 ? buffer("momentum_buffer", T.self) : nil
-                let average = o.centered ? buffer("grad_avg", T.self) : nil
-                let momentum = T(o.momentum)
-                for i in range {
-                    let g = grad[i] + wd * p[i]
-                    square[i] = alpha * square[i] + (1 - alpha) * g * g
-                    var denominator: T
-                    if let average {
-                        average[i] = alpha * average[i] + (1 - alpha) * g
-                        denominator = T.sqrt(square[i] - average[i] * average[i]) + eps
-                    } else {
-                        denominator = T.sqrt(square[i]) + eps
-                    }
-                    if let momentumBuffer {
-                        momentumBuffer[i] = momentum * momentumBuffer[i] + g / denominator
-                        p[i] -= lr * momentumBuffer[i]
-                    } else {
-                        p[i] -= lr * g / denominator
-                    }
-                }
-            case .adagrad:
-                let sum = buffer("sum", T.self), eps = T(o.eps)
-                let clr = lr / (1 + T(t - 1) * T(o.learningRateDecay))
-                for i in range {
-                    let g = grad[i] + wd * p[i]
-                    sum[i] += g * g
-                    p[i] -= clr * g / (T.sqrt(sum[i]) + eps)
-                }
-            }
+        switch algorithm {
+        case .sgd:
+            if o.momentum != 0 { loop.momentumBuffer = buffer("momentum_buffer", T.self) }
+        case .adam, .adamW:
+            loop.expAvg = buffer("exp_avg", T.self)
+            loop.expAvgSq = buffer("exp_avg_sq", T.self)
+            if o.amsgrad { loop.maxExpAvgSq = buffer("max_exp_avg_sq", T.self) }
+        case .rmsprop:
+            loop.squareAvg = buffer("square_avg", T.self)
+            if o.momentum > 0 { loop.momentumBuffer = buffer("momentum_buffer", T.self) }
+            if o.centered { loop.gradAvg = buffer("grad_avg", T.self) }
+        case .adagrad:
+            loop.sum = buffer("sum", T.self)
         }
+        // Below 32k parameters a range each is not worth waking another thread.
+        Parallelism.forEachRange(n, minimumPerRange: 1 << 15, loop)
         stepCount = t
     }
 }

@@ -29,32 +29,46 @@ public enum Parallelism {
         openblas_set_num_threads(1)
     }()
 
-    /// Runs `body` on consecutive ranges that cover 0..<count, at once on the library's threads
+    /// Runs `loop` on consecutive ranges that cover 0..<count, at once on the library's threads
     /// when each range gets at least `minimumPerRange` elements, else on the calling thread as
     /// one range. Ranges start at multiples of 16 (a cache line of floats), so that no two
-    /// threads write one line. `body` must be safe to run on several threads for disjoint ranges.
+    /// threads write one line.
+    ///
+    /// A protocol rather than a closure: a closure handed to other threads must be made
+    /// escaping, which allocates; a pointer to the loop, behind an existential small enough to
+    /// be stored inline, does not.
     @inline(__always)
-    static func forEachRange(_ count: Int, minimumPerRange: Int, _ body: (Range<Int>) -> Void) {
+    static func forEachRange<Loop: RangeLoop>(_ count: Int, minimumPerRange: Int, _ loop: Loop) {
         let parts = count < 2 * minimumPerRange ? 1 : min(threadCount, count / max(minimumPerRange, 1))
         guard parts > 1 else {
-            body(0..<count)
+            loop.run(0..<count)
             return
         }
-        withoutActuallyEscaping(body) { body in
-            var job = RangeJob(body: body, count: count, parts: parts)
+        withUnsafePointer(to: loop) { loop in
+            var job = RangeJob(loop: LoopReference(loop: loop), count: count, parts: parts)
             withUnsafeMutablePointer(to: &job) { job in
                 _ = bpk_parallel_for(Int32(parts), { context, part in
                     let job = context!.assumingMemoryBound(to: RangeJob.self)
-                    job.pointee.body(job.pointee.range(Int(part)))
+                    job.pointee.loop.run(job.pointee.range(Int(part)))
                 }, job)
             }
         }
     }
 }
 
+/// Work over a range of elements that may run on several threads at once for disjoint ranges.
+protocol RangeLoop {
+    func run(_ range: Range<Int>)
+}
+
+private struct LoopReference<Loop: RangeLoop>: RangeLoop {
+    let loop: UnsafePointer<Loop>
+    func run(_ range: Range<Int>) { loop.pointee.run(range) }
+}
+
 /// What each thread of `Parallelism.forEachRange` needs: the loop and where its range lies.
 private struct RangeJob {
-    let body: (Range<Int>) -> Void
+    let loop: any RangeLoop
     let count, parts: Int
 
     func range(_ part: Int) -> Range<Int> {
