@@ -10,6 +10,8 @@
  *     they interleaved with refused calls and with reads from a third thread, the weights equal
  *     S steps taken in one thread, and every read saw the weights after some whole step, in
  *     order. The same for a network and its borrowed graph, and for an optimizer.
+ *   - With two library threads, products and updates cut across them give the bits of one
+ *     thread, also while several host threads train at once.
  *   - Freeing a handle while another thread uses it is refused (BUSY) or makes that thread's
  *     next calls fail with BP_ERR_INVALID_HANDLE; bp_last_error() is per thread.
  * Under valgrind (BACKPROP_TEST_TOOL=valgrind, set by `make valgrind-test`) the loops are
@@ -236,6 +238,78 @@ static void test_networks_trained_in_parallel_equal_networks_trained_one_by_one(
     for (int i = 0; i < MAX_THREADS; i++) {
         free(reference[i].checkpoint);
     }
+}
+
+/* ---- products and updates cut across the library's threads -------------------------------- */
+
+/* 96 -> 300 relu -> 130 relu -> 10, batch 64, SGD with momentum: products and an update (69,540
+ * parameters) large enough for the library to cut them across its own threads. */
+enum { WIDE_INPUTS = 96, WIDE_BATCH = 64, WIDE_CLASSES = 10, WIDE_STEPS = 5 };
+
+typedef struct wide_job {
+    bp_status failure;
+    const char *failed_call;
+    uint64_t parameters; /* fingerprint after the steps */
+} wide_job;
+
+static void *run_wide_job(void *argument) {
+    wide_job *j = argument;
+    float *inputs = malloc(sizeof(float) * WIDE_BATCH * WIDE_INPUTS);
+    int32_t labels[WIDE_BATCH];
+    uint64_t state = 77;
+    for (int i = 0; i < WIDE_BATCH * WIDE_INPUTS; i++) inputs[i] = next_uniform(&state);
+    for (int i = 0; i < WIDE_BATCH; i++) labels[i] = (int32_t)(i * 7 % WIDE_CLASSES);
+    bp_net *net = NULL;
+    bp_optimizer *sgd = NULL;
+    bp_optimizer_options options;
+    JOB_CALL(j, bp_net_create(WIDE_INPUTS, 5, &net));
+    JOB_CALL(j, bp_net_add_dense(net, 300, BP_ACTIVATION_RELU));
+    JOB_CALL(j, bp_net_add_dense(net, 130, BP_ACTIVATION_RELU));
+    JOB_CALL(j, bp_net_add_dense(net, WIDE_CLASSES, BP_ACTIVATION_NONE));
+    JOB_CALL(j, bp_net_set_loss(net, BP_LOSS_CROSS_ENTROPY));
+    JOB_CALL(j, bp_optimizer_options_default(BP_OPTIMIZER_SGD, &options));
+    options.momentum = 0.9;
+    JOB_CALL(j, bp_optimizer_create(BP_OPTIMIZER_SGD, &options, &sgd));
+    for (int step = 0; step < WIDE_STEPS && j->failure == BP_OK; step++) {
+        JOB_CALL(j, bp_optimizer_train_step_labels(sgd, net, WIDE_BATCH, inputs,
+                                                   WIDE_BATCH * WIDE_INPUTS, labels, WIDE_BATCH,
+                                                   NULL));
+    }
+    size_t count = 0;
+    JOB_CALL(j, bp_net_parameter_count(net, &count));
+    float *parameters = malloc(sizeof(float) * (count ? count : 1));
+    JOB_CALL(j, bp_net_parameters(net, parameters, count));
+    j->parameters = fingerprint(parameters, sizeof(float) * count);
+    JOB_CALL(j, bp_optimizer_free(sgd));
+    JOB_CALL(j, bp_net_free(net));
+    free(parameters);
+    free(inputs);
+    return NULL;
+}
+
+/* With two library threads, a network trains to the bits it reaches on one (the library's own
+ * kernel sums in the same order however a product is cut, and every parameter's update is its
+ * own), also while several host threads train at once and contend for the worker threads. */
+static void test_products_cut_across_library_threads_give_the_bits_of_one_thread(void) {
+    const int threads_before = bp_get_num_threads();
+    CHECK_OK(bp_set_num_threads(1));
+    wide_job alone = {0};
+    run_wide_job(&alone);
+    CHECK_OK(alone.failure);
+    CHECK_OK(bp_set_num_threads(2));
+    enum { HOSTS = 3 };
+    wide_job jobs[HOSTS] = {{0}};
+    pthread_t threads[HOSTS];
+    for (int i = 0; i < HOSTS; i++) CHECK(pthread_create(&threads[i], NULL, run_wide_job, &jobs[i]) == 0);
+    for (int i = 0; i < HOSTS; i++) CHECK(pthread_join(threads[i], NULL) == 0);
+    for (int i = 0; i < HOSTS; i++) {
+        CHECK_OK(jobs[i].failure);
+        CHECK(jobs[i].parameters == alone.parameters);
+    }
+    wide_job again = {0};
+    run_wide_job(&again);
+    CHECK(again.parameters == alone.parameters);
+    CHECK_OK(bp_set_num_threads(threads_before));
 }
 
 /* A graph per thread: tanh(A B) summed, forward and backward many times, gradients checked
@@ -890,6 +964,7 @@ static void test_handles_are_created_and_freed_from_many_threads_at_once(void) {
 
 int main(void) {
     RUN(test_networks_trained_in_parallel_equal_networks_trained_one_by_one);
+    RUN(test_products_cut_across_library_threads_give_the_bits_of_one_thread);
     RUN(test_graphs_run_in_parallel_give_the_gradients_they_give_alone);
     RUN(test_one_dataset_is_read_by_many_threads_at_once);
     RUN(test_two_threads_training_one_network_get_busy_and_never_corrupt_it);
