@@ -119,8 +119,10 @@ static void forget_workers_after_fork(void) {
 static void lock_pool(void) { pthread_mutex_lock(&pool_lock); }
 static void unlock_pool(void) { pthread_mutex_unlock(&pool_lock); }
 
-// Starts workers until `count` run; returns how many run. Called under pool_lock.
+// Starts workers until `count` run (at most BPK_MAX_THREADS - 1); returns how many run. Called
+// under pool_lock.
 static int start_workers(int count) {
+    if (count > BPK_MAX_THREADS - 1) count = BPK_MAX_THREADS - 1;
     if (!fork_handler_registered) {
         if (pthread_atfork(lock_pool, unlock_pool, forget_workers_after_fork) != 0) {
             return 0;
