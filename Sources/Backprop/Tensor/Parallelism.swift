@@ -35,8 +35,9 @@ public enum Parallelism {
     /// threads write one line.
     ///
     /// A protocol rather than a closure: a closure handed to other threads must be made
-    /// escaping, which allocates; a pointer to the loop, behind an existential small enough to
-    /// be stored inline, does not.
+    /// escaping, and the context of one that captures allocates. The loop is passed by address
+    /// with a function that captures nothing (the loop's type is known where it is made: no
+    /// context to allocate, and `run` is the specialized one, not a generic witness).
     @inline(__always)
     static func forEachRange<Loop: RangeLoop>(_ count: Int, minimumPerRange: Int, _ loop: Loop) {
         let parts = count < 2 * minimumPerRange ? 1 : min(threadCount, count / max(minimumPerRange, 1))
@@ -45,11 +46,13 @@ public enum Parallelism {
             return
         }
         withUnsafePointer(to: loop) { loop in
-            var job = RangeJob(loop: LoopReference(loop: loop), count: count, parts: parts)
+            var job = RangeJob(loop: UnsafeRawPointer(loop), count: count, parts: parts) { loop, range in
+                loop.assumingMemoryBound(to: Loop.self).pointee.run(range)
+            }
             withUnsafeMutablePointer(to: &job) { job in
                 _ = bpk_parallel_for(Int32(parts), { context, part in
                     let job = context!.assumingMemoryBound(to: RangeJob.self)
-                    job.pointee.loop.run(job.pointee.range(Int(part)))
+                    job.pointee.run(job.pointee.loop, job.pointee.range(Int(part)))
                 }, job)
             }
         }
@@ -61,15 +64,11 @@ protocol RangeLoop {
     func run(_ range: Range<Int>)
 }
 
-private struct LoopReference<Loop: RangeLoop>: RangeLoop {
-    let loop: UnsafePointer<Loop>
-    func run(_ range: Range<Int>) { loop.pointee.run(range) }
-}
-
 /// What each thread of `Parallelism.forEachRange` needs: the loop and where its range lies.
 private struct RangeJob {
-    let loop: any RangeLoop
+    let loop: UnsafeRawPointer
     let count, parts: Int
+    let run: (UnsafeRawPointer, Range<Int>) -> Void
 
     func range(_ part: Int) -> Range<Int> {
         func start(_ part: Int) -> Int { min(count * part / parts / 16 * 16, count) }
