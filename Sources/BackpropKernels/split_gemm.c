@@ -8,7 +8,7 @@
 #include <stdatomic.h>
 
 // Columns and rows of C are cut at multiples of the own kernel's block (packed_gemm.c), so that
-// no block is computed partly on two threads.
+// only the last part can end in a partial block.
 #define COLUMN_STEP 16
 #define ROW_STEP 6
 // Below this many multiply-adds, handing parts to other threads costs more than it saves.
