@@ -63,9 +63,10 @@ enum bpk_gemm_kernel {
 // C = alpha * op(A) * op(B) + beta * C as bpk_sgemm_small (in doubles for BPK_BLAS_DOUBLE, floats
 // otherwise), cut into at most `threads` ranges of C's columns (or rows) run by
 // bpk_parallel_for (split_gemm.c); products too small to gain run whole on the calling thread.
-// For BPK_OWN_FLOAT, when `finite` is not NULL, *finite tells whether every value stored is
-// finite (a thread without memory for the kernel's buffers computes its part in plain loops).
-// Returns the number of threads that ran parts.
+// For BPK_OWN_FLOAT, when `finite` is not NULL, *finite is true when every value stored was
+// checked finite; false when one is not, or when a thread without memory for the kernel's
+// buffers computed its part in plain loops, unchecked. Returns the number of threads that ran
+// parts.
 int bpk_gemm_split(enum bpk_gemm_kernel kernel, int threads, bool trans_a, bool trans_b, long m,
                     long n, long k, double alpha, const void *a, long lda, const void *b, long ldb,
                     double beta, void *c, long ldc, bool *finite);
