@@ -406,7 +406,10 @@ def measure(args):
                                                          min(alloc["later_allocations"], 500))
             data["alloc"][f"{config['name']}/{threads}"] = alloc
 
-    # Every timed measurement is a job: (section, key, threads, command).
+    # Every timed measurement is a job: (section, key, threads, command). The jobs of one
+    # configuration at one thread count (libbackprop from C, the GEMM-bound rate, and every
+    # framework from Python) run one after another, so that the ratios between them come from
+    # the same minute: the host's load drifts from one minute to the next.
     jobs = [("peak", "1", 1, [str(BENCH), "peak", *timing])]
     for threads in threads_list:
         for config in configs:
@@ -418,8 +421,7 @@ def measure(args):
                 jobs.append(("c4", key, threads,
                              [str(BENCH), "train", *shape, *timing, "--calls", "4"]))
             jobs.append(("gemm", key, threads, [str(BENCH), "gemm", *shape, *timing]))
-        for framework in available:
-            for config in configs:
+            for framework in available:
                 if framework == "backprop-4calls" and config["name"] not in FOUR_CALL_CONFIGS:
                     continue
                 jobs.append(("py", f"{framework}/{config['name']}/{threads}", threads,
@@ -428,7 +430,7 @@ def measure(args):
                               json.dumps([config]), *timing]))
 
     # Noise on a shared machine only ever slows a measurement down: each job runs once per pass,
-    # the second pass in reverse order, and the faster run is kept.
+    # every other pass in reverse order, and the fastest run is kept.
     results = {}
     for number in range(args.passes):
         order = jobs if number % 2 == 0 else jobs[::-1]
@@ -530,15 +532,18 @@ def build_report(data, args, started, finished, machine, info):
         + "; " + (f"JAX {f['jax']}" if "jax" in f else "JAX: skipped") + ".")
     for name, why in data["skipped"].items():
         add(f"- **{name} skipped**: {why.splitlines()[0][:200]} (run `make bench-baselines`).")
+    passes = ("each measurement ran once" if args.passes == 1 else
+              f"each measurement ran in {args.passes} passes over all of them (every other one in "
+              f"reverse order) and the fastest is shown")
     add(f"- Timings: median of {args.repeats} timings of about {args.seconds} s each after a "
-        f"{args.warmup} s warm-up, in a fresh process; each measurement ran in {args.passes} "
-        f"passes over all of them (the second in reverse order) and the faster is shown; threads "
+        f"{args.warmup} s warm-up, in a fresh process; {passes}; the measurements of one "
+        f"configuration and thread count ran one after another; threads "
         f"{', '.join(map(str, threads_list))}; one-thread runs pinned to CPU {pinned_cpu()}.")
     spreads = data.get("pass_spreads", [])
     if spreads:
         large = [(d, w) for d, w in spreads if d > 0.10]
-        add(f"- Passes: the two runs of a measurement differed by more than 10% in {len(large)} "
-            f"of {len(spreads)} measurements" + (": " + ", ".join(
+        add(f"- Passes: the fastest and slowest runs of a measurement differed by more than 10% "
+            f"in {len(large)} of {len(spreads)} measurements" + (": " + ", ".join(
                 f"{w} ({d:.0%})" for d, w in large[:8]) + ("..." if len(large) > 8 else "")
                 if large else "") + ".")
     load = data.get("load", ("?", "?"))
@@ -929,8 +934,8 @@ def main():
                         help="length of one timing (default 0.4)")
     parser.add_argument("--warmup", type=float, default=0.3)
     parser.add_argument("--repeats", type=int, default=5, help="timings per measurement")
-    parser.add_argument("--passes", type=int, default=2,
-                        help="runs of every measurement; the fastest is kept (default 2)")
+    parser.add_argument("--passes", type=int, default=3,
+                        help="runs of every measurement; the fastest is kept (default 3)")
     parser.add_argument("--max-wait", type=float, default=300,
                         help="seconds to wait in all for other processes to leave the CPUs")
     parser.add_argument("--output", default=str(HERE / "RESULTS.md"))
