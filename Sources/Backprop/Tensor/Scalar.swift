@@ -36,8 +36,8 @@ func ownKernelTakes(transA: Bool, m: Int, n: Int, k: Int) -> Bool {
 
 /// C = alpha op(A) op(B) + beta C in the library's own kernel on `threads` threads: whether every
 /// value stored was checked finite (false: one is not, or it went unchecked), or nil when the
-/// kernel cannot run (no AVX2 and FMA, or, on one thread, no memory for its buffers). The same call serves `Float.gemm` and the training plan
-/// that must match it bit for bit.
+/// kernel cannot run (no AVX2 and FMA, or, on one thread, no memory for its buffers). The same
+/// call serves `Float.gemm` and the training plan that must match it bit for bit.
 func ownKernelProduct(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                       a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                       beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int) -> Bool? {
