@@ -20,8 +20,10 @@ Trainers:
   jax           a jax.jit-compiled step (value_and_grad and the update in one program), with
                 the parameters and momentum buffers donated so XLA updates them in place
 
-Worker use (benchmarks/run.py starts one process per framework and thread count):
+Worker use (benchmarks/run.py starts one process per framework, configuration and thread count,
+and one per configuration and thread count for the paired rounds):
   python frameworks.py --framework numpy --threads 1 --configs '[...]'
+  python frameworks.py --paired backprop,numpy,torch,jax --threads 1 --configs '[...]'
   python frameworks.py --check
 Each configuration's result is printed as one JSON line.
 """
@@ -392,6 +394,55 @@ def time_steps(trainer, seconds, warmup, repeats):
             "seconds": times, "total_steps": counter}
 
 
+def time_paired(trainers, seconds, warmup, rounds):
+    """Interleaved timings of several trainers in one process. Each warms up as in time_steps;
+    then every round times each trainer once, for as many steps as last about `seconds`, the
+    order rotating from round to round. The timings of one round are made within a few seconds
+    of each other, so a ratio between two of them does not carry the host's load as it drifts
+    from one minute to the next. Returns {name: {"steps_per_timing", "seconds": [per round]}}."""
+    steps, counters, records = {}, {}, {}
+    for name, trainer in trainers.items():
+        warm = time_steps(trainer, seconds, warmup, 0)
+        steps[name], counters[name] = warm["steps_per_timing"], warm["total_steps"]
+        records[name] = {"steps_per_timing": steps[name], "seconds": []}
+    names = list(trainers)
+    for number in range(rounds):
+        shift = number % len(names)
+        for name in names[shift:] + names[:shift]:
+            trainer, counter, clock = trainers[name], counters[name], time.perf_counter
+            t0 = clock()
+            for i in range(steps[name]):
+                trainer.step((counter + i) % DATA_BATCHES)
+            trainer.sync()
+            records[name]["seconds"].append(clock() - t0)
+            counters[name] += steps[name]
+    return records
+
+
+def run_paired(frameworks, threads, configs, seconds, warmup, rounds):
+    """One JSON line per configuration: the interleaved timings of `frameworks` (time_paired).
+    A framework that fails to build or step is left out and its error recorded."""
+    for config in configs:
+        widths, batch = config["layers"], config["batch"]
+        xs, ys = synthetic_data(widths, batch)
+        record = {"paired": frameworks, "config": config["name"], "layers": widths,
+                  "batch": batch, "threads": threads, "errors": {}}
+        trainers = {}
+        for framework in frameworks:
+            try:
+                trainer = TRAINERS[framework](widths, xs, ys, initial_weights(widths), threads)
+                trainer.step(0)
+                trainer.sync()
+                trainers[framework] = trainer
+            except Exception as error:  # reported in RESULTS.md, not fatal for the others
+                record["errors"][framework] = f"{type(error).__name__}: {error}"
+        record["timings"] = time_paired(trainers, seconds, warmup, rounds)
+        for trainer in trainers.values():
+            if hasattr(trainer, "close"):
+                trainer.close()
+        print(json.dumps(record), flush=True)
+
+
 def run_worker(framework, threads, configs, seconds, warmup, repeats):
     cls = TRAINERS[framework]
     for config in configs:
@@ -464,6 +515,9 @@ def check_same_computation(configs, steps, frameworks):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--framework", choices=sorted(TRAINERS))
+    parser.add_argument("--paired", help="comma-separated frameworks to time interleaved, in "
+                        "one process (time_paired), instead of one --framework")
+    parser.add_argument("--rounds", type=int, default=9, help="rounds of --paired timings")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--configs", help="JSON list of {name, layers, batch}")
     parser.add_argument("--seconds", type=float, default=0.5)
@@ -477,9 +531,15 @@ def main():
     configs = json.loads(args.configs) if args.configs else []
     if args.check:
         check_same_computation(configs, args.check_steps, args.check_frameworks.split(","))
+    elif args.paired:
+        frameworks = args.paired.split(",")
+        unknown = set(frameworks) - set(TRAINERS)
+        if unknown:
+            parser.error(f"unknown frameworks: {', '.join(sorted(unknown))}")
+        run_paired(frameworks, args.threads, configs, args.seconds, args.warmup, args.rounds)
     else:
         if not args.framework:
-            parser.error("--framework is required unless --check")
+            parser.error("--framework is required unless --check or --paired")
         run_worker(args.framework, args.threads, configs, args.seconds, args.warmup,
                    args.repeats)
 

@@ -46,6 +46,10 @@ BASELINES = ("numpy", "torch", "jax")
 CHECK_CONFIGS = ("tiny", "small", "mnist-64")
 #: Configurations also timed with the step as four calls, where the cost of a call shows.
 FOUR_CALL_CONFIGS = ("tiny", "small")
+#: The configurations whose target is a ratio to the best baseline, which are also timed in
+#: paired rounds: libbackprop and every baseline interleaved in one process.
+PAIRED_CONFIGS = ("small", "mnist-64", "mnist-256", "wide")
+PAIRED_ROUNDS = 9
 CHECK_STEPS = 50
 CHECK_LOSS_TOLERANCE = 1e-4    # |loss - numpy's loss| at every step, relative to the loss
 CHECK_PARAM_TOLERANCE = 1e-3   # max |w - numpy's w| after the last step
@@ -451,6 +455,24 @@ def measure(args):
             spreads.append((max(rates) / min(rates) - 1, f"{section} {key}"))
         data[section][key] = record
     data["pass_spreads"] = sorted(spreads, reverse=True)
+
+    # The same ratios from timings interleaved in one process, round by round (time_paired in
+    # frameworks.py): a ratio then compares timings made seconds apart, not minutes.
+    paired = ["backprop"] + [f for f in available if f in BASELINES]
+    log(f"paired rounds: {', '.join(paired)} in one process")
+    data["paired"] = {}
+    for threads in threads_list:
+        for config in configs:
+            if config["name"] not in PAIRED_CONFIGS or len(paired) < 2:
+                continue
+            key = f"{config['name']}/{threads}"
+            command = [sys.executable, str(HERE / "frameworks.py"), "--paired", ",".join(paired),
+                       "--threads", str(threads), "--configs", json.dumps([config]),
+                       "--seconds", str(args.seconds), "--warmup", str(args.warmup),
+                       "--rounds", str(args.rounds)]
+            records = noise.measure(f"paired {key}", threads, lambda: run_json(command, threads))
+            data["paired"][key] = next((r for r in records if "timings" in r or "error" in r),
+                                       {"error": "no output"})
     data["noise"] = {"repeated": noise.repeated, "noisy": noise.noisy, "waited": noise.waited,
                      "max_foreign": max(noise.foreign, default=0.0),
                      "mean_foreign": statistics.mean(noise.foreign) if noise.foreign else 0.0}
@@ -571,6 +593,24 @@ def build_report(data, args, started, finished, machine, info):
         r = data["py"].get(f"{framework}/{name}/{threads}", {})
         return median_rate(r) if "seconds" in r else (None, None)
 
+    def paired_ratios(name, threads):
+        """Per round of the paired timings: libbackprop's rate over the best baseline's in that
+        round, and that baseline's name. None when the paired run did not measure both."""
+        record = data.get("paired", {}).get(f"{name}/{threads}", {})
+        timings = record.get("timings", {})
+        bases = [f for f in timings if f in BASELINES]
+        if "backprop" not in timings or not bases:
+            return None
+
+        def rate(framework, number):
+            return timings[framework]["steps_per_timing"] / timings[framework]["seconds"][number]
+
+        rounds = []
+        for number in range(len(timings["backprop"]["seconds"])):
+            best = max(bases, key=lambda f: rate(f, number))
+            rounds.append((rate("backprop", number) / rate(best, number), best))
+        return rounds
+
     def c_busy(key, section="c"):
         return busy(data[section].get(key, {}))
 
@@ -622,6 +662,35 @@ def build_report(data, args, started, finished, machine, info):
         add("The same step in the four calls it stands for (`bp_net_zero_grad`, `bp_net_forward`, "
             "`bp_net_backward_labels`, `bp_optimizer_step`), in steps per second: " +
             "; ".join(four_call_rates(t, name) for t, name in four_calls) + ".")
+        add("")
+
+    paired_rows = []
+    for threads in threads_list:
+        for config in configs:
+            rounds = paired_ratios(config["name"], threads)
+            if rounds:
+                ratios = [r for r, _ in rounds]
+                names = [n for _, n in rounds]
+                paired_rows.append(
+                    f"| {config['name']} | {threads} | {len(rounds)} | "
+                    f"{statistics.median(ratios):.2f}x | {min(ratios):.2f}x | {max(ratios):.2f}x | "
+                    f"{max(set(names), key=names.count)} |")
+    if paired_rows:
+        add("## Paired rounds")
+        add("")
+        add("libbackprop (from Python, one ctypes call a step) and every baseline, built in one "
+            "process and timed in turn: each round times each of them once for about "
+            f"{args.seconds} s, the order rotating from round to round (`frameworks.py --paired`). "
+            "The ratio of a round is libbackprop's samples/s over the best baseline's in that "
+            "round, so it compares timings made seconds apart, where the tables above compare "
+            "runs made up to a minute apart: load from elsewhere that lasts longer than a round "
+            "slows all of a round's timings alike and leaves its ratio.")
+        add("")
+        add("| config | threads | rounds | median ratio | lowest | highest | best baseline most "
+            "often |")
+        add("|---|---|---:|---:|---:|---:|---|")
+        for row in paired_rows:
+            add(row)
         add("")
 
     # GEMM-bound
@@ -815,6 +884,12 @@ def build_report(data, args, started, finished, machine, info):
                 if rate:
                     parts.append(f"{label} {rate / best:.2f}x "
                                  f"{verdict(rate >= OVER_BEST_BASELINE * best, own_busy or baseline_busy)}")
+            rounds = paired_ratios(name, threads)
+            if rounds:
+                median = statistics.median(r for r, _ in rounds)
+                paired_busy = busy(data["paired"][f"{name}/{threads}"])
+                parts.append(f"Python in paired rounds {median:.2f}x (median of {len(rounds)}) "
+                             f"{verdict(median >= OVER_BEST_BASELINE, paired_busy)}")
             needed = OVER_BEST_BASELINE * best * batch
             bound = gemm_bound.get(f"{name}/{threads}")
             reach = (f" The target, {si(needed)} samples/s, is {needed / bound:.0%} of the "
@@ -936,6 +1011,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=5, help="timings per measurement")
     parser.add_argument("--passes", type=int, default=3,
                         help="runs of every measurement; the fastest is kept (default 3)")
+    parser.add_argument("--rounds", type=int, default=PAIRED_ROUNDS,
+                        help=f"rounds of the paired timings (default {PAIRED_ROUNDS})")
     parser.add_argument("--max-wait", type=float, default=300,
                         help="seconds to wait in all for other processes to leave the CPUs")
     parser.add_argument("--output", default=str(HERE / "RESULTS.md"))
@@ -947,7 +1024,7 @@ def main():
     if unknown:
         parser.error(f"unknown configurations: {', '.join(sorted(unknown))}")
     if args.quick:
-        args.seconds, args.warmup, args.repeats, args.passes = 0.1, 0.05, 3, 1
+        args.seconds, args.warmup, args.repeats, args.passes, args.rounds = 0.1, 0.05, 3, 1, 3
     for path in (BENCH, SHIM, GEMM_SHIM, BUILT_LIBRARY):
         if not path.exists():
             raise SystemExit(f"bench: {path} is missing: run `make bench`, which builds it")
