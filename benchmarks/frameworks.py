@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import subprocess
 import sys
 import time
 
@@ -394,50 +395,76 @@ def time_steps(trainer, seconds, warmup, repeats):
             "seconds": times, "total_steps": counter}
 
 
-def time_paired(trainers, seconds, warmup, rounds):
-    """Interleaved timings of several trainers in one process. Each warms up as in time_steps;
-    then every round times each trainer once, for as many steps as last about `seconds`, the
-    order rotating from round to round. The timings of one round are made within a few seconds
-    of each other, so a ratio between two of them does not carry the host's load as it drifts
-    from one minute to the next. Returns {name: {"steps_per_timing", "seconds": [per round]}}."""
-    steps, counters, records = {}, {}, {}
-    for name, trainer in trainers.items():
-        warm = time_steps(trainer, seconds, warmup, 0)
-        steps[name], counters[name] = warm["steps_per_timing"], warm["total_steps"]
-        records[name] = {"steps_per_timing": steps[name], "seconds": []}
-    names = list(trainers)
+def trainer_timer(trainer, seconds, warmup):
+    """Warms `trainer` up as time_steps does and returns a function that times it once, for as
+    many steps as last about `seconds` at the warm-up's rate: () -> (steps, seconds)."""
+    warm = time_steps(trainer, seconds, warmup, 0)
+    steps, counter = warm["steps_per_timing"], [warm["total_steps"]]
+
+    def timing():
+        t0 = time.perf_counter()
+        for i in range(steps):
+            trainer.step((counter[0] + i) % DATA_BATCHES)
+        trainer.sync()
+        counter[0] += steps
+        return steps, time.perf_counter() - t0
+    return timing
+
+
+def command_timer(command):
+    """A function that runs `command` (the C harness's train mode with --repeats 1: its own
+    warm-up, then one timing) and returns its (steps, seconds)."""
+    def timing():
+        output = subprocess.run(command, capture_output=True, text=True, check=True,
+                                timeout=600).stdout
+        record = next(json.loads(line) for line in output.splitlines()
+                      if line.startswith("{") and '"seconds"' in line)
+        return record["steps_per_timing"], record["seconds"][0]
+    return timing
+
+
+def time_paired(timers, rounds):
+    """Interleaved timings: every round calls each timer once, the order rotating from round
+    to round. The timings of one round are made within a few seconds of each other, so a ratio
+    between two of them does not carry the host's load as it drifts from one minute to the
+    next. Returns {name: {"steps": [per round], "seconds": [per round]}}."""
+    records = {name: {"steps": [], "seconds": []} for name in timers}
+    names = list(timers)
     for number in range(rounds):
         shift = number % len(names)
         for name in names[shift:] + names[:shift]:
-            trainer, counter, clock = trainers[name], counters[name], time.perf_counter
-            t0 = clock()
-            for i in range(steps[name]):
-                trainer.step((counter + i) % DATA_BATCHES)
-            trainer.sync()
-            records[name]["seconds"].append(clock() - t0)
-            counters[name] += steps[name]
+            steps, seconds = timers[name]()
+            records[name]["steps"].append(steps)
+            records[name]["seconds"].append(seconds)
     return records
 
 
-def run_paired(frameworks, threads, configs, seconds, warmup, rounds):
-    """One JSON line per configuration: the interleaved timings of `frameworks` (time_paired).
+def run_paired(frameworks, threads, configs, seconds, warmup, rounds, c_command=None):
+    """One JSON line per configuration: the interleaved timings (time_paired) of `frameworks`,
+    built in this process, and, when `c_command` is given, of the C harness as "backprop-c".
     A framework that fails to build or step is left out and its error recorded."""
     for config in configs:
         widths, batch = config["layers"], config["batch"]
         xs, ys = synthetic_data(widths, batch)
         record = {"paired": frameworks, "config": config["name"], "layers": widths,
                   "batch": batch, "threads": threads, "errors": {}}
-        trainers = {}
+        trainers, timers = [], {}
+        if c_command:
+            timers["backprop-c"] = command_timer(c_command)
         for framework in frameworks:
             try:
                 trainer = TRAINERS[framework](widths, xs, ys, initial_weights(widths), threads)
                 trainer.step(0)
                 trainer.sync()
-                trainers[framework] = trainer
+                trainers.append(trainer)
+                timers[framework] = trainer_timer(trainer, seconds, warmup)
             except Exception as error:  # reported in RESULTS.md, not fatal for the others
                 record["errors"][framework] = f"{type(error).__name__}: {error}"
-        record["timings"] = time_paired(trainers, seconds, warmup, rounds)
-        for trainer in trainers.values():
+        try:
+            record["timings"] = time_paired(timers, rounds)
+        except (subprocess.SubprocessError, StopIteration, ValueError) as error:
+            record["errors"]["backprop-c"] = f"{type(error).__name__}: {error}"
+        for trainer in trainers:
             if hasattr(trainer, "close"):
                 trainer.close()
         print(json.dumps(record), flush=True)
@@ -518,6 +545,8 @@ def main():
     parser.add_argument("--paired", help="comma-separated frameworks to time interleaved, in "
                         "one process (time_paired), instead of one --framework")
     parser.add_argument("--rounds", type=int, default=9, help="rounds of --paired timings")
+    parser.add_argument("--c-command", help="with --paired: a JSON list, the C harness's train "
+                        "command (one timing), timed in the rounds as backprop-c")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--configs", help="JSON list of {name, layers, batch}")
     parser.add_argument("--seconds", type=float, default=0.5)
@@ -536,7 +565,8 @@ def main():
         unknown = set(frameworks) - set(TRAINERS)
         if unknown:
             parser.error(f"unknown frameworks: {', '.join(sorted(unknown))}")
-        run_paired(frameworks, args.threads, configs, args.seconds, args.warmup, args.rounds)
+        run_paired(frameworks, args.threads, configs, args.seconds, args.warmup, args.rounds,
+                   json.loads(args.c_command) if args.c_command else None)
     else:
         if not args.framework:
             parser.error("--framework is required unless --check or --paired")

@@ -469,9 +469,12 @@ def measure(args):
             command = [sys.executable, str(HERE / "frameworks.py"), "--paired", ",".join(paired),
                        "--threads", str(threads), "--configs", json.dumps([config]),
                        "--seconds", str(args.seconds), "--warmup", str(args.warmup),
-                       "--rounds", str(args.rounds)]
+                       "--rounds", str(args.rounds), "--c-command",
+                       json.dumps([str(BENCH), "train", *shape_args(config, threads),
+                                   "--seconds", str(args.seconds), "--warmup", str(args.warmup),
+                                   "--repeats", "1"])]
             records = noise.measure(f"paired {key}", threads, lambda: run_json(command, threads))
-            data["paired"][key] = next((r for r in records if "timings" in r or "error" in r),
+            data["paired"][key] = next((r for r in records if "paired" in r or "error" in r),
                                        {"error": "no output"})
     data["noise"] = {"repeated": noise.repeated, "noisy": noise.noisy, "waited": noise.waited,
                      "max_foreign": max(noise.foreign, default=0.0),
@@ -593,22 +596,23 @@ def build_report(data, args, started, finished, machine, info):
         r = data["py"].get(f"{framework}/{name}/{threads}", {})
         return median_rate(r) if "seconds" in r else (None, None)
 
-    def paired_ratios(name, threads):
-        """Per round of the paired timings: libbackprop's rate over the best baseline's in that
-        round, and that baseline's name. None when the paired run did not measure both."""
+    def paired_ratios(name, threads, own):
+        """Per round of the paired timings: the rate of `own` (backprop-c, the C harness, or
+        backprop, from Python) over the best baseline's in that round, and that baseline's
+        name. None when the paired run did not measure both."""
         record = data.get("paired", {}).get(f"{name}/{threads}", {})
         timings = record.get("timings", {})
         bases = [f for f in timings if f in BASELINES]
-        if "backprop" not in timings or not bases:
+        if own not in timings or not bases:
             return None
 
         def rate(framework, number):
-            return timings[framework]["steps_per_timing"] / timings[framework]["seconds"][number]
+            return timings[framework]["steps"][number] / timings[framework]["seconds"][number]
 
         rounds = []
-        for number in range(len(timings["backprop"]["seconds"])):
+        for number in range(len(timings[own]["seconds"])):
             best = max(bases, key=lambda f: rate(f, number))
-            rounds.append((rate("backprop", number) / rate(best, number), best))
+            rounds.append((rate(own, number) / rate(best, number), best))
         return rounds
 
     def c_busy(key, section="c"):
@@ -667,28 +671,32 @@ def build_report(data, args, started, finished, machine, info):
     paired_rows = []
     for threads in threads_list:
         for config in configs:
-            rounds = paired_ratios(config["name"], threads)
-            if rounds:
+            cells, names = [], []
+            for own in ("backprop-c", "backprop"):
+                rounds = paired_ratios(config["name"], threads, own) or []
                 ratios = [r for r, _ in rounds]
-                names = [n for _, n in rounds]
-                paired_rows.append(
-                    f"| {config['name']} | {threads} | {len(rounds)} | "
-                    f"{statistics.median(ratios):.2f}x | {min(ratios):.2f}x | {max(ratios):.2f}x | "
-                    f"{max(set(names), key=names.count)} |")
+                names += [n for _, n in rounds]
+                cells.append(f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-"
+                             f"{max(ratios):.2f})" if ratios else "n/a")
+            if names:
+                paired_rows.append(f"| {config['name']} | {threads} | {len(names) // 2} | "
+                                   f"{cells[0]} | {cells[1]} | {max(set(names), key=names.count)} |")
     if paired_rows:
         add("## Paired rounds")
         add("")
-        add("libbackprop (from Python, one ctypes call a step) and every baseline, built in one "
-            "process and timed in turn: each round times each of them once for about "
-            f"{args.seconds} s, the order rotating from round to round (`frameworks.py --paired`). "
-            "The ratio of a round is libbackprop's samples/s over the best baseline's in that "
-            "round, so it compares timings made seconds apart, where the tables above compare "
-            "runs made up to a minute apart: load from elsewhere that lasts longer than a round "
-            "slows all of a round's timings alike and leaves its ratio.")
+        add("libbackprop and every baseline timed in turn, round after round: the baselines "
+            "and libbackprop from Python (one ctypes call a step) built in one process, and the "
+            "C harness started afresh by it each round (its own warm-up, then one timing). Each "
+            f"round times each of them once for about {args.seconds} s, the order rotating from "
+            "round to round (`frameworks.py --paired`). A round's ratio is libbackprop's "
+            "samples/s over the best baseline's in that round, so it compares timings made "
+            "seconds apart, where the tables above compare runs made up to a minute apart: load "
+            "from elsewhere that lasts longer than a round slows all of a round's timings alike "
+            "and leaves its ratio. Shown: the median ratio over the rounds (lowest-highest).")
         add("")
-        add("| config | threads | rounds | median ratio | lowest | highest | best baseline most "
-            "often |")
-        add("|---|---|---:|---:|---:|---:|---|")
+        add("| config | threads | rounds | C / best baseline | Python / best baseline | best "
+            "baseline most often |")
+        add("|---|---|---:|---:|---:|---|")
         for row in paired_rows:
             add(row)
         add("")
@@ -884,12 +892,13 @@ def build_report(data, args, started, finished, machine, info):
                 if rate:
                     parts.append(f"{label} {rate / best:.2f}x "
                                  f"{verdict(rate >= OVER_BEST_BASELINE * best, own_busy or baseline_busy)}")
-            rounds = paired_ratios(name, threads)
-            if rounds:
-                median = statistics.median(r for r, _ in rounds)
-                paired_busy = busy(data["paired"][f"{name}/{threads}"])
-                parts.append(f"Python in paired rounds {median:.2f}x (median of {len(rounds)}) "
-                             f"{verdict(median >= OVER_BEST_BASELINE, paired_busy)}")
+            for label, own in (("C", "backprop-c"), ("Python", "backprop")):
+                rounds = paired_ratios(name, threads, own)
+                if rounds:
+                    median = statistics.median(r for r, _ in rounds)
+                    paired_busy = busy(data["paired"][f"{name}/{threads}"])
+                    parts.append(f"{label} in paired rounds {median:.2f}x (median of "
+                                 f"{len(rounds)}) {verdict(median >= OVER_BEST_BASELINE, paired_busy)}")
             needed = OVER_BEST_BASELINE * best * batch
             bound = gemm_bound.get(f"{name}/{threads}")
             reach = (f" The target, {si(needed)} samples/s, is {needed / bound:.0%} of the "
