@@ -368,9 +368,10 @@ TRAINERS = {t.name: t for t in (BackpropTrainer, BackpropFourCallTrainer, NumpyT
 # Timing
 # ------------------------------------------------------------------------------------------------
 
-def time_steps(trainer, seconds, warmup, repeats):
-    """Warm up for `warmup` seconds (at least 5 steps), then `repeats` timings of as many steps
-    as last about `seconds` at the warm-up's rate. Returns the timing record."""
+def trainer_timer(trainer, seconds, warmup):
+    """Warms `trainer` up for `warmup` seconds (at least 5 steps) and returns (timing, warm-up
+    steps): timing() times one run of as many steps as last about `seconds` at the warm-up's
+    rate and returns (steps, seconds)."""
     step, sync, clock = trainer.step, trainer.sync, time.perf_counter
     counter = 0
     start = clock()
@@ -382,33 +383,25 @@ def time_steps(trainer, seconds, warmup, repeats):
             elapsed = clock() - start
             if elapsed >= warmup:
                 break
-    steps = max(3, int(seconds / (elapsed / counter)))
-    times = []
-    for _ in range(repeats):
-        t0 = clock()
-        for i in range(steps):
-            step((counter + i) % DATA_BATCHES)
-        sync()
-        times.append(clock() - t0)
-        counter += steps
-    return {"warmup_steps": counter - steps * repeats, "steps_per_timing": steps,
-            "seconds": times, "total_steps": counter}
-
-
-def trainer_timer(trainer, seconds, warmup):
-    """Warms `trainer` up as time_steps does and returns a function that times it once, for as
-    many steps as last about `seconds` at the warm-up's rate: () -> (steps, seconds)."""
-    warm = time_steps(trainer, seconds, warmup, 0)
-    steps, counter = warm["steps_per_timing"], [warm["total_steps"]]
+    steps, next_step = max(3, int(seconds / (elapsed / counter))), [counter]
 
     def timing():
-        t0 = time.perf_counter()
+        t0 = clock()
         for i in range(steps):
-            trainer.step((counter[0] + i) % DATA_BATCHES)
-        trainer.sync()
-        counter[0] += steps
-        return steps, time.perf_counter() - t0
-    return timing
+            step((next_step[0] + i) % DATA_BATCHES)
+        sync()
+        next_step[0] += steps
+        return steps, clock() - t0
+    return timing, counter
+
+
+def time_steps(trainer, seconds, warmup, repeats):
+    """Warm up as trainer_timer does, then `repeats` timings. Returns the timing record."""
+    timing, warmup_steps = trainer_timer(trainer, seconds, warmup)
+    runs = [timing() for _ in range(repeats)]
+    steps = runs[0][0] if runs else 0
+    return {"warmup_steps": warmup_steps, "steps_per_timing": steps,
+            "seconds": [elapsed for _, elapsed in runs]}
 
 
 def command_timer(command):
@@ -457,7 +450,7 @@ def run_paired(frameworks, threads, configs, seconds, warmup, rounds, c_command=
                 trainer.step(0)
                 trainer.sync()
                 trainers.append(trainer)
-                timers[framework] = trainer_timer(trainer, seconds, warmup)
+                timers[framework] = trainer_timer(trainer, seconds, warmup)[0]
             except Exception as error:  # reported in RESULTS.md, not fatal for the others
                 record["errors"][framework] = f"{type(error).__name__}: {error}"
         try:

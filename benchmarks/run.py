@@ -459,12 +459,12 @@ def measure(args):
     # The same ratios from timings interleaved in one process, round by round (time_paired in
     # frameworks.py): a ratio then compares timings made seconds apart, not minutes.
     paired = ["backprop"] + [f for f in available if f in BASELINES]
-    log(f"paired rounds: {', '.join(paired)} in one process")
     data["paired"] = {}
+    paired_configs = [c for c in configs if c["name"] in PAIRED_CONFIGS] if len(paired) > 1 else []
+    if paired_configs:
+        log(f"paired rounds: {', '.join(paired)} in one process, and the C harness")
     for threads in threads_list:
-        for config in configs:
-            if config["name"] not in PAIRED_CONFIGS or len(paired) < 2:
-                continue
+        for config in paired_configs:
             key = f"{config['name']}/{threads}"
             command = [sys.executable, str(HERE / "frameworks.py"), "--paired", ",".join(paired),
                        "--threads", str(threads), "--configs", json.dumps([config]),
@@ -671,16 +671,17 @@ def build_report(data, args, started, finished, machine, info):
     paired_rows = []
     for threads in threads_list:
         for config in configs:
-            cells, names = [], []
+            cells, names, count = [], [], 0
             for own in ("backprop-c", "backprop"):
                 rounds = paired_ratios(config["name"], threads, own) or []
                 ratios = [r for r, _ in rounds]
                 names += [n for _, n in rounds]
+                count = max(count, len(rounds))
                 cells.append(f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-"
                              f"{max(ratios):.2f})" if ratios else "n/a")
             if names:
-                paired_rows.append(f"| {config['name']} | {threads} | {len(names) // 2} | "
-                                   f"{cells[0]} | {cells[1]} | {max(set(names), key=names.count)} |")
+                paired_rows.append(f"| {config['name']} | {threads} | {count} | {cells[0]} | "
+                                   f"{cells[1]} | {max(set(names), key=names.count)} |")
     if paired_rows:
         add("## Paired rounds")
         add("")
