@@ -1,13 +1,19 @@
 // Single-thread float matrix products for CPUs with AVX2 and FMA, in the blocked layout of
 // BLIS (Van Zee and van de Geijn, "BLIS: A Framework for Rapidly Instantiating BLAS
-// Functionality", ACM TOMS 2015): op(A) is copied into panels of 6 rows and op(B) into panels
-// of 16 columns that stay in cache while a 6 x 16 block of C is summed in twelve registers. A
+// Functionality", ACM TOMS 2015): op(A) is copied into panels of a few rows and op(B) into
+// panels of 16 columns that stay in cache while a block of C is summed in registers. A
 // row-major B already laid out as the kernel reads it is read in place, which saves the copy
 // and its memory.
 //
+// Two kernels sum the same values in the same order, so they store the same bits: with AVX2,
+// 6 x 16 blocks in twelve 8-float registers; with AVX-512, 8 x 16 blocks in eight 16-float
+// registers. The second runs 40% as many instructions for the same arithmetic, which on a
+// busy host kept it near the multiply-add peak where the first lost 5-15%; and 8 rows divide
+// the usual batch sizes and layer widths, where 6 leave a partial panel (results_limits.md).
+//
 // Inside a training step it runs the products at least as fast as OpenBLAS 0.3.21's kernel
-// for this CPU family, except those with a row-major A and 1024 or more columns
-// (bpk_sgemm_packed_prefers; benchmarks/results_limits.md). What a kernel of our own adds is
+// for this CPU family, except, without AVX-512, those with a row-major A and 1024 or more
+// columns (bpk_sgemm_packed_prefers; benchmarks/results_limits.md). What a kernel of our own adds is
 // the moment a block of C sits in registers: there a weight gradient is checked for NaN and
 // infinity as it is stored, and stored without zeroing the buffer first, which saves a
 // training step two passes over its largest gradients.
@@ -18,10 +24,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#define MR 6    // rows of C a kernel call sums
-#define NR 16   // columns of C a kernel call sums: two 8-float registers
+#define MR_AVX2 6    // rows of C a kernel call sums, by kernel
+#define MR_AVX512 8
+#define NR 16   // columns of C a kernel call sums: two 8-float registers, or one of 16
 #define KC 256  // shared-dimension block: a 16-column panel of B is 16 KiB, in L1
-#define MC 96   // rows of op(A) copied at a time (96 KiB, in L2)
+#define MC 96   // rows of op(A) copied at a time (96 KiB, in L2), a multiple of both MRs
 // Columns of op(B) copied at a time. For a row-major A, 256: the copied block of B (256 KiB)
 // stays in L2 beside A's, so that a panel the kernel moves on to comes from L2, not L3 (it
 // measured 10-20% faster on wide products than a 2 MiB block). A transposed A, the upstream
@@ -31,6 +38,7 @@
 #define NC_TRANSPOSED_A 2048
 
 #define AVX2_FMA __attribute__((target("avx2,fma")))
+#define AVX512 __attribute__((target("avx512f")))
 
 static long min_long(long x, long y) { return x < y ? x : y; }
 static long round_up(long x, long multiple) { return (x + multiple - 1) / multiple * multiple; }
@@ -39,11 +47,18 @@ bool bpk_sgemm_packed_available(void) {
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
+bool bpk_sgemm_packed_has_avx512(void) { return __builtin_cpu_supports("avx512f"); }
+
+// Set by bpk_sgemm_packed_allow_avx512 (tests run both kernels on one CPU).
+static _Thread_local bool avx512_refused;
+
+void bpk_sgemm_packed_allow_avx512(bool allowed) { avx512_refused = !allowed; }
+
 bool bpk_sgemm_packed_prefers(bool trans_a, long n) {
     // With a row-major A and 1024 or more columns, B is a wide layer's weights, copied from
-    // memory at every product; OpenBLAS's kernel measured 4-17% faster there
-    // (results_limits.md).
-    return trans_a || n < 1024;
+    // memory at every product; there OpenBLAS 0.3.21's AVX2 kernel measured 4-17% faster than
+    // ours in AVX2, and ours in AVX-512 8-16% faster than its AVX-512 one (results_limits.md).
+    return trans_a || n < 1024 || (bpk_sgemm_packed_has_avx512() && !avx512_refused);
 }
 
 // The packing buffers of the calling thread, kept between products so that a training step
@@ -100,37 +115,38 @@ AVX2_FMA static void store_transposed(const __m256 r[8], float *destination, lon
     _mm256_storeu_ps(destination + 7 * step, _mm256_permute2f128_ps(u3, u7, 0x31));
 }
 
-// Copies rows [0, mc) x columns [0, kc) of op(A) into panels of MR rows, each laid out column
-// by column: panel[p * MR + r]. Rows past mc are zero. op(A)(i, p) is a[i * lda + p], or
+// Copies rows [0, mc) x columns [0, kc) of op(A) into panels of mr rows (6 or 8), each laid
+// out column by column: panel[p * mr + r]. Rows past mc are zero. op(A)(i, p) is a[i * lda + p], or
 // a[p * lda + i] when A is stored transposed. Copied, a panel is one stream for the kernel to
 // read; six rows read in place would be six, which on a wide layer lie a multiple of 4 KiB
-// apart and so share one set of the L1 cache. Writes up to 2 floats past the last panel.
-AVX2_FMA static void pack_a(bool trans, const float *a, long lda, long mc, long kc,
+// apart and so share one set of the L1 cache. Writes up to 8 - mr floats past the last panel.
+AVX2_FMA static void pack_a(bool trans, const float *a, long lda, long mc, long kc, long mr,
                             float *restrict out) {
-    const __m256i six = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
-    for (long i = 0; i < mc; i += MR) {
-        long rows = min_long(mc - i, MR), p = 0;
-        if (rows == MR && trans) {
-            // Each column of the panel is 6 floats in a row of the stored A.
+    const __m256i first_rows = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)mr),
+                                                  _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    for (long i = 0; i < mc; i += mr) {
+        long rows = min_long(mc - i, mr), p = 0;
+        if (rows == mr && trans) {
+            // Each column of the panel is mr floats in a row of the stored A.
             for (; p < kc; p++) {
-                _mm256_storeu_ps(out + p * MR, _mm256_maskload_ps(a + p * lda + i, six));
+                _mm256_storeu_ps(out + p * mr, _mm256_maskload_ps(a + p * lda + i, first_rows));
             }
-        } else if (rows == MR) {
-            // Eight columns at a time: the six rows, and two of zeros, transposed.
+        } else if (rows == mr) {
+            // Eight columns at a time: the mr rows, and 8 - mr of zeros, transposed.
             __m256 r[8] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
                            _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
                            _mm256_setzero_ps(), _mm256_setzero_ps()};
             for (; p + 8 <= kc; p += 8) {
-                for (long row = 0; row < MR; row++) r[row] = _mm256_loadu_ps(a + (i + row) * lda + p);
-                store_transposed(r, out + p * MR, MR);
+                for (long row = 0; row < mr; row++) r[row] = _mm256_loadu_ps(a + (i + row) * lda + p);
+                store_transposed(r, out + p * mr, mr);
             }
         }
         for (; p < kc; p++) {
             long r = 0;
-            for (; r < rows; r++) out[p * MR + r] = trans ? a[p * lda + i + r] : a[(i + r) * lda + p];
-            for (; r < MR; r++) out[p * MR + r] = 0.0f;
+            for (; r < rows; r++) out[p * mr + r] = trans ? a[p * lda + i + r] : a[(i + r) * lda + p];
+            for (; r < mr; r++) out[p * mr + r] = 0.0f;
         }
-        out += kc * MR;
+        out += kc * mr;
     }
 }
 
@@ -206,7 +222,7 @@ store_lanes(float *target, __m256 sums, float alpha, float beta, __m256i mask, b
     return _mm256_and_ps(_mm256_sub_ps(x, x), _mm256_castsi256_ps(mask));
 }
 
-// One MR x NR block of C: sums over p < kc of a_panel[p * MR + r] * panel[p * b_step + c],
+// One 6 x NR block of C: sums over p < kc of a_panel[p * 6 + r] * panel[p * b_step + c],
 // where the panel of B is packed (b_step NR) or a row-major B read in place (b_step ldb). Then
 // C = alpha * sums + beta * C for the block's first `rows` x `columns` (see store_lanes).
 // Returns whether every value stored is finite.
@@ -229,10 +245,10 @@ AVX2_FMA static bool block_kernel(long kc, const float *restrict a_panel, const 
         c40 = _mm256_fmadd_ps(x, b0, c40), c41 = _mm256_fmadd_ps(x, b1, c41);
         x = _mm256_broadcast_ss(a_panel + 5);
         c50 = _mm256_fmadd_ps(x, b0, c50), c51 = _mm256_fmadd_ps(x, b1, c51);
-        a_panel += MR;
+        a_panel += MR_AVX2;
         panel += b_step;
     }
-    const __m256 sums[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21},
+    const __m256 sums[MR_AVX2][2] = {{c00, c01}, {c10, c11}, {c20, c21},
                                 {c30, c31}, {c40, c41}, {c50, c51}};
     __m256i left, right;
     column_masks(columns, &left, &right);
@@ -250,6 +266,40 @@ AVX2_FMA static bool block_kernel(long kc, const float *restrict a_panel, const 
     return _mm256_movemask_ps(_mm256_cmp_ps(nonfinite, nonfinite, _CMP_UNORD_Q)) == 0;
 }
 
+// block_kernel for 8 x NR blocks in AVX-512, a row of the block in one register: the same
+// sums in the same order, stored as store_lanes stores them.
+AVX512 static bool block_kernel_avx512(long kc, const float *restrict a_panel, const float *restrict panel,
+                                       long b_step, float alpha, float beta, float *c, long ldc,
+                                       long rows, long columns) {
+    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
+    for (long p = 0; p < kc; p++) {
+        __m512 b = _mm512_loadu_ps(panel);
+        c0 = _mm512_fmadd_ps(_mm512_set1_ps(a_panel[0]), b, c0);
+        c1 = _mm512_fmadd_ps(_mm512_set1_ps(a_panel[1]), b, c1);
+        c2 = _mm512_fmadd_ps(_mm512_set1_ps(a_panel[2]), b, c2);
+        c3 = _mm512_fmadd_ps(_mm512_set1_ps(a_panel[3]), b, c3);
+        c4 = _mm512_fmadd_ps(_mm512_set1_ps(a_panel[4]), b, c4);
+        c5 = _mm512_fmadd_ps(_mm512_set1_ps(a_panel[5]), b, c5);
+        c6 = _mm512_fmadd_ps(_mm512_set1_ps(a_panel[6]), b, c6);
+        c7 = _mm512_fmadd_ps(_mm512_set1_ps(a_panel[7]), b, c7);
+        a_panel += MR_AVX512;
+        panel += b_step;
+    }
+    const __m512 sums[MR_AVX512] = {c0, c1, c2, c3, c4, c5, c6, c7};
+    __mmask16 lanes = columns >= NR ? 0xFFFF : (__mmask16)((1u << columns) - 1);
+    __mmask16 nonfinite = 0;
+    for (long r = 0; r < rows; r++) {
+        float *row = c + r * ldc;
+        __m512 old = _mm512_setzero_ps();
+        if (beta != 0.0f) old = _mm512_mul_ps(_mm512_set1_ps(beta), _mm512_maskz_loadu_ps(lanes, row));
+        __m512 x = _mm512_add_ps(old, _mm512_mul_ps(_mm512_set1_ps(alpha), sums[r]));
+        _mm512_mask_storeu_ps(row, lanes, x);
+        __m512 zero_if_finite = _mm512_sub_ps(x, x);
+        nonfinite |= _mm512_mask_cmp_ps_mask(lanes, zero_if_finite, zero_if_finite, _CMP_UNORD_Q);
+    }
+    return nonfinite == 0;
+}
+
 bool bpk_sgemm_packed(bool trans_a, bool trans_b, long m, long n, long k, float alpha,
                       const float *a, long lda, const float *b, long ldb, float beta, float *c,
                       long ldc, bool *finite) {
@@ -262,7 +312,9 @@ bool bpk_sgemm_packed(bool trans_a, bool trans_b, long m, long n, long k, float 
     bool b_in_place = !trans_b && ldb % (2 * NR) == NR;
     long nc_max = trans_a ? NC_TRANSPOSED_A : NC_ROW_MAJOR_A;
     long b_floats = min_long(k, KC) * (b_in_place ? NR : round_up(min_long(n, nc_max), NR));
-    long a_floats = round_up(min_long(m, MC), MR) * min_long(k, KC) + 8; // pack_a writes past
+    bool avx512 = bpk_sgemm_packed_has_avx512() && !avx512_refused;
+    long mr = avx512 ? MR_AVX512 : MR_AVX2;
+    long a_floats = round_up(min_long(m, MC), mr) * min_long(k, KC) + 8; // pack_a writes past
     float *b_panels = thread_workspace((size_t)(b_floats + a_floats));
     if (b_panels == NULL) {
         return false;
@@ -284,18 +336,21 @@ bool bpk_sgemm_packed(bool trans_a, bool trans_b, long m, long n, long k, float 
             float beta_here = pc == 0 ? beta : 1.0f;
             for (long ic = 0; ic < m; ic += MC) {
                 long mc = min_long(m - ic, MC);
-                pack_a(trans_a, trans_a ? a + pc * lda + ic : a + ic * lda + pc, lda, mc, kc, a_panels);
+                pack_a(trans_a, trans_a ? a + pc * lda + ic : a + ic * lda + pc, lda, mc, kc, mr, a_panels);
                 for (long jr = 0; jr < nc; jr += NR) {
                     long columns = min_long(nc - jr, NR);
                     bool in_place = b_in_place && columns == NR;
                     const float *panel = in_place ? b_block + jr
                                          : b_in_place ? b_panels : b_panels + jr * kc;
                     long b_step = in_place ? ldb : NR;
-                    for (long ir = 0; ir < mc; ir += MR) {
+                    for (long ir = 0; ir < mc; ir += mr) {
                         float *c_block = c + (ic + ir) * ldc + jc + jr;
-                        all_finite &= block_kernel(kc, a_panels + ir * kc, panel, b_step, alpha,
-                                                   beta_here, c_block, ldc, min_long(mc - ir, MR),
-                                                   columns);
+                        long rows = min_long(mc - ir, mr);
+                        all_finite &= avx512
+                            ? block_kernel_avx512(kc, a_panels + ir * kc, panel, b_step, alpha,
+                                                  beta_here, c_block, ldc, rows, columns)
+                            : block_kernel(kc, a_panels + ir * kc, panel, b_step, alpha, beta_here,
+                                           c_block, ldc, rows, columns);
                     }
                 }
             }

@@ -7,10 +7,10 @@
 #include <cblas.h>
 #include <stdatomic.h>
 
-// Columns and rows of C are cut at multiples of the own kernel's block (packed_gemm.c), so that
-// only the last part can end in a partial block.
+// Columns and rows of C are cut at multiples of the own kernels' blocks (packed_gemm.c: 16
+// columns, and 6 or 8 rows), so that only the last part can end in a partial block.
 #define COLUMN_STEP 16
-#define ROW_STEP 6
+#define ROW_STEP 24
 // Below this many multiply-adds, handing parts to other threads costs more than it saves.
 #define SPLIT_MIN_MULTIPLY_ADDS (1L << 17)
 

@@ -3,15 +3,15 @@ import Testing
 @testable import Backprop
 
 /// The library's own product (BackpropKernels/packed_gemm.c) against a triple loop in double
-/// precision: each transpose; shapes at and past the edges of its 6 x 16 blocks and of its
-/// blocks of the shared dimension (256), rows (96) and columns (256 for a row-major A, 2048
-/// for a transposed one); leading dimensions wider than the matrices, some that have B read in
-/// place; beta 0 (C not read), 1 and other. And what it reports: whether every value it stored
-/// is finite.
+/// precision: each transpose; shapes at and past the edges of its 6 x 16 and 8 x 16 blocks and
+/// of its blocks of the shared dimension (256), rows (96) and columns (256 for a row-major A,
+/// 2048 for a transposed one); leading dimensions wider than the matrices, some that have B read
+/// in place; beta 0 (C not read), 1 and other. And what it reports: whether every value it
+/// stored is finite. On a CPU with AVX-512, both of its kernels, which must store the same bits.
 @Suite(.enabled(if: bpk_sgemm_packed_available(), "the CPU lacks AVX2 or FMA"))
 struct PackedGemmTests {
     static let shapes: [(m: Int, n: Int, k: Int)] = [
-        (6, 16, 8), (1, 1, 1), (7, 17, 9), (12, 32, 300), (5, 33, 513), (100, 20, 30),
+        (6, 16, 8), (8, 16, 8), (1, 1, 1), (7, 17, 9), (12, 32, 300), (5, 33, 513), (100, 20, 30),
         (64, 70, 13), (3, 2050, 5), (13, 300, 20),
         // Leading dimensions of B (n + 3) an odd number of cache lines: B read in place.
         (9, 45, 270), (20, 77, 40),
@@ -27,21 +27,43 @@ struct PackedGemmTests {
         let b = randomMatrix(rows: transB ? n : k, ld: ldb, &generator)
         let c0 = randomMatrix(rows: m, ld: ldc, &generator)
         for (alpha, beta) in [(Float(1), Float(0)), (1, 1), (0.5, -2)] {
-            var c = c0
-            if beta == 0 { for i in c.indices where i % ldc < n { c[i] = .nan } } // must not be read
-            var finite = false
-            #expect(bpk_sgemm_packed(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, &c, ldc, &finite))
-            #expect(finite)
-            let worst = gemmError(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-                                  b: b, ldb: ldb, beta: beta, c0: c0, c: c, ldc: ldc)
-            #expect(worst < 1e-5 * Double(k + 2), "alpha \(alpha), beta \(beta)")
+            var results: [[Float]] = []
+            for avx512 in Self.kernels {
+                var c = c0
+                if beta == 0 { for i in c.indices where i % ldc < n { c[i] = .nan } } // must not be read
+                var finite = false
+                withKernel(avx512: avx512) {
+                    #expect(bpk_sgemm_packed(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, &c, ldc, &finite))
+                }
+                #expect(finite)
+                let worst = gemmError(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                                      b: b, ldb: ldb, beta: beta, c0: c0, c: c, ldc: ldc)
+                #expect(worst < 1e-5 * Double(k + 2), "alpha \(alpha), beta \(beta), AVX-512 \(avx512)")
+                results.append(c)
+            }
+            #expect(results.allSatisfy { $0.map(\.bitPattern) == results[0].map(\.bitPattern) },
+                    "the kernels differ: alpha \(alpha), beta \(beta)")
         }
+    }
+
+    /// The kernels this CPU runs: AVX2 always, and AVX-512 where it has it.
+    static let kernels = bpk_sgemm_packed_has_avx512() ? [false, true] : [false]
+
+    /// Runs `body` with the calling thread's products in AVX-512 or not, then allows it again.
+    private func withKernel(avx512: Bool, _ body: () -> Void) {
+        bpk_sgemm_packed_allow_avx512(avx512)
+        defer { bpk_sgemm_packed_allow_avx512(true) }
+        body()
     }
 
     /// A NaN or infinity anywhere in what it stores is reported, in a full block and at an
     /// edge, and from any block of the shared dimension.
     @Test(arguments: [(0, 0, Float.nan), (13, 40, .infinity), (5, 7, -.infinity)])
     func reportsValuesThatAreNotFinite(row: Int, column: Int, bad: Float) {
+        for avx512 in Self.kernels { withKernel(avx512: avx512) { reportsNonFinite(row, column, bad) } }
+    }
+
+    private func reportsNonFinite(_ row: Int, _ column: Int, _ bad: Float) {
         let (m, n, k) = (14, 41, 300)
         var generator = Generator(seed: 7)
         var a = randomMatrix(rows: m, ld: k, &generator)
@@ -63,6 +85,10 @@ struct PackedGemmTests {
     /// With beta 0, an exact zero is stored as +0, as adding the sum to zeros would store it:
     /// the step that stores weight gradients whole leaves the same bits as the one that adds.
     @Test func betaZeroStoresZeroAsPositiveZero() {
+        for avx512 in Self.kernels { withKernel(avx512: avx512) { betaZeroStoresZeroAsPositive() } }
+    }
+
+    private func betaZeroStoresZeroAsPositive() {
         let (m, n, k) = (6, 16, 4)
         let a = [Float](repeating: -0.0, count: m * k), b = [Float](repeating: 1, count: k * n)
         var c = [Float](repeating: .nan, count: m * n), added = [Float](repeating: 0, count: m * n)
