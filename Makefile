@@ -85,6 +85,7 @@ help:
 	@echo "make clean         remove $(BUILD_DIR)/ and SwiftPM's build products"
 	@echo "make bench         benchmarks against numpy, PyTorch, JAX; writes benchmarks/RESULTS.md"
 	@echo "make bench-baselines  make benchmarks/.venv with numpy, PyTorch and JAX for make bench"
+	@echo "make bench-smoke   a short run of the benchmark harness, numpy only (part of make test)"
 	@echo "make reliability   asan-test, valgrind-test and fuzz-smoke (part of make test)"
 	@echo "make asan-test     the C tests against an AddressSanitizer build, with ASan and UBSan"
 	@echo "make valgrind-test the C tests under valgrind: no definite leaks, no memory errors"
@@ -280,7 +281,7 @@ python-tests: lib
 
 # pytest runs last, so its summary line closes the output.
 test: swift-test lib c-tests run-examples abi-check docs-check install-check reliability \
-      python-tests
+      bench-smoke python-tests
 
 check: setup test
 
@@ -294,7 +295,7 @@ clean:
 # Benchmarks (benchmarks/README.md)
 # ---------------------------------------------------------------------------------------------
 
-.PHONY: bench bench-baselines
+.PHONY: bench bench-baselines bench-smoke
 
 BENCH_DIR    := $(BUILD_DIR)/bench
 # The baselines' virtual environment when `make bench-baselines` has made it, else $(PYTHON).
@@ -307,6 +308,12 @@ bench: lib $(BENCH_DIR)/bench $(BENCH_DIR)/libmalloc_count.so $(BENCH_DIR)/libge
 
 bench-baselines:
 	PYTHON=$(PYTHON) bash benchmarks/setup_baselines.sh
+
+# The harness itself, in a short run (part of make test): every measurement must run and
+# libbackprop must train as the numpy implementation does. The rates are not results.
+bench-smoke: lib $(BENCH_DIR)/bench $(BENCH_DIR)/libmalloc_count.so $(BENCH_DIR)/libgemm_count.so
+	$(PYTHON) benchmarks/run.py --quick --strict --configs tiny,small --threads 1,2 --max-wait 0 \
+	  --output $(BENCH_DIR)/smoke.md --raw $(BENCH_DIR)/smoke.json
 
 $(BENCH_DIR)/bench: benchmarks/bench.c $(HEADER) $(LIB)
 	@mkdir -p $(dir $@)

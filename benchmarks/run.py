@@ -999,14 +999,23 @@ def build_report(data, args, started, finished, machine, info):
             add(f"| {config['name']} | {g['layer']} | {g['kind']} | "
                 f"{g['m']} x {g['n']} x {g['k']} | " + " | ".join(cells) + " |")
     add("")
-    errors = [f"{k}: {v['error']}" for part in ("c", "c4", "gemm", "peak", "alloc", "py")
-              for k, v in data[part].items() if isinstance(v, dict) and "error" in v]
+    errors = failed_measurements(data)
     if errors:
         add("## Errors")
         add("")
         lines.extend(f"- {e}" for e in errors)
         add("")
     return "\n".join(lines), check_failed
+
+
+def failed_measurements(data):
+    """'key: error' for every measurement that did not run, and for every framework the paired
+    rounds left out."""
+    failed = [f"{k}: {v['error']}" for part in ("c", "c4", "gemm", "peak", "alloc", "py", "paired")
+              for k, v in data.get(part, {}).items() if isinstance(v, dict) and "error" in v]
+    failed += [f"paired {k} {framework}: {error}" for k, v in data.get("paired", {}).items()
+               for framework, error in v.get("errors", {}).items()]
+    return failed
 
 
 def main():
@@ -1025,6 +1034,9 @@ def main():
                         help=f"rounds of the paired timings (default {PAIRED_ROUNDS})")
     parser.add_argument("--max-wait", type=float, default=300,
                         help="seconds to wait in all for other processes to leave the CPUs")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit with status 1 when any measurement failed, not only the "
+                             "correctness check (make bench-smoke)")
     parser.add_argument("--output", default=str(HERE / "RESULTS.md"))
     parser.add_argument("--raw", default=str(ROOT / "build" / "bench" / "results.json"))
     args = parser.parse_args()
@@ -1062,6 +1074,9 @@ def main():
     print(report[report.index("## Samples per second"):report.index("## Memory")])
     if check_failed:
         log("correctness check FAILED: " + ", ".join(check_failed))
+        return 1
+    if args.strict and failed_measurements(data):
+        log("measurements FAILED: " + "; ".join(failed_measurements(data)))
         return 1
     return 0
 
