@@ -11,8 +11,10 @@
 // columns, and 6 or 8 rows), so that only the last part can end in a partial block.
 #define COLUMN_STEP 16
 #define ROW_STEP 24
-// Below this many multiply-adds, handing parts to other threads costs more than it saves.
-#define SPLIT_MIN_MULTIPLY_ADDS (1L << 17)
+// Below this many multiply-adds (about 20 us on one core), handing parts to other threads costs
+// more than it saves: with 2^17, the small benchmark (products of 2^18) ran 1.4-2.7x slower on
+// two threads than with this limit, which keeps it on one (results_limits.md).
+#define SPLIT_MIN_MULTIPLY_ADDS (1L << 20)
 
 struct split_product {
     enum bpk_gemm_kernel kernel;

@@ -9,9 +9,10 @@ import Testing
 /// thread, with BLAS the values those of a plain loop; the finiteness report covers every
 /// part; callers that find the workers busy still get their product.
 struct SplitGemmTests {
-    /// Past the size below which a product is not split; n = 10 and n = 5 are cut by rows.
+    /// Past the size below which a product is not split (2^20 multiply-adds); n = 10 and n = 5
+    /// are cut by rows.
     static let shapes: [(m: Int, n: Int, k: Int)] = [
-        (64, 256, 100), (97, 515, 40), (300, 10, 100), (1000, 5, 64), (130, 2050, 9),
+        (64, 256, 100), (97, 515, 40), (300, 10, 400), (1000, 5, 256), (130, 2050, 9),
     ]
 
     @Test(.enabled(if: bpk_sgemm_packed_available(), "the CPU lacks AVX2 or FMA"),
@@ -69,13 +70,13 @@ struct SplitGemmTests {
     @Test(.enabled(if: bpk_sgemm_packed_available(), "the CPU lacks AVX2 or FMA"),
           arguments: [(false, 500), (true, 9)])
     func reportsValuesThatAreNotFiniteInAnyPart(byRows: Bool, n: Int) {
-        let (m, k) = (byRows ? 600 : 40, 64)
+        let (m, k) = (byRows ? 600 : 40, 256) // past the size below which it is not split
         var b = [Float](repeating: 0.25, count: k * n)
         let a = [Float](repeating: 1, count: m * k)
         var c = [Float](repeating: 0, count: m * n), finite = false
         bpk_gemm_split(BPK_OWN_FLOAT, 2, false, false, m, n, k, 1, a, k, b, n, 0, &c, n, &finite)
         #expect(finite)
-        #expect(c.allSatisfy { $0 == 16 })
+        #expect(c.allSatisfy { $0 == Float(k) / 4 })
         var a2 = a
         if byRows { a2[(m - 1) * k] = .nan } else { b[n - 1] = .infinity }
         bpk_gemm_split(BPK_OWN_FLOAT, 2, false, false, m, n, k, 1, a2, k, b, n, 0, &c, n, &finite)
