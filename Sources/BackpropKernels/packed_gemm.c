@@ -43,22 +43,13 @@
 static long min_long(long x, long y) { return x < y ? x : y; }
 static long round_up(long x, long multiple) { return (x + multiple - 1) / multiple * multiple; }
 
-bool bpk_sgemm_packed_available(void) {
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
-
-bool bpk_sgemm_packed_has_avx512(void) { return __builtin_cpu_supports("avx512f"); }
-
-// Set by bpk_sgemm_packed_allow_avx512 (tests run both kernels on one CPU).
-static _Thread_local bool avx512_refused;
-
-void bpk_sgemm_packed_allow_avx512(bool allowed) { avx512_refused = !allowed; }
+bool bpk_sgemm_packed_available(void) { return bpk_has_avx2_fma(); }
 
 bool bpk_sgemm_packed_prefers(bool trans_a, long n) {
     // With a row-major A and 1024 or more columns, B is a wide layer's weights, copied from
     // memory at every product; there OpenBLAS 0.3.21's AVX2 kernel measured 4-17% faster than
     // ours in AVX2, and ours in AVX-512 8-16% faster than its AVX-512 one (results_limits.md).
-    return trans_a || n < 1024 || (bpk_sgemm_packed_has_avx512() && !avx512_refused);
+    return trans_a || n < 1024 || bpk_avx512_in_use();
 }
 
 // The packing buffers of the calling thread, kept between products so that a training step
@@ -312,7 +303,7 @@ bool bpk_sgemm_packed(bool trans_a, bool trans_b, long m, long n, long k, float 
     bool b_in_place = !trans_b && ldb % (2 * NR) == NR;
     long nc_max = trans_a ? NC_TRANSPOSED_A : NC_ROW_MAJOR_A;
     long b_floats = min_long(k, KC) * (b_in_place ? NR : round_up(min_long(n, nc_max), NR));
-    bool avx512 = bpk_sgemm_packed_has_avx512() && !avx512_refused;
+    bool avx512 = bpk_avx512_in_use();
     long mr = avx512 ? MR_AVX512 : MR_AVX2;
     long a_floats = round_up(min_long(m, MC), mr) * min_long(k, KC) + 8; // pack_a writes past
     float *b_panels = thread_workspace((size_t)(b_floats + a_floats));

@@ -47,12 +47,12 @@ struct PackedGemmTests {
     }
 
     /// The kernels this CPU runs: AVX2 always, and AVX-512 where it has it.
-    static let kernels = bpk_sgemm_packed_has_avx512() ? [false, true] : [false]
+    static let kernels = bpk_has_avx512() ? [false, true] : [false]
 
     /// Runs `body` with the calling thread's products in AVX-512 or not, then allows it again.
     private func withKernel(avx512: Bool, _ body: () -> Void) {
-        bpk_sgemm_packed_allow_avx512(avx512)
-        defer { bpk_sgemm_packed_allow_avx512(true) }
+        bpk_allow_avx512(avx512)
+        defer { bpk_allow_avx512(true) }
         body()
     }
 

@@ -1,3 +1,5 @@
+import BackpropKernels
+
 /// One optimizer step's update of a range of parameter elements, in torch.optim's formulas.
 /// Every element's update reads and writes that element alone, so ranges may run on different
 /// threads (`Parallelism.forEachRange`) and give the bits of one thread.
@@ -38,6 +40,13 @@ struct UpdateLoop<T: Scalar>: RangeLoop {
                     buf[i] = keep * buf[i] + take * g
                     p[i] -= lr * (g + momentum * buf[i])
                 }
+            } else if T.self == Float.self {
+                // The same loop in vector code chosen for the CPU (BackpropKernels/update_loops.c).
+                func float(_ pointer: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<Float> {
+                    UnsafeMutableRawPointer(pointer + range.lowerBound).assumingMemoryBound(to: Float.self)
+                }
+                bpk_sgd_momentum(float(p), float(grad), float(buf), range.count, Float(o.learningRate),
+                                 Float(o.weightDecay), Float(keep), Float(take))
             } else {
                 for i in range {
                     buf[i] = keep * buf[i] + take * (grad[i] + wd * p[i])

@@ -6,6 +6,21 @@
 
 #include <stdbool.h>
 
+// Whether the CPU has AVX2 and FMA; whether it has AVX-512 (avx512f); whether the calling
+// thread's kernels use AVX-512: when the CPU has it, unless bpk_allow_avx512(false) said not to
+// on this thread (tests run every kernel on one CPU). cpu_features.c.
+bool bpk_has_avx2_fma(void);
+bool bpk_has_avx512(void);
+void bpk_allow_avx512(bool allowed);
+bool bpk_avx512_in_use(void);
+
+// The SGD update with momentum of float32 parameters, element by element, in torch.optim's
+// formula: buffer = keep * buffer + take * (gradient + weight_decay * parameter), then
+// parameter -= learning_rate * buffer. The same bits as that loop written plainly (no fused
+// multiply-adds), in AVX-512 or AVX2 where the CPU has them (update_loops.c).
+void bpk_sgd_momentum(float *parameters, const float *gradients, float *buffer, long count,
+                      float learning_rate, float weight_decay, float keep, float take);
+
 // Products at most this many multiply-adds (m * n * k) go to bpk_sgemm_small rather than BLAS.
 #define BPK_SMALL_GEMM_LIMIT 4096
 
@@ -29,10 +44,7 @@ bool bpk_sgemm_packed(bool trans_a, bool trans_b, long m, long n, long k, float 
                       float beta, float *c, long ldc, bool *finite);
 // Whether this CPU can run bpk_sgemm_packed.
 bool bpk_sgemm_packed_available(void);
-// Whether this CPU can run bpk_sgemm_packed's AVX-512 kernel, and whether the calling thread's
-// products may use it (they may unless told otherwise; tests run both kernels).
-bool bpk_sgemm_packed_has_avx512(void);
-void bpk_sgemm_packed_allow_avx512(bool allowed);
+
 // Whether bpk_sgemm_packed is the faster choice on one thread for a product with n columns.
 bool bpk_sgemm_packed_prefers(bool trans_a, long n);
 
