@@ -5,7 +5,9 @@
 // Set by bpk_allow_avx512 (tests run every kernel on one CPU).
 static _Thread_local bool avx512_refused;
 
-bool bpk_has_avx2_fma(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+bool bpk_has_avx2_fma(void) {
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
 
 bool bpk_has_avx512(void) { return __builtin_cpu_supports("avx512f"); }
 

@@ -13,9 +13,9 @@
 //
 // Inside a training step it runs the products at least as fast as OpenBLAS 0.3.21's kernel
 // for this CPU family, except, without AVX-512, those with a row-major A and 1024 or more
-// columns (bpk_sgemm_packed_prefers; benchmarks/results_limits.md). What a kernel of our own adds is
-// the moment a block of C sits in registers: there a weight gradient is checked for NaN and
-// infinity as it is stored, and stored without zeroing the buffer first, which saves a
+// columns (bpk_sgemm_packed_prefers; benchmarks/results_limits.md). What a kernel of our own
+// adds is the moment a block of C sits in registers: there a weight gradient is checked for NaN
+// and infinity as it is stored, and stored without zeroing the buffer first, which saves a
 // training step two passes over its largest gradients.
 #include "BackpropKernels.h"
 
@@ -24,11 +24,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#define MR_AVX2 6    // rows of C a kernel call sums, by kernel
-#define MR_AVX512 8
-#define NR 16   // columns of C a kernel call sums: two 8-float registers, or one of 16
-#define KC 256  // shared-dimension block: a 16-column panel of B is 16 KiB, in L1
-#define MC 96   // rows of op(A) copied at a time (96 KiB, in L2), a multiple of both MRs
+#define MR_AVX2 6   // rows of C a call of block_kernel_avx2 sums
+#define MR_AVX512 8 // rows of C a call of block_kernel_avx512 sums
+#define NR 16       // columns of C a kernel call sums: two 8-float registers, or one of 16
+#define KC 256      // shared-dimension block: a 16-column panel of B is 16 KiB, in L1
+#define MC 96       // rows of op(A) copied at a time (96 KiB, in L2), a multiple of both MRs
 // Columns of op(B) copied at a time. For a row-major A, 256: the copied block of B (256 KiB)
 // stays in L2 beside A's, so that a panel the kernel moves on to comes from L2, not L3 (it
 // measured 10-20% faster on wide products than a 2 MiB block). A transposed A, the upstream
@@ -107,8 +107,8 @@ AVX2_FMA static void store_transposed(const __m256 r[8], float *destination, lon
 }
 
 // Copies rows [0, mc) x columns [0, kc) of op(A) into panels of mr rows (6 or 8), each laid
-// out column by column: panel[p * mr + r]. Rows past mc are zero. op(A)(i, p) is a[i * lda + p], or
-// a[p * lda + i] when A is stored transposed. Copied, a panel is one stream for the kernel to
+// out column by column: panel[p * mr + r]. Rows past mc are zero. op(A)(i, p) is
+// a[i * lda + p], or a[p * lda + i] when A is stored transposed. Copied, a panel is one stream for the kernel to
 // read; six rows read in place would be six, which on a wide layer lie a multiple of 4 KiB
 // apart and so share one set of the L1 cache. Writes up to 8 - mr floats past the last panel.
 AVX2_FMA static void pack_a(bool trans, const float *a, long lda, long mc, long kc, long mr,
@@ -217,7 +217,7 @@ store_lanes(float *target, __m256 sums, float alpha, float beta, __m256i mask, b
 // where the panel of B is packed (b_step NR) or a row-major B read in place (b_step ldb). Then
 // C = alpha * sums + beta * C for the block's first `rows` x `columns` (see store_lanes).
 // Returns whether every value stored is finite.
-AVX2_FMA static bool block_kernel(long kc, const float *restrict a_panel, const float *restrict panel,
+AVX2_FMA static bool block_kernel_avx2(long kc, const float *restrict a_panel, const float *restrict panel,
                                   long b_step, float alpha, float beta, float *c, long ldc,
                                   long rows, long columns) {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
@@ -240,7 +240,7 @@ AVX2_FMA static bool block_kernel(long kc, const float *restrict a_panel, const 
         panel += b_step;
     }
     const __m256 sums[MR_AVX2][2] = {{c00, c01}, {c10, c11}, {c20, c21},
-                                {c30, c31}, {c40, c41}, {c50, c51}};
+                                     {c30, c31}, {c40, c41}, {c50, c51}};
     __m256i left, right;
     column_masks(columns, &left, &right);
     bool whole = columns == NR;
@@ -257,7 +257,7 @@ AVX2_FMA static bool block_kernel(long kc, const float *restrict a_panel, const 
     return _mm256_movemask_ps(_mm256_cmp_ps(nonfinite, nonfinite, _CMP_UNORD_Q)) == 0;
 }
 
-// block_kernel for 8 x NR blocks in AVX-512, a row of the block in one register: the same
+// block_kernel_avx2 for 8 x NR blocks in AVX-512, a row of the block in one register: the same
 // sums in the same order, stored as store_lanes stores them.
 AVX512 static bool block_kernel_avx512(long kc, const float *restrict a_panel, const float *restrict panel,
                                        long b_step, float alpha, float beta, float *c, long ldc,
@@ -340,7 +340,7 @@ bool bpk_sgemm_packed(bool trans_a, bool trans_b, long m, long n, long k, float 
                         all_finite &= avx512
                             ? block_kernel_avx512(kc, a_panels + ir * kc, panel, b_step, alpha,
                                                   beta_here, c_block, ldc, rows, columns)
-                            : block_kernel(kc, a_panels + ir * kc, panel, b_step, alpha, beta_here,
+                            : block_kernel_avx2(kc, a_panels + ir * kc, panel, b_step, alpha, beta_here,
                                            c_block, ldc, rows, columns);
                     }
                 }
