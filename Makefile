@@ -303,7 +303,10 @@ BENCH_PYTHON := $(if $(wildcard benchmarks/.venv/bin/python),benchmarks/.venv/bi
 # Options for benchmarks/run.py, e.g. BENCH_ARGS="--configs tiny,small --threads 1".
 BENCH_ARGS   ?=
 
-bench: lib $(BENCH_DIR)/bench $(BENCH_DIR)/libmalloc_count.so $(BENCH_DIR)/libgemm_count.so
+# What benchmarks/run.py runs: the library, the C harness and its two LD_PRELOAD counters.
+BENCH_TOOLS  := lib $(BENCH_DIR)/bench $(BENCH_DIR)/libmalloc_count.so $(BENCH_DIR)/libgemm_count.so
+
+bench: $(BENCH_TOOLS)
 	$(BENCH_PYTHON) benchmarks/run.py $(BENCH_ARGS)
 
 bench-baselines:
@@ -311,7 +314,7 @@ bench-baselines:
 
 # The harness itself, in a short run (part of make test): every measurement must run and
 # libbackprop must train as the numpy implementation does. The rates are not results.
-bench-smoke: lib $(BENCH_DIR)/bench $(BENCH_DIR)/libmalloc_count.so $(BENCH_DIR)/libgemm_count.so
+bench-smoke: $(BENCH_TOOLS)
 	$(PYTHON) benchmarks/run.py --quick --strict --configs tiny,small --threads 1,2 --max-wait 0 \
 	  --output $(BENCH_DIR)/smoke.md --raw $(BENCH_DIR)/smoke.json
 

@@ -340,8 +340,8 @@ bool bpk_sgemm_packed(bool trans_a, bool trans_b, long m, long n, long k, float 
                         all_finite &= avx512
                             ? block_kernel_avx512(kc, a_panels + ir * kc, panel, b_step, alpha,
                                                   beta_here, c_block, ldc, rows, columns)
-                            : block_kernel_avx2(kc, a_panels + ir * kc, panel, b_step, alpha, beta_here,
-                                           c_block, ldc, rows, columns);
+                            : block_kernel_avx2(kc, a_panels + ir * kc, panel, b_step, alpha,
+                                                beta_here, c_block, ldc, rows, columns);
                     }
                 }
             }

@@ -28,11 +28,11 @@ struct PackedGemmTests {
         let c0 = randomMatrix(rows: m, ld: ldc, &generator)
         for (alpha, beta) in [(Float(1), Float(0)), (1, 1), (0.5, -2)] {
             var results: [[Float]] = []
-            for avx512 in Self.kernels {
+            for avx512 in avx512Choices {
                 var c = c0
                 if beta == 0 { for i in c.indices where i % ldc < n { c[i] = .nan } } // must not be read
                 var finite = false
-                withKernel(avx512: avx512) {
+                withAVX512(avx512) {
                     #expect(bpk_sgemm_packed(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, &c, ldc, &finite))
                 }
                 #expect(finite)
@@ -46,21 +46,11 @@ struct PackedGemmTests {
         }
     }
 
-    /// The kernels this CPU runs: AVX2 always, and AVX-512 where it has it.
-    static let kernels = bpk_has_avx512() ? [false, true] : [false]
-
-    /// Runs `body` with the calling thread's products in AVX-512 or not, then allows it again.
-    private func withKernel(avx512: Bool, _ body: () -> Void) {
-        bpk_allow_avx512(avx512)
-        defer { bpk_allow_avx512(true) }
-        body()
-    }
-
     /// A NaN or infinity anywhere in what it stores is reported, in a full block and at an
     /// edge, and from any block of the shared dimension.
     @Test(arguments: [(0, 0, Float.nan), (13, 40, .infinity), (5, 7, -.infinity)])
     func reportsValuesThatAreNotFinite(row: Int, column: Int, bad: Float) {
-        for avx512 in Self.kernels { withKernel(avx512: avx512) { reportsNonFinite(row, column, bad) } }
+        for avx512 in avx512Choices { withAVX512(avx512) { reportsNonFinite(row, column, bad) } }
     }
 
     private func reportsNonFinite(_ row: Int, _ column: Int, _ bad: Float) {
@@ -85,7 +75,7 @@ struct PackedGemmTests {
     /// With beta 0, an exact zero is stored as +0, as adding the sum to zeros would store it:
     /// the step that stores weight gradients whole leaves the same bits as the one that adds.
     @Test func betaZeroStoresZeroAsPositiveZero() {
-        for avx512 in Self.kernels { withKernel(avx512: avx512) { betaZeroStoresZeroAsPositive() } }
+        for avx512 in avx512Choices { withAVX512(avx512) { betaZeroStoresZeroAsPositive() } }
     }
 
     private func betaZeroStoresZeroAsPositive() {

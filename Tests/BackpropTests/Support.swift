@@ -1,3 +1,4 @@
+import BackpropKernels
 import Testing
 @testable import Backprop
 
@@ -92,4 +93,15 @@ func gemmError(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
         for j in n..<ldc { #expect(c[i * ldc + j] == c0[i * ldc + j], "padding of row \(i)") }
     }
     return worst
+}
+
+/// Whether the kernels run in AVX-512, for each of the choices this CPU offers: AVX2 (false)
+/// always, and AVX-512 (true) where it has it.
+let avx512Choices = bpk_has_avx512() ? [false, true] : [false]
+
+/// Runs `body` with the calling thread's kernels in AVX-512 or not, then allows it again.
+func withAVX512(_ allowed: Bool, _ body: () -> Void) {
+    bpk_allow_avx512(allowed)
+    defer { bpk_allow_avx512(true) }
+    body()
 }

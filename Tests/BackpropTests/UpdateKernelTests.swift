@@ -7,9 +7,7 @@ import Testing
 /// the edge of a vector, with and without weight decay, on the first step (keep 0) and later
 /// ones; nothing past the count is touched. On a CPU with AVX-512, both of its vector forms.
 struct UpdateKernelTests {
-    static let kernels = bpk_has_avx512() ? [false, true] : [false]
-
-    @Test(arguments: [0, 1, 7, 8, 9, 15, 16, 17, 33, 1000], kernels)
+    @Test(arguments: [0, 1, 7, 8, 9, 15, 16, 17, 33, 1000], avx512Choices)
     func sgdMomentumGivesThePlainLoopsBits(count: Int, avx512: Bool) {
         var generator = Generator(seed: UInt64(count + 1))
         let padded = count + 20 // sentinels past the end
@@ -24,9 +22,7 @@ struct UpdateKernelTests {
                 expectedParameters[i] -= lr * expectedBuffer[i]
             }
             var parameters = parameters0, buffer = buffer0
-            bpk_allow_avx512(avx512)
-            bpk_sgd_momentum(&parameters, gradients, &buffer, count, lr, wd, keep, take)
-            bpk_allow_avx512(true)
+            withAVX512(avx512) { bpk_sgd_momentum(&parameters, gradients, &buffer, count, lr, wd, keep, take) }
             #expect(parameters.map(\.bitPattern) == expectedParameters.map(\.bitPattern), "lr \(lr), wd \(wd)")
             #expect(buffer.map(\.bitPattern) == expectedBuffer.map(\.bitPattern), "lr \(lr), wd \(wd)")
             if count > 0 { #expect(parameters[0] != parameters0[0]) } // it did update

@@ -34,17 +34,17 @@ void bpk_sgemm_small(bool trans_a, bool trans_b, long m, long n, long k, float a
                      float beta, float *c, long ldc);
 
 // C = alpha * op(A) * op(B) + beta * C as bpk_sgemm_small, on the calling thread in AVX-512
-// where the CPU has it, else in AVX2 and FMA (packed_gemm.c): the same bits either way. With beta == 0, C is not read and an exact zero is stored as +0, as BLAS
-// stores it. When `finite` is not NULL, *finite tells whether every value stored is finite.
-// Returns false, having done nothing, when the CPU lacks AVX2 or FMA, when m, n or k is 0 or
-// alpha is 0, or when there is no memory for its buffers (a few MiB per thread, kept for the
-// thread's next products): the caller then uses BLAS.
+// where the CPU has it, else in AVX2 and FMA (packed_gemm.c): the same bits either way. With
+// beta == 0, C is not read and an exact zero is stored as +0, as BLAS stores it. When `finite`
+// is not NULL, *finite tells whether every value stored is finite. Returns false, having done
+// nothing, when the CPU lacks AVX2 or FMA, when m, n or k is 0 or alpha is 0, or when there is
+// no memory for its buffers (a few MiB per thread, kept for the thread's next products): the
+// caller then uses BLAS.
 bool bpk_sgemm_packed(bool trans_a, bool trans_b, long m, long n, long k, float alpha,
                       const float *a, long lda, const float *b, long ldb,
                       float beta, float *c, long ldc, bool *finite);
 // Whether this CPU can run bpk_sgemm_packed.
 bool bpk_sgemm_packed_available(void);
-
 // Whether bpk_sgemm_packed is the faster choice on one thread for a product with n columns.
 bool bpk_sgemm_packed_prefers(bool trans_a, long n);
 
