@@ -6,8 +6,9 @@ import Testing
 /// precision: each transpose; shapes at and past the edges of its 6 x 16 and 8 x 16 blocks and
 /// of its blocks of the shared dimension (256), rows (96) and columns (256 for a row-major A,
 /// 2048 for a transposed one); leading dimensions wider than the matrices, some that have B read
-/// in place; beta 0 (C not read), 1 and other. And what it reports: whether every value it
-/// stored is finite. On a CPU with AVX-512, both of its kernels, which must store the same bits.
+/// in place; a B large enough to be prefetched; beta 0 (C not read), 1 and other. And what it
+/// reports: whether every value it stored is finite. On a CPU with AVX-512, both of its
+/// kernels, which must store the same bits.
 @Suite(.enabled(if: bpk_sgemm_packed_available(), "the CPU lacks AVX2 or FMA"))
 struct PackedGemmTests {
     static let shapes: [(m: Int, n: Int, k: Int)] = [
@@ -15,6 +16,8 @@ struct PackedGemmTests {
         (64, 70, 13), (3, 2050, 5), (13, 300, 20),
         // Leading dimensions of B (n + 3) an odd number of cache lines: B read in place.
         (9, 45, 270), (20, 77, 40),
+        // B of 1.1M floats: each next block is asked into cache as the one before is summed.
+        (10, 1100, 1000),
     ]
 
     @Test(arguments: shapes, [(false, false), (false, true), (true, false), (true, true)])
