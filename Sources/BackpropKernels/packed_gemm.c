@@ -292,38 +292,39 @@ AVX512 static bool block_kernel_avx512(long kc, const float *restrict a_panel, c
     return nonfinite == 0;
 }
 
-// The stored rows of a block of B that pack_b is to copy: `rows` rows of `row_bytes` bytes,
-// `stride` bytes apart (none when rows is 0).
-struct stored_block {
-    const char *first_row;
-    long rows, row_bytes, stride;
+// The rows of a block of B still to be asked into cache: `rows` rows of `row_bytes` bytes from
+// `row`, `stride` bytes apart, `per_call` of them at a time.
+struct rows_to_fetch {
+    const char *row;
+    long rows, row_bytes, stride, per_call;
 };
 
-// The block of B that pack_b copies after block (jc, pc): the next block of the shared
-// dimension, or the first of the next columns.
-static struct stored_block block_after(bool trans, const float *b, long ldb, long n, long k,
-                                       long nc_max, long jc, long pc) {
+// The block of B that pack_b copies after block (jc, pc) (the next block of the shared
+// dimension, or the first of the next columns), spread over `calls` kernel calls.
+static struct rows_to_fetch block_after(bool trans, const float *b, long ldb, long n, long k,
+                                        long nc_max, long jc, long pc, long calls) {
     pc += KC;
     if (pc >= k) {
         pc = 0;
         jc += nc_max;
     }
-    if (jc >= n) return (struct stored_block){NULL, 0, 0, 0};
+    if (jc >= n) return (struct rows_to_fetch){NULL, 0, 0, 0, 0};
     long kc = min_long(k - pc, KC), nc = min_long(n - jc, nc_max);
     const float *origin = trans ? b + jc * ldb + pc : b + pc * ldb + jc;
-    return (struct stored_block){(const char *)origin, trans ? nc : kc,
-                                 (trans ? kc : nc) * (long)sizeof(float), ldb * (long)sizeof(float)};
+    long rows = trans ? nc : kc;
+    return (struct rows_to_fetch){(const char *)origin, rows, (trans ? kc : nc) * (long)sizeof(float),
+                                  ldb * (long)sizeof(float), (rows + calls - 1) / calls};
 }
 
-// Asks for slice `slice` of `slices` of the block's rows to be brought into cache. A wide
-// layer's weights come from memory, and copying them cost 8% of wide's forward product (a
-// probe, skipping the copy); asked for a slice per kernel call, as the block before is being
-// summed, they arrive while the arithmetic runs. All at once, the requests overflowed the
-// queue for misses and gained nothing.
-static void prefetch_slice(struct stored_block block, long slice, long slices) {
-    for (long r = block.rows * slice / slices; r < block.rows * (slice + 1) / slices; r++) {
-        const char *row = block.first_row + r * block.stride;
-        for (long byte = 0; byte < block.row_bytes; byte += 64) _mm_prefetch(row + byte, _MM_HINT_T1);
+// Asks for the next rows of `block` to be brought into cache. A wide layer's weights come from
+// memory, and copying them cost 8% of wide's forward product (a probe that skipped the copy);
+// asked for a few rows per kernel call, as the block before is being summed, they arrive
+// while the arithmetic runs. All at once, the requests overflowed the queue for misses and
+// gained nothing.
+static void prefetch_rows(struct rows_to_fetch *block) {
+    for (long r = min_long(block->per_call, block->rows); r > 0; r--, block->rows--) {
+        for (long byte = 0; byte < block->row_bytes; byte += 64) _mm_prefetch(block->row + byte, _MM_HINT_T1);
+        block->row += block->stride;
     }
 }
 
@@ -365,9 +366,9 @@ bool bpk_sgemm_packed(bool trans_a, bool trans_b, long m, long n, long k, float 
             // The first block of the shared dimension applies beta; later ones add to it. A
             // value that is not finite stays so as later blocks add to it.
             float beta_here = pc == 0 ? beta : 1.0f;
-            struct stored_block next = prefetch_b ? block_after(trans_b, b, ldb, n, k, nc_max, jc, pc)
-                                                  : (struct stored_block){NULL, 0, 0, 0};
-            long call = 0, calls = (m + mr - 1) / mr * ((nc + NR - 1) / NR);
+            long calls = (m + mr - 1) / mr * ((nc + NR - 1) / NR);
+            struct rows_to_fetch next = prefetch_b ? block_after(trans_b, b, ldb, n, k, nc_max, jc, pc, calls)
+                                                   : (struct rows_to_fetch){NULL, 0, 0, 0, 0};
             for (long ic = 0; ic < m; ic += MC) {
                 long mc = min_long(m - ic, MC);
                 pack_a(trans_a, trans_a ? a + pc * lda + ic : a + ic * lda + pc, lda, mc, kc, mr, a_panels);
@@ -380,7 +381,7 @@ bool bpk_sgemm_packed(bool trans_a, bool trans_b, long m, long n, long k, float 
                     for (long ir = 0; ir < mc; ir += mr) {
                         float *c_block = c + (ic + ir) * ldc + jc + jr;
                         long rows = min_long(mc - ir, mr);
-                        prefetch_slice(next, call++, calls);
+                        prefetch_rows(&next);
                         all_finite &= avx512
                             ? block_kernel_avx512(kc, a_panels + ir * kc, panel, b_step, alpha,
                                                   beta_here, c_block, ldc, rows, columns)
