@@ -18,6 +18,8 @@ struct PackedGemmTests {
         (9, 45, 270), (20, 77, 40),
         // B of 1.1M floats: each next block is asked into cache as the one before is summed.
         (10, 1100, 1000),
+        // Two blocks of rows, of columns and three of the shared dimension: op(A) copied whole.
+        (100, 270, 530),
     ]
 
     @Test(arguments: shapes, [(false, false), (false, true), (true, false), (true, true)])
