@@ -151,15 +151,17 @@ AVX2_FMA static void pack_a(bool trans, const float *a, long lda, long mc, long 
 AVX2_FMA static void pack_b(bool trans, const float *b, long ldb, long kc, long nc,
                             float *restrict out) {
     if (!trans) {
-        // Row by row, so that B is read as the long runs it is stored in: each row's NR-float
-        // pieces go to the panels' rows p. Then the last, narrower panel, below.
+        // Panel by panel, each written as one run. Row by row, which reads B as the runs it is
+        // stored in but writes to every panel in turn (16 KiB apart), ran at about half the
+        // speed on a block in cache (0.136 against 0.074 ns a float). Then the last, narrower
+        // panel, below.
         long whole = nc / NR * NR;
-        for (long p = 0; p < kc; p++) {
-            const float *source = b + p * ldb;
-            float *target = out + p * NR;
-            for (long j = 0; j < whole; j += NR, target += kc * NR) {
-                _mm256_store_ps(target, _mm256_loadu_ps(source + j));
-                _mm256_store_ps(target + 8, _mm256_loadu_ps(source + j + 8));
+        for (long j = 0; j < whole; j += NR) {
+            const float *source = b + j;
+            float *target = out + j * kc;
+            for (long p = 0; p < kc; p++, source += ldb, target += NR) {
+                _mm256_store_ps(target, _mm256_loadu_ps(source));
+                _mm256_store_ps(target + 8, _mm256_loadu_ps(source + 8));
             }
         }
         b += whole;
