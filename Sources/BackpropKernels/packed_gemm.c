@@ -358,9 +358,9 @@ bool bpk_sgemm_packed(bool trans_a, bool trans_b, long m, long n, long k, float 
         return false;
     }
     float *a_panels = b_panels + b_floats; // b_floats is a multiple of NR: 64-byte aligned
-    // A B of 4 MiB or more comes from memory (beyond L2, and the L3 is shared); a smaller one
-    // is likely still in cache from the step's previous use; there the requests measured
-    // about 1% slower (mnist-64).
+    // A B of 4 MiB or more comes from memory (beyond L2, and the L3 is shared). A smaller one
+    // is likely still in cache from the step's previous use: on mnist's, the requests moved
+    // whole steps by -1% to +0.5%, within noise.
     bool prefetch_b = !b_in_place && k * n >= PREFETCH_MIN_FLOATS;
     bool all_finite = true;
     for (long jc = 0; jc < n; jc += nc_max) {
