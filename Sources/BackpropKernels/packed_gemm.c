@@ -112,9 +112,10 @@ AVX2_FMA static void store_transposed(const __m256 r[8], float *destination, lon
 
 // Copies rows [0, mc) x columns [0, kc) of op(A) into panels of mr rows (6 or 8), each laid
 // out column by column: panel[p * mr + r]. Rows past mc are zero. op(A)(i, p) is
-// a[i * lda + p], or a[p * lda + i] when A is stored transposed. Copied, a panel is one stream for the kernel to
-// read; six rows read in place would be six, which on a wide layer lie a multiple of 4 KiB
-// apart and so share one set of the L1 cache. Writes up to 8 - mr floats past the last panel.
+// a[i * lda + p], or a[p * lda + i] when A is stored transposed. Copied, a panel is one stream
+// for the kernel to read; mr rows read in place would be mr streams, which on a wide layer lie
+// a multiple of 4 KiB apart and so share one set of the L1 cache. Writes up to 8 - mr floats
+// past the last panel.
 AVX2_FMA static void pack_a(bool trans, const float *a, long lda, long mc, long kc, long mr,
                             float *restrict out) {
     const __m256i first_rows = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)mr),
@@ -224,8 +225,8 @@ store_lanes(float *target, __m256 sums, float alpha, float beta, __m256i mask, b
 // C = alpha * sums + beta * C for the block's first `rows` x `columns` (see store_lanes).
 // Returns whether every value stored is finite.
 AVX2_FMA static bool block_kernel_avx2(long kc, const float *restrict a_panel, const float *restrict panel,
-                                  long b_step, float alpha, float beta, float *c, long ldc,
-                                  long rows, long columns) {
+                                       long b_step, float alpha, float beta, float *c, long ldc,
+                                       long rows, long columns) {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     for (long p = 0; p < kc; p++) {
@@ -349,7 +350,8 @@ bool bpk_sgemm_packed(bool trans_a, bool trans_b, long m, long n, long k, float 
     long mr = avx512 ? MR_AVX512 : MR_AVX2;
     // With more than one block of B's columns, op(A) is copied once, whole, when it is small
     // enough: otherwise each block copies it again. Copied whole, its blocks lie one after
-    // another, those of one block of the shared dimension together.
+    // another, those of one block of the shared dimension together, and are copied in that
+    // order: what pack_a writes past one block is overwritten when the next is copied.
     bool a_whole = n > nc_max && round_up(m, mr) * k <= WHOLE_A_MAX_FLOATS;
     long a_floats = (a_whole ? round_up(m, mr) * k : round_up(min_long(m, MC), mr) * min_long(k, KC))
                   + 8; // pack_a writes past
