@@ -10,11 +10,15 @@ import BackpropKernels
 /// value and gradient, the loss and its target), so the graph reads the same afterwards, and
 /// the results are identical to the last bit. It is rebuilt when the graph's buffers move.
 ///
-/// One difference in how: float32 weight gradients go through the library's own
-/// product (BackpropKernels/packed_gemm.c), which stores them whole rather than adding them to
-/// zeros (the same bits: it adds its sums to +0), and checks them for NaN and infinity as it
-/// stores them. That saves the step two passes over its largest gradients: zeroing them first,
-/// and the update's check.
+/// Differences in how, each giving the same bits:
+/// - float32 weight gradients go through the library's own product
+///   (BackpropKernels/packed_gemm.c), which stores them whole rather than adding them to zeros
+///   (it adds its sums to +0), and checks them for NaN and infinity as it stores them. That
+///   saves the step two passes over its largest gradients: zeroing them first, and the
+///   update's check.
+/// - float32 input gradients, where that product takes them, are stored whole too, unzeroed.
+/// - ReLU's backward in float32 stores its gradient and sums the bias gradient in the same
+///   pass (bpk_relu_backward), where the walk zeroes, adds, and sums in a pass of its own.
 final class DenseTrainingPlan {
     struct Layer {
         let input: UnsafeMutableRawPointer
@@ -24,6 +28,12 @@ final class DenseTrainingPlan {
         /// Where the weight gradient lies in the flat parameter block, when the library's own
         /// product may store it whole: float32, and a product too large for the small loops.
         let storedWeightGradient: Range<Int>?
+        /// Whether the library's own product may store the input gradient whole (as the weight
+        /// gradient), so that it is not zeroed first.
+        let storesInputGradient: Bool
+        /// Whether ReLU's backward and the bias gradient run as one pass that stores the linear
+        /// gradient (float32), so that it is not zeroed first.
+        let fusedReLU: Bool
         /// x Wᵀ + b, and the activation of it (the same node without an activation).
         let linear, linearGradient: UnsafeMutableRawPointer
         let activated, activatedGradient: UnsafeMutableRawPointer
@@ -67,14 +77,18 @@ final class DenseTrainingPlan {
             let weightCount = units * inputWidth
             // Exactly the weight-gradient products `Float.gemm` gives the library's own kernel,
             // so that the graph's walk computes the same bits.
-            let stored = graph.dtype == .float32
-                && ownKernelTakes(transA: true, m: units, n: inputWidth, k: batch)
+            let float32 = graph.dtype == .float32
+            let stored = float32 && ownKernelTakes(transA: true, m: units, n: inputWidth, k: batch)
+            let inputGradient = graph.gradients[previous]?.pointer
             parameterCount += weightCount + units
             layers.append(Layer(
-                input: graph.values[previous]!.pointer, inputGradient: graph.gradients[previous]?.pointer,
+                input: graph.values[previous]!.pointer, inputGradient: inputGradient,
                 weight: graph.values[weight]!.pointer, weightGradient: graph.gradients[weight]!.pointer,
                 bias: graph.values[bias]!.pointer, biasGradient: graph.gradients[bias]!.pointer,
                 storedWeightGradient: stored ? weightOffset..<weightOffset + weightCount : nil,
+                storesInputGradient: float32 && inputGradient != nil
+                    && ownKernelTakes(transA: false, m: batch, n: inputWidth, k: units),
+                fusedReLU: float32 && activation == .relu,
                 linear: graph.values[linear]!.pointer, linearGradient: graph.gradients[linear]!.pointer,
                 activated: graph.values[layer.output]!.pointer,
                 activatedGradient: graph.gradients[layer.output]!.pointer,
@@ -98,7 +112,11 @@ final class DenseTrainingPlan {
         lossGradient = graph.gradients[lossNode]!.pointer
         probabilities = graph.scratch[lossNode]?.pointer
         self.computed = computed
+        // Those that the step stores whole are not zeroed first.
+        let stored = layers.filter(\.fusedReLU).map(\.linearGradient)
+            + layers.filter(\.storesInputGradient).compactMap(\.inputGradient)
         opGradients = computed.map { (graph.gradients[$0]!.pointer, graph.gradients[$0]!.storage.count * graph.dtype.size) }
+            .filter { gradient in !stored.contains(gradient.pointer) }
     }
 
     /// Whether the plan's pointers still hold for `graph` planned for `batch`: nothing was
@@ -196,9 +214,16 @@ final class DenseTrainingPlan {
         var storedFinite = storing
         for layer in layers.reversed() {
             let linearGradient = layer.linearGradient.assumingMemoryBound(to: T.self)
-            layer.activation.backward(x: layer.linear.assumingMemoryBound(to: T.self), y: layer.activated.assumingMemoryBound(to: T.self),
-                                      upstream: layer.activatedGradient.assumingMemoryBound(to: T.self), into: linearGradient,
-                                      count: batch * layer.outputWidth)
+            if layer.fusedReLU {
+                bpk_relu_backward(layer.activated.assumingMemoryBound(to: Float.self),
+                                  layer.activatedGradient.assumingMemoryBound(to: Float.self),
+                                  layer.linearGradient.assumingMemoryBound(to: Float.self),
+                                  layer.biasGradient.assumingMemoryBound(to: Float.self), batch, layer.outputWidth)
+            } else {
+                layer.activation.backward(x: layer.linear.assumingMemoryBound(to: T.self), y: layer.activated.assumingMemoryBound(to: T.self),
+                                          upstream: layer.activatedGradient.assumingMemoryBound(to: T.self), into: linearGradient,
+                                          count: batch * layer.outputWidth)
+            }
             var weightGradient: UnsafeMutablePointer<T>? = layer.weightGradient.assumingMemoryBound(to: T.self)
             if storing, let range = layer.storedWeightGradient {
                 if let finite = storeWeightGradient(layer, upstream: layer.linearGradient, threads: threads) {
@@ -209,9 +234,18 @@ final class DenseTrainingPlan {
                     storedFinite = false
                 }
             }
+            var inputGradient = layer.inputGradient?.assumingMemoryBound(to: T.self)
+            if layer.storesInputGradient, let pointer = layer.inputGradient {
+                if storeInputGradient(layer, upstream: layer.linearGradient, threads: threads) != nil {
+                    inputGradient = nil
+                } else {
+                    // No memory for its buffers: add to zeros, as the walk does.
+                    pointer.initializeMemory(as: UInt8.self, repeating: 0, count: batch * layer.inputWidth * MemoryLayout<T>.size)
+                }
+            }
             Linear.backward(x: layer.input.assumingMemoryBound(to: T.self), weight: layer.weight.assumingMemoryBound(to: T.self),
-                            upstream: linearGradient, xGradient: layer.inputGradient?.assumingMemoryBound(to: T.self),
-                            weightGradient: weightGradient, biasGradient: layer.biasGradient.assumingMemoryBound(to: T.self),
+                            upstream: linearGradient, xGradient: inputGradient, weightGradient: weightGradient,
+                            biasGradient: layer.fusedReLU ? nil : layer.biasGradient.assumingMemoryBound(to: T.self),
                             batch: batch, inputs: layer.inputWidth, outputs: layer.outputWidth)
         }
         return (Double(value), storedFinite && coversAllParameters && otherGradientsAreFinite(T.self))
@@ -224,6 +258,16 @@ final class DenseTrainingPlan {
                          a: upstream.assumingMemoryBound(to: Float.self), lda: layer.outputWidth,
                          b: layer.input.assumingMemoryBound(to: Float.self), ldb: layer.inputWidth, beta: 0,
                          c: layer.weightGradient.assumingMemoryBound(to: Float.self), ldc: layer.inputWidth,
+                         threads: threads)
+    }
+
+    /// dx = upstream W in float32 through the library's own product, stored whole: whether it
+    /// is all finite, or nil when that product cannot run.
+    private func storeInputGradient(_ layer: Layer, upstream: UnsafeMutableRawPointer, threads: Int) -> Bool? {
+        ownKernelProduct(transA: false, transB: false, m: batch, n: layer.inputWidth, k: layer.outputWidth, alpha: 1,
+                         a: upstream.assumingMemoryBound(to: Float.self), lda: layer.outputWidth,
+                         b: layer.weight.assumingMemoryBound(to: Float.self), ldb: layer.inputWidth, beta: 0,
+                         c: layer.inputGradient!.assumingMemoryBound(to: Float.self), ldc: layer.inputWidth,
                          threads: threads)
     }
 

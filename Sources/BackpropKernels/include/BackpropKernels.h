@@ -21,6 +21,15 @@ bool bpk_avx512_in_use(void);
 void bpk_sgd_momentum(float *parameters, const float *gradients, float *buffer, long count,
                       float learning_rate, float weight_decay, float keep, float take);
 
+// ReLU's backward pass in a dense layer, for ReLU's output y, upstream and gradient of rows x
+// columns (row-major, no padding): stores gradient = 0 + (upstream == 0 ? 0 : upstream * (y > 0
+// ? 1 : 0)), the bits of the graph's ReLU backward adding to a zeroed gradient (y > 0 exactly
+// where ReLU's input is). Then adds each row of it to bias_gradient (columns floats), rows in
+// order: the bits of the bias gradient's column sums. In AVX-512 or AVX2 where the CPU has them
+// (activation_loops.c).
+void bpk_relu_backward(const float *y, const float *upstream, float *gradient, float *bias_gradient,
+                       long rows, long columns);
+
 // Products at most this many multiply-adds (m * n * k) go to bpk_sgemm_small rather than BLAS.
 #define BPK_SMALL_GEMM_LIMIT 4096
 
