@@ -3,7 +3,7 @@
 // Functionality", ACM TOMS 2015): op(A) is copied into panels of a few rows and op(B) into
 // panels of 16 columns that stay in cache while a block of C is summed in registers. A
 // row-major B already laid out as the kernel reads it is read in place, which saves the copy
-// and its memory.
+// and its memory; so is a row-major A whose rows lie an odd number of cache lines apart.
 //
 // Two kernels sum the same values in the same order, so they store the same bits: with AVX2,
 // 6 x 16 blocks in twelve 8-float registers; with AVX-512, 8 x 16 blocks in eight 16-float
@@ -46,6 +46,8 @@
 
 static long min_long(long x, long y) { return x < y ? x : y; }
 static long round_up(long x, long multiple) { return (x + multiple - 1) / multiple * multiple; }
+// Whether rows `ld` floats apart start an odd number of 64-byte cache lines apart.
+static bool odd_cache_lines(long ld) { return ld % 32 == 16; }
 
 bool bpk_sgemm_packed_available(void) { return bpk_has_avx2_fma(); }
 
@@ -220,30 +222,32 @@ store_lanes(float *target, __m256 sums, float alpha, float beta, __m256i mask, b
     return _mm256_and_ps(_mm256_sub_ps(x, x), _mm256_castsi256_ps(mask));
 }
 
-// One 6 x NR block of C: sums over p < kc of a_panel[p * 6 + r] * panel[p * b_step + c],
-// where the panel of B is packed (b_step NR) or a row-major B read in place (b_step ldb). Then
-// C = alpha * sums + beta * C for the block's first `rows` x `columns` (see store_lanes).
-// Returns whether every value stored is finite.
-AVX2_FMA static bool block_kernel_avx2(long kc, const float *restrict a_panel, const float *restrict panel,
-                                       long b_step, float alpha, float beta, float *c, long ldc,
-                                       long rows, long columns) {
+// One 6 x NR block of C: sums over p < kc of a[p * a_step + r * a_row] * panel[p * b_step + c],
+// where op(A) is a packed panel (a_row 1, a_step 6) or a row-major A read in place (a_row lda,
+// a_step 1), and the panel of B is packed (b_step NR) or a row-major B read in place (b_step
+// ldb). Then C = alpha * sums + beta * C for the block's first `rows` x `columns` (see
+// store_lanes). Returns whether every value stored is finite. Inlined into two kernels, one
+// for each way of reading A, so that a packed panel's offsets stay constants.
+__attribute__((always_inline)) AVX2_FMA static inline bool
+block_kernel_avx2(long kc, const float *restrict a, long a_row, long a_step, const float *restrict panel,
+                  long b_step, float alpha, float beta, float *c, long ldc, long rows, long columns) {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     for (long p = 0; p < kc; p++) {
         __m256 b0 = _mm256_loadu_ps(panel), b1 = _mm256_loadu_ps(panel + 8), x;
-        x = _mm256_broadcast_ss(a_panel + 0);
+        x = _mm256_broadcast_ss(a + 0 * a_row);
         c00 = _mm256_fmadd_ps(x, b0, c00), c01 = _mm256_fmadd_ps(x, b1, c01);
-        x = _mm256_broadcast_ss(a_panel + 1);
+        x = _mm256_broadcast_ss(a + 1 * a_row);
         c10 = _mm256_fmadd_ps(x, b0, c10), c11 = _mm256_fmadd_ps(x, b1, c11);
-        x = _mm256_broadcast_ss(a_panel + 2);
+        x = _mm256_broadcast_ss(a + 2 * a_row);
         c20 = _mm256_fmadd_ps(x, b0, c20), c21 = _mm256_fmadd_ps(x, b1, c21);
-        x = _mm256_broadcast_ss(a_panel + 3);
+        x = _mm256_broadcast_ss(a + 3 * a_row);
         c30 = _mm256_fmadd_ps(x, b0, c30), c31 = _mm256_fmadd_ps(x, b1, c31);
-        x = _mm256_broadcast_ss(a_panel + 4);
+        x = _mm256_broadcast_ss(a + 4 * a_row);
         c40 = _mm256_fmadd_ps(x, b0, c40), c41 = _mm256_fmadd_ps(x, b1, c41);
-        x = _mm256_broadcast_ss(a_panel + 5);
+        x = _mm256_broadcast_ss(a + 5 * a_row);
         c50 = _mm256_fmadd_ps(x, b0, c50), c51 = _mm256_fmadd_ps(x, b1, c51);
-        a_panel += MR_AVX2;
+        a += a_step;
         panel += b_step;
     }
     const __m256 sums[MR_AVX2][2] = {{c00, c01}, {c10, c11}, {c20, c21},
@@ -266,21 +270,21 @@ AVX2_FMA static bool block_kernel_avx2(long kc, const float *restrict a_panel, c
 
 // block_kernel_avx2 for 8 x NR blocks in AVX-512, a row of the block in one register: the same
 // sums in the same order, stored as store_lanes stores them.
-AVX512 static bool block_kernel_avx512(long kc, const float *restrict a_panel, const float *restrict panel,
-                                       long b_step, float alpha, float beta, float *c, long ldc,
-                                       long rows, long columns) {
+__attribute__((always_inline)) AVX512 static inline bool
+block_kernel_avx512(long kc, const float *restrict a, long a_row, long a_step, const float *restrict panel,
+                    long b_step, float alpha, float beta, float *c, long ldc, long rows, long columns) {
     __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
     for (long p = 0; p < kc; p++) {
         __m512 b = _mm512_loadu_ps(panel);
-        c0 = _mm512_fmadd_ps(_mm512_set1_ps(a_panel[0]), b, c0);
-        c1 = _mm512_fmadd_ps(_mm512_set1_ps(a_panel[1]), b, c1);
-        c2 = _mm512_fmadd_ps(_mm512_set1_ps(a_panel[2]), b, c2);
-        c3 = _mm512_fmadd_ps(_mm512_set1_ps(a_panel[3]), b, c3);
-        c4 = _mm512_fmadd_ps(_mm512_set1_ps(a_panel[4]), b, c4);
-        c5 = _mm512_fmadd_ps(_mm512_set1_ps(a_panel[5]), b, c5);
-        c6 = _mm512_fmadd_ps(_mm512_set1_ps(a_panel[6]), b, c6);
-        c7 = _mm512_fmadd_ps(_mm512_set1_ps(a_panel[7]), b, c7);
-        a_panel += MR_AVX512;
+        c0 = _mm512_fmadd_ps(_mm512_set1_ps(a[0 * a_row]), b, c0);
+        c1 = _mm512_fmadd_ps(_mm512_set1_ps(a[1 * a_row]), b, c1);
+        c2 = _mm512_fmadd_ps(_mm512_set1_ps(a[2 * a_row]), b, c2);
+        c3 = _mm512_fmadd_ps(_mm512_set1_ps(a[3 * a_row]), b, c3);
+        c4 = _mm512_fmadd_ps(_mm512_set1_ps(a[4 * a_row]), b, c4);
+        c5 = _mm512_fmadd_ps(_mm512_set1_ps(a[5 * a_row]), b, c5);
+        c6 = _mm512_fmadd_ps(_mm512_set1_ps(a[6 * a_row]), b, c6);
+        c7 = _mm512_fmadd_ps(_mm512_set1_ps(a[7 * a_row]), b, c7);
+        a += a_step;
         panel += b_step;
     }
     const __m512 sums[MR_AVX512] = {c0, c1, c2, c3, c4, c5, c6, c7};
@@ -296,6 +300,24 @@ AVX512 static bool block_kernel_avx512(long kc, const float *restrict a_panel, c
         nonfinite |= _mm512_mask_cmp_ps_mask(lanes, zero_if_finite, zero_if_finite, _CMP_UNORD_Q);
     }
     return nonfinite == 0;
+}
+
+// The kernels the loops call: op(A) packed, or a row-major A read in place (a_row lda).
+AVX2_FMA static bool packed_a_avx2(long kc, const float *a_panel, const float *panel, long b_step, float alpha,
+                                   float beta, float *c, long ldc, long rows, long columns) {
+    return block_kernel_avx2(kc, a_panel, 1, MR_AVX2, panel, b_step, alpha, beta, c, ldc, rows, columns);
+}
+AVX2_FMA static bool a_in_place_avx2(long kc, const float *a, long lda, const float *panel, long b_step,
+                                     float alpha, float beta, float *c, long ldc, long columns) {
+    return block_kernel_avx2(kc, a, lda, 1, panel, b_step, alpha, beta, c, ldc, MR_AVX2, columns);
+}
+AVX512 static bool packed_a_avx512(long kc, const float *a_panel, const float *panel, long b_step, float alpha,
+                                   float beta, float *c, long ldc, long rows, long columns) {
+    return block_kernel_avx512(kc, a_panel, 1, MR_AVX512, panel, b_step, alpha, beta, c, ldc, rows, columns);
+}
+AVX512 static bool a_in_place_avx512(long kc, const float *a, long lda, const float *panel, long b_step,
+                                     float alpha, float beta, float *c, long ldc, long columns) {
+    return block_kernel_avx512(kc, a, lda, 1, panel, b_step, alpha, beta, c, ldc, MR_AVX512, columns);
 }
 
 // The rows of a block of B still to be asked into cache: `rows` rows of `row_bytes` bytes from
@@ -342,8 +364,12 @@ bool bpk_sgemm_packed(bool trans_a, bool trans_b, long m, long n, long k, float 
     }
     // A row-major B whose rows lie an odd number of cache lines apart is read in place (rows
     // at other distances would share the few cache sets they map to and evict each other),
-    // but for a last panel narrower than NR, which is copied, padded with zeros.
-    bool b_in_place = !trans_b && ldb % (2 * NR) == NR;
+    // but for a last panel narrower than NR, which is copied, padded with zeros. So is a
+    // row-major A (a network's input, 784 wide on mnist), but for a last panel of fewer than
+    // mr rows: the kernel broadcasts its values one by one, from mr rows as well as from one
+    // panel, and the copy, which transposes, is saved.
+    bool b_in_place = !trans_b && odd_cache_lines(ldb);
+    bool a_in_place = !trans_a && odd_cache_lines(lda);
     long nc_max = trans_a ? NC_TRANSPOSED_A : NC_ROW_MAJOR_A;
     long b_floats = min_long(k, KC) * (b_in_place ? NR : round_up(min_long(n, nc_max), NR));
     bool avx512 = bpk_avx512_in_use();
@@ -352,7 +378,7 @@ bool bpk_sgemm_packed(bool trans_a, bool trans_b, long m, long n, long k, float 
     // enough: otherwise each block copies it again. Copied whole, its blocks lie one after
     // another, those of one block of the shared dimension together, and are copied in that
     // order: what pack_a writes past one block is overwritten when the next is copied.
-    bool a_whole = n > nc_max && round_up(m, mr) * k <= WHOLE_A_MAX_FLOATS;
+    bool a_whole = !a_in_place && n > nc_max && round_up(m, mr) * k <= WHOLE_A_MAX_FLOATS;
     long a_floats = (a_whole ? round_up(m, mr) * k : round_up(min_long(m, MC), mr) * min_long(k, KC))
                   + 8; // pack_a writes past
     float *b_panels = thread_workspace((size_t)(b_floats + a_floats));
@@ -383,9 +409,12 @@ bool bpk_sgemm_packed(bool trans_a, bool trans_b, long m, long n, long k, float 
                                                    : (struct rows_to_fetch){NULL, 0, 0, 0, 0};
             for (long ic = 0; ic < m; ic += MC) {
                 long mc = min_long(m - ic, MC);
+                // Rows [0, rows_in_place) of the block are read in place; the others are copied.
+                long rows_in_place = a_in_place ? mc / mr * mr : 0;
                 float *a_block = a_whole ? a_panels + pc * round_up(m, mr) + ic * kc : a_panels;
-                if (!a_whole || jc == 0) {
-                    pack_a(trans_a, trans_a ? a + pc * lda + ic : a + ic * lda + pc, lda, mc, kc, mr, a_block);
+                if (rows_in_place < mc && (!a_whole || jc == 0)) {
+                    long i = ic + rows_in_place;
+                    pack_a(trans_a, trans_a ? a + pc * lda + i : a + i * lda + pc, lda, mc - rows_in_place, kc, mr, a_block);
                 }
                 for (long jr = 0; jr < nc; jr += NR) {
                     long columns = min_long(nc - jr, NR);
@@ -397,11 +426,17 @@ bool bpk_sgemm_packed(bool trans_a, bool trans_b, long m, long n, long k, float 
                         float *c_block = c + (ic + ir) * ldc + jc + jr;
                         long rows = min_long(mc - ir, mr);
                         prefetch_rows(&next);
-                        all_finite &= avx512
-                            ? block_kernel_avx512(kc, a_block + ir * kc, panel, b_step, alpha,
-                                                  beta_here, c_block, ldc, rows, columns)
-                            : block_kernel_avx2(kc, a_block + ir * kc, panel, b_step, alpha,
-                                                beta_here, c_block, ldc, rows, columns);
+                        if (ir < rows_in_place) {
+                            const float *a_rows = a + (ic + ir) * lda + pc;
+                            all_finite &= avx512
+                                ? a_in_place_avx512(kc, a_rows, lda, panel, b_step, alpha, beta_here, c_block, ldc, columns)
+                                : a_in_place_avx2(kc, a_rows, lda, panel, b_step, alpha, beta_here, c_block, ldc, columns);
+                        } else {
+                            const float *a_panel = a_block + (ir - rows_in_place) * kc;
+                            all_finite &= avx512
+                                ? packed_a_avx512(kc, a_panel, panel, b_step, alpha, beta_here, c_block, ldc, rows, columns)
+                                : packed_a_avx2(kc, a_panel, panel, b_step, alpha, beta_here, c_block, ldc, rows, columns);
+                        }
                     }
                 }
             }
