@@ -202,22 +202,41 @@ AVX2_FMA static void column_masks(long columns, __m256i *left, __m256i *right) {
     *right = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)columns - 8), lanes);
 }
 
-// Stores alpha * sums + beta * C into the 8 floats of C at `target`, the lanes in `mask` only
-// (beta == 0: C is not read, and an exact zero is stored as +0, as BLAS stores it: it zeroes
-// C, then adds). Returns x - x for what it stored: 0 where finite, NaN elsewhere, 0 outside
-// the mask.
+// How a kernel call stores its block of C (its first `rows` x `columns`): x = alpha * sums +
+// beta * C, or, with a bias, x = bias + alpha * sums, C not read (the bits of C holding the bias
+// in every row, with beta 1). With relu, max(x, 0) is stored there too (+0 for NaN and -0, as
+// the ReLU op's x > 0 ? x : 0).
+struct block_store {
+    float *c;
+    long ldc;
+    float alpha, beta;
+    const float *bias; // NULL, or the bias of the block's first column
+    float *relu;       // NULL, or where the block's first ReLU output goes
+    long ldr, rows, columns;
+};
+
+// Stores x (see block_store) into the 8 floats of C at `target`, and ReLU of it at
+// `relu_target` when not NULL, the lanes in `mask` only (beta == 0: C is not read, and an
+// exact zero is stored as +0, as BLAS stores it: it zeroes C, then adds). Returns x - x: 0
+// where finite, NaN elsewhere, 0 outside the mask.
 __attribute__((always_inline)) AVX2_FMA static inline __m256
-store_lanes(float *target, __m256 sums, float alpha, float beta, __m256i mask, bool whole) {
+store_lanes(float *target, float *relu_target, const float *bias, __m256 sums, float alpha, float beta,
+            __m256i mask, bool whole) {
     __m256 old = _mm256_setzero_ps();
-    if (beta != 0.0f) {
+    if (bias) {
+        old = whole ? _mm256_loadu_ps(bias) : _mm256_maskload_ps(bias, mask);
+    } else if (beta != 0.0f) {
         old = whole ? _mm256_loadu_ps(target) : _mm256_maskload_ps(target, mask);
         old = _mm256_mul_ps(_mm256_set1_ps(beta), old);
     }
     __m256 x = _mm256_add_ps(old, _mm256_mul_ps(_mm256_set1_ps(alpha), sums));
+    __m256 relu = _mm256_max_ps(x, _mm256_setzero_ps()); // max(NaN, 0) and max(-0, 0) are 0: the second
     if (whole) {
         _mm256_storeu_ps(target, x);
+        if (relu_target) _mm256_storeu_ps(relu_target, relu);
     } else {
         _mm256_maskstore_ps(target, mask, x);
+        if (relu_target) _mm256_maskstore_ps(relu_target, mask, relu);
     }
     return _mm256_and_ps(_mm256_sub_ps(x, x), _mm256_castsi256_ps(mask));
 }
@@ -225,12 +244,14 @@ store_lanes(float *target, __m256 sums, float alpha, float beta, __m256i mask, b
 // One 6 x NR block of C: sums over p < kc of a[p * a_step + r * a_row] * panel[p * b_step + c],
 // where op(A) is a packed panel (a_row 1, a_step 6) or a row-major A read in place (a_row lda,
 // a_step 1), and the panel of B is packed (b_step NR) or a row-major B read in place (b_step
-// ldb). Then C = alpha * sums + beta * C for the block's first `rows` x `columns` (see
-// store_lanes). Returns whether every value stored is finite. Inlined into two kernels, one
-// for each way of reading A, so that a packed panel's offsets stay constants.
+// ldb). Then stores the block as `out` says. Returns whether every value stored in C is finite.
+// Inlined into two kernels, one for each way of reading A, so that a packed panel's offsets
+// stay constants.
 __attribute__((always_inline)) AVX2_FMA static inline bool
 block_kernel_avx2(long kc, const float *restrict a, long a_row, long a_step, const float *restrict panel,
-                  long b_step, float alpha, float beta, float *c, long ldc, long rows, long columns) {
+                  long b_step, const struct block_store *store) {
+    // A copy, so that the stores into C cannot be taken to change it: its fields stay in registers.
+    const struct block_store out = *store;
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     for (long p = 0; p < kc; p++) {
@@ -253,16 +274,18 @@ block_kernel_avx2(long kc, const float *restrict a, long a_row, long a_step, con
     const __m256 sums[MR_AVX2][2] = {{c00, c01}, {c10, c11}, {c20, c21},
                                      {c30, c31}, {c40, c41}, {c50, c51}};
     __m256i left, right;
-    column_masks(columns, &left, &right);
-    bool whole = columns == NR;
+    column_masks(out.columns, &left, &right);
+    bool whole = out.columns == NR;
     // OR-ing x - x keeps the bits of any NaN among them.
     __m256 nonfinite = _mm256_setzero_ps();
-    for (long r = 0; r < rows; r++) {
-        float *row = c + r * ldc;
-        nonfinite = _mm256_or_ps(nonfinite, store_lanes(row, sums[r][0], alpha, beta, left, whole));
-        if (columns > 8) {
-            nonfinite = _mm256_or_ps(nonfinite,
-                                     store_lanes(row + 8, sums[r][1], alpha, beta, right, whole));
+    for (long r = 0; r < out.rows; r++) {
+        float *row = out.c + r * out.ldc, *relu = out.relu ? out.relu + r * out.ldr : NULL;
+        nonfinite = _mm256_or_ps(nonfinite, store_lanes(row, relu, out.bias, sums[r][0], out.alpha,
+                                                        out.beta, left, whole));
+        if (out.columns > 8) {
+            nonfinite = _mm256_or_ps(nonfinite, store_lanes(row + 8, relu ? relu + 8 : NULL,
+                                                            out.bias ? out.bias + 8 : NULL, sums[r][1],
+                                                            out.alpha, out.beta, right, whole));
         }
     }
     return _mm256_movemask_ps(_mm256_cmp_ps(nonfinite, nonfinite, _CMP_UNORD_Q)) == 0;
@@ -272,7 +295,8 @@ block_kernel_avx2(long kc, const float *restrict a, long a_row, long a_step, con
 // sums in the same order, stored as store_lanes stores them.
 __attribute__((always_inline)) AVX512 static inline bool
 block_kernel_avx512(long kc, const float *restrict a, long a_row, long a_step, const float *restrict panel,
-                    long b_step, float alpha, float beta, float *c, long ldc, long rows, long columns) {
+                    long b_step, const struct block_store *store) {
+    const struct block_store out = *store; // see block_kernel_avx2
     __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
     for (long p = 0; p < kc; p++) {
         __m512 b = _mm512_loadu_ps(panel);
@@ -288,14 +312,19 @@ block_kernel_avx512(long kc, const float *restrict a, long a_row, long a_step, c
         panel += b_step;
     }
     const __m512 sums[MR_AVX512] = {c0, c1, c2, c3, c4, c5, c6, c7};
-    __mmask16 lanes = columns >= NR ? 0xFFFF : (__mmask16)((1u << columns) - 1);
+    __mmask16 lanes = out.columns >= NR ? 0xFFFF : (__mmask16)((1u << out.columns) - 1);
     __mmask16 nonfinite = 0;
-    for (long r = 0; r < rows; r++) {
-        float *row = c + r * ldc;
-        __m512 old = _mm512_setzero_ps();
-        if (beta != 0.0f) old = _mm512_mul_ps(_mm512_set1_ps(beta), _mm512_maskz_loadu_ps(lanes, row));
-        __m512 x = _mm512_add_ps(old, _mm512_mul_ps(_mm512_set1_ps(alpha), sums[r]));
+    const __m512 zero = _mm512_setzero_ps(), alpha = _mm512_set1_ps(out.alpha);
+    const __m512 bias = out.bias ? _mm512_maskz_loadu_ps(lanes, out.bias) : zero;
+    for (long r = 0; r < out.rows; r++) {
+        float *row = out.c + r * out.ldc;
+        __m512 old = bias;
+        if (!out.bias && out.beta != 0.0f) {
+            old = _mm512_mul_ps(_mm512_set1_ps(out.beta), _mm512_maskz_loadu_ps(lanes, row));
+        }
+        __m512 x = _mm512_add_ps(old, _mm512_mul_ps(alpha, sums[r]));
         _mm512_mask_storeu_ps(row, lanes, x);
+        if (out.relu) _mm512_mask_storeu_ps(out.relu + r * out.ldr, lanes, _mm512_max_ps(x, zero));
         __m512 zero_if_finite = _mm512_sub_ps(x, x);
         nonfinite |= _mm512_mask_cmp_ps_mask(lanes, zero_if_finite, zero_if_finite, _CMP_UNORD_Q);
     }
@@ -303,21 +332,21 @@ block_kernel_avx512(long kc, const float *restrict a, long a_row, long a_step, c
 }
 
 // The kernels the loops call: op(A) packed, or a row-major A read in place (a_row lda).
-AVX2_FMA static bool packed_a_avx2(long kc, const float *a_panel, const float *panel, long b_step, float alpha,
-                                   float beta, float *c, long ldc, long rows, long columns) {
-    return block_kernel_avx2(kc, a_panel, 1, MR_AVX2, panel, b_step, alpha, beta, c, ldc, rows, columns);
+AVX2_FMA static bool packed_a_avx2(long kc, const float *a_panel, const float *panel, long b_step,
+                                   const struct block_store *out) {
+    return block_kernel_avx2(kc, a_panel, 1, MR_AVX2, panel, b_step, out);
 }
 AVX2_FMA static bool a_in_place_avx2(long kc, const float *a, long lda, const float *panel, long b_step,
-                                     float alpha, float beta, float *c, long ldc, long columns) {
-    return block_kernel_avx2(kc, a, lda, 1, panel, b_step, alpha, beta, c, ldc, MR_AVX2, columns);
+                                     const struct block_store *out) {
+    return block_kernel_avx2(kc, a, lda, 1, panel, b_step, out);
 }
-AVX512 static bool packed_a_avx512(long kc, const float *a_panel, const float *panel, long b_step, float alpha,
-                                   float beta, float *c, long ldc, long rows, long columns) {
-    return block_kernel_avx512(kc, a_panel, 1, MR_AVX512, panel, b_step, alpha, beta, c, ldc, rows, columns);
+AVX512 static bool packed_a_avx512(long kc, const float *a_panel, const float *panel, long b_step,
+                                   const struct block_store *out) {
+    return block_kernel_avx512(kc, a_panel, 1, MR_AVX512, panel, b_step, out);
 }
 AVX512 static bool a_in_place_avx512(long kc, const float *a, long lda, const float *panel, long b_step,
-                                     float alpha, float beta, float *c, long ldc, long columns) {
-    return block_kernel_avx512(kc, a, lda, 1, panel, b_step, alpha, beta, c, ldc, MR_AVX512, columns);
+                                     const struct block_store *out) {
+    return block_kernel_avx512(kc, a, lda, 1, panel, b_step, out);
 }
 
 // The rows of a block of B still to be asked into cache: `rows` rows of `row_bytes` bytes from
@@ -359,6 +388,13 @@ static void prefetch_rows(struct rows_to_fetch *block) {
 bool bpk_sgemm_packed(bool trans_a, bool trans_b, long m, long n, long k, float alpha,
                       const float *a, long lda, const float *b, long ldb, float beta, float *c,
                       long ldc, bool *finite) {
+    return bpk_sgemm_packed_layer(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                                  NULL, NULL, 0, finite);
+}
+
+bool bpk_sgemm_packed_layer(bool trans_a, bool trans_b, long m, long n, long k, float alpha,
+                            const float *a, long lda, const float *b, long ldb, float beta, float *c,
+                            long ldc, const float *bias, float *relu, long ldr, bool *finite) {
     if (m <= 0 || n <= 0 || k <= 0 || alpha == 0.0f || !bpk_sgemm_packed_available()) {
         return false;
     }
@@ -401,9 +437,11 @@ bool bpk_sgemm_packed(bool trans_a, bool trans_b, long m, long n, long k, float 
             } else if (nc % NR != 0) {
                 pack_b(false, b_block + nc / NR * NR, ldb, kc, nc % NR, b_panels);
             }
-            // The first block of the shared dimension applies beta; later ones add to it. A
-            // value that is not finite stays so as later blocks add to it.
+            // The first block of the shared dimension applies beta, or starts from the bias;
+            // later ones add to it, and the last stores ReLU of it. A value that is not finite
+            // stays so as later blocks add to it.
             float beta_here = pc == 0 ? beta : 1.0f;
+            bool first = pc == 0, last = pc + kc >= k;
             long calls = (m + mr - 1) / mr * ((nc + NR - 1) / NR);
             struct rows_to_fetch next = prefetch_b ? block_after(trans_b, b, ldb, n, k, nc_max, jc, pc, calls)
                                                    : (struct rows_to_fetch){NULL, 0, 0, 0, 0};
@@ -423,19 +461,22 @@ bool bpk_sgemm_packed(bool trans_a, bool trans_b, long m, long n, long k, float 
                                          : b_in_place ? b_panels : b_panels + jr * kc;
                     long b_step = in_place ? ldb : NR;
                     for (long ir = 0; ir < mc; ir += mr) {
-                        float *c_block = c + (ic + ir) * ldc + jc + jr;
-                        long rows = min_long(mc - ir, mr);
+                        long i = ic + ir, j = jc + jr;
+                        struct block_store out = {
+                            .c = c + i * ldc + j, .ldc = ldc, .alpha = alpha, .beta = beta_here,
+                            .bias = bias && first ? bias + j : NULL,
+                            .relu = relu && last ? relu + i * ldr + j : NULL, .ldr = ldr,
+                            .rows = min_long(mc - ir, mr), .columns = columns,
+                        };
                         prefetch_rows(&next);
                         if (ir < rows_in_place) {
-                            const float *a_rows = a + (ic + ir) * lda + pc;
-                            all_finite &= avx512
-                                ? a_in_place_avx512(kc, a_rows, lda, panel, b_step, alpha, beta_here, c_block, ldc, columns)
-                                : a_in_place_avx2(kc, a_rows, lda, panel, b_step, alpha, beta_here, c_block, ldc, columns);
+                            const float *a_rows = a + i * lda + pc;
+                            all_finite &= avx512 ? a_in_place_avx512(kc, a_rows, lda, panel, b_step, &out)
+                                                 : a_in_place_avx2(kc, a_rows, lda, panel, b_step, &out);
                         } else {
                             const float *a_panel = a_block + (ir - rows_in_place) * kc;
-                            all_finite &= avx512
-                                ? packed_a_avx512(kc, a_panel, panel, b_step, alpha, beta_here, c_block, ldc, rows, columns)
-                                : packed_a_avx2(kc, a_panel, panel, b_step, alpha, beta_here, c_block, ldc, rows, columns);
+                            all_finite &= avx512 ? packed_a_avx512(kc, a_panel, panel, b_step, &out)
+                                                 : packed_a_avx2(kc, a_panel, panel, b_step, &out);
                         }
                     }
                 }

@@ -6,6 +6,7 @@
 
 #include <cblas.h>
 #include <stdatomic.h>
+#include <string.h>
 
 // Columns and rows of C are cut at multiples of the own kernels' blocks (packed_gemm.c: 16
 // columns, and 6 or 8 rows), so that only the last part can end in a partial block.
@@ -24,6 +25,10 @@ struct split_product {
     double alpha, beta;
     const void *a, *b;
     void *c;
+    // A dense layer's forward stores (BPK_OWN_FLOAT only): see bpk_sgemm_packed_layer.
+    const float *bias;
+    float *relu;
+    long ldr;
     atomic_bool all_finite;
 };
 
@@ -47,12 +52,25 @@ static void run_part(void *context, int part) {
     case BPK_OWN_FLOAT: {
         const float *a = (const float *)p->a + a_offset, *b = (const float *)p->b + b_offset;
         float *c = (float *)p->c + c_offset;
-        if (!bpk_sgemm_packed(p->trans_a, p->trans_b, m, n, p->k, (float)p->alpha, a, p->lda, b,
-                              p->ldb, (float)p->beta, c, p->ldc, &finite)) {
+        const float *bias = p->bias ? p->bias + (p->by_columns ? first : 0) : NULL;
+        float *relu = p->relu ? p->relu + (p->by_columns ? first : first * p->ldr) : NULL;
+        if (!bpk_sgemm_packed_layer(p->trans_a, p->trans_b, m, n, p->k, (float)p->alpha, a, p->lda, b,
+                                    p->ldb, (float)p->beta, c, p->ldc, bias, relu, p->ldr, &finite)) {
             // No memory on this thread for the kernel's buffers: plain loops, which need none
-            // and check nothing (the caller checks the values again).
+            // and check nothing (the caller checks the values again), the layer's stores apart.
+            float beta = (float)p->beta;
+            if (bias) {
+                for (long i = 0; i < m; i++) memcpy(c + i * p->ldc, bias, (size_t)n * sizeof(float));
+                beta = 1.0f;
+            }
             bpk_sgemm_small(p->trans_a, p->trans_b, m, n, p->k, (float)p->alpha, a, p->lda, b,
-                            p->ldb, (float)p->beta, c, p->ldc);
+                            p->ldb, beta, c, p->ldc);
+            for (long i = 0; relu && i < m; i++) {
+                for (long j = 0; j < n; j++) {
+                    float x = c[i * p->ldc + j];
+                    relu[i * p->ldr + j] = x > 0.0f ? x : 0.0f;
+                }
+            }
             finite = false;
         }
         break;
@@ -73,14 +91,9 @@ static void run_part(void *context, int part) {
     if (!finite) atomic_store_explicit(&p->all_finite, false, memory_order_relaxed);
 }
 
-int bpk_gemm_split(enum bpk_gemm_kernel kernel, int threads, bool trans_a, bool trans_b, long m,
-                    long n, long k, double alpha, const void *a, long lda, const void *b, long ldb,
-                    double beta, void *c, long ldc, bool *finite) {
-    struct split_product product = {
-        .kernel = kernel, .trans_a = trans_a, .trans_b = trans_b, .m = m, .n = n, .k = k,
-        .lda = lda, .ldb = ldb, .ldc = ldc, .alpha = alpha, .beta = beta, .a = a, .b = b, .c = c,
-        .all_finite = true,
-    };
+// Cuts `product` into parts and runs them (see bpk_gemm_split).
+static int run_split(struct split_product product, int threads, bool *finite) {
+    long m = product.m, n = product.n, k = product.k;
     long column_steps = (n + COLUMN_STEP - 1) / COLUMN_STEP, row_steps = (m + ROW_STEP - 1) / ROW_STEP;
     product.by_columns = column_steps >= threads || column_steps >= row_steps;
     product.steps = product.by_columns ? column_steps : row_steps;
@@ -89,4 +102,24 @@ int bpk_gemm_split(enum bpk_gemm_kernel kernel, int threads, bool trans_a, bool 
     int used = bpk_parallel_for(product.parts, run_part, &product);
     if (finite) *finite = atomic_load_explicit(&product.all_finite, memory_order_relaxed);
     return used;
+}
+
+int bpk_gemm_split(enum bpk_gemm_kernel kernel, int threads, bool trans_a, bool trans_b, long m,
+                    long n, long k, double alpha, const void *a, long lda, const void *b, long ldb,
+                    double beta, void *c, long ldc, bool *finite) {
+    return run_split((struct split_product){
+        .kernel = kernel, .trans_a = trans_a, .trans_b = trans_b, .m = m, .n = n, .k = k,
+        .lda = lda, .ldb = ldb, .ldc = ldc, .alpha = alpha, .beta = beta, .a = a, .b = b, .c = c,
+        .all_finite = true,
+    }, threads, finite);
+}
+
+int bpk_gemm_split_layer(int threads, bool trans_a, bool trans_b, long m, long n, long k, float alpha,
+                         const float *a, long lda, const float *b, long ldb, float beta, float *c,
+                         long ldc, const float *bias, float *relu, long ldr, bool *finite) {
+    return run_split((struct split_product){
+        .kernel = BPK_OWN_FLOAT, .trans_a = trans_a, .trans_b = trans_b, .m = m, .n = n, .k = k,
+        .lda = lda, .ldb = ldb, .ldc = ldc, .alpha = alpha, .beta = beta, .a = a, .b = b, .c = c,
+        .bias = bias, .relu = relu, .ldr = ldr, .all_finite = true,
+    }, threads, finite);
 }

@@ -97,6 +97,42 @@ struct PackedGemmTests {
         #expect(c.map(\.bitPattern) == added.map(\.bitPattern))
     }
 
+    /// A dense layer's forward pass folded into the product's stores gives the bits of the
+    /// passes it saves: the bias copied into every row of C, the product added (beta 1), then
+    /// ReLU's op on C. Over several blocks of the shared dimension (the bias enters in the
+    /// first, ReLU leaves from the last), edges of blocks, A read in place or copied, with
+    /// sums of exactly zero, negative zero and NaN; the ReLU output's padding untouched.
+    @Test(arguments: [(8, 16, 3), (13, 37, 300), (101, 40, 269), (20, 300, 45), (7, 270, 530)], avx512Choices)
+    func layerStoresGiveTheBitsOfSeparatePasses(shape: (m: Int, n: Int, k: Int), avx512: Bool) {
+        let (m, n, k) = shape
+        let lda = k + 3, ldb = k + 1, ldc = n + 2, ldr = n + 5
+        var generator = Generator(seed: UInt64(m + 3 * n + 7 * k))
+        var a = randomMatrix(rows: m, ld: lda, &generator)
+        let b = randomMatrix(rows: n, ld: ldb, &generator)
+        var bias = randomMatrix(rows: 1, ld: n, &generator)
+        // Row 0: zero sums, so C is the bias, which holds +0, -0 and NaN.
+        for p in 0..<k { a[p] = 0 }
+        bias[0] = 0
+        bias[1 % n] = -0.0
+        bias[2 % n] = .nan
+        var expected = [Float](repeating: .nan, count: m * ldc), expectedReLU = [Float](repeating: 7, count: m * ldr)
+        for i in 0..<m { for j in 0..<n { expected[i * ldc + j] = bias[j] } }
+        withAVX512(avx512) {
+            #expect(bpk_sgemm_packed(false, true, m, n, k, 1, a, lda, b, ldb, 1, &expected, ldc, nil))
+        }
+        for i in 0..<m { for j in 0..<n { expectedReLU[i * ldr + j] = ReLU().value(expected[i * ldc + j]) } }
+
+        var c = [Float](repeating: .nan, count: m * ldc), relu = [Float](repeating: 7, count: m * ldr)
+        var finite = true
+        withAVX512(avx512) {
+            #expect(bpk_sgemm_packed_layer(false, true, m, n, k, 1, a, lda, b, ldb, 1, &c, ldc, bias, &relu, ldr, &finite))
+        }
+        #expect(!finite) // the NaN of the bias
+        #expect(c.map(\.bitPattern) == expected.map(\.bitPattern))
+        #expect(relu.map(\.bitPattern) == expectedReLU.map(\.bitPattern))
+        #expect(relu[1 % n].sign == .plus && relu[2 % n] == 0)
+    }
+
     /// Nothing to multiply: it declines and leaves C alone, for the caller's BLAS to handle.
     @Test func declinesEmptyProductsAndZeroAlpha() {
         var c: [Float] = [1, 2, 3, 4]

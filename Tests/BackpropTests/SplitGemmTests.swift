@@ -36,6 +36,30 @@ struct SplitGemmTests {
         }
     }
 
+    /// With a dense layer's forward stores (bias and ReLU), the parts give the bits of one
+    /// thread too, the bias and the ReLU output cut with C.
+    @Test(.enabled(if: bpk_sgemm_packed_available(), "the CPU lacks AVX2 or FMA"), arguments: shapes)
+    func layerStoresGiveTheBitsOfOneThread(shape: (m: Int, n: Int, k: Int)) {
+        let (m, n, k) = shape
+        let lda = k, ldb = k + 2, ldc = n + 3, ldr = n + 1
+        var generator = Generator(seed: UInt64(m * 3 + n * 11 + k))
+        let a = randomMatrix(rows: m, ld: lda, &generator)
+        let b = randomMatrix(rows: n, ld: ldb, &generator)
+        let bias = randomMatrix(rows: 1, ld: n, &generator)
+        var alone = [Float](repeating: .nan, count: m * ldc), aloneReLU = [Float](repeating: 0, count: m * ldr)
+        #expect(bpk_sgemm_packed_layer(false, true, m, n, k, 1, a, lda, b, ldb, 1, &alone, ldc, bias, &aloneReLU, ldr, nil))
+        #expect(aloneReLU.contains { $0 > 0 })
+        for threads: Int32 in [2, 3] {
+            var split = [Float](repeating: .nan, count: m * ldc), splitReLU = [Float](repeating: 0, count: m * ldr)
+            var finite = false
+            bpk_gemm_split_layer(threads, false, true, m, n, k, 1, a, lda, b, ldb, 1, &split, ldc, bias, &splitReLU, ldr,
+                                 &finite)
+            #expect(finite)
+            #expect(split.map(\.bitPattern) == alone.map(\.bitPattern), "\(threads) threads")
+            #expect(splitReLU.map(\.bitPattern) == aloneReLU.map(\.bitPattern), "\(threads) threads")
+        }
+    }
+
     @Test(arguments: shapes, [(false, true), (true, false)])
     func blasPartsMatchAPlainLoop(shape: (m: Int, n: Int, k: Int), transposes: (Bool, Bool)) {
         let (m, n, k) = shape

@@ -17,6 +17,9 @@ import BackpropKernels
 ///   saves the step two passes over its largest gradients: zeroing them first, and the
 ///   update's check.
 /// - float32 input gradients, where that product takes them, are stored whole too, unzeroed.
+/// - float32 forward products, where that product takes them, start from the bias and store
+///   ReLU of their sums as they store them (bpk_sgemm_packed_layer): no pass copies the bias
+///   into the outputs first, nor computes ReLU after.
 /// - ReLU's backward in float32 stores its gradient and sums the bias gradient in the same
 ///   pass (bpk_relu_backward), where the walk zeroes, adds, and sums in a pass of its own.
 final class DenseTrainingPlan {
@@ -31,6 +34,9 @@ final class DenseTrainingPlan {
         /// Whether the library's own product may store the input gradient whole (as the weight
         /// gradient), so that it is not zeroed first.
         let storesInputGradient: Bool
+        /// Whether the library's own product runs the forward pass (float32, and a product it
+        /// takes), the bias and ReLU in its stores.
+        let fusedForward: Bool
         /// Whether ReLU's backward and the bias gradient run as one pass that stores the linear
         /// gradient (float32), so that it is not zeroed first.
         let fusedReLU: Bool
@@ -88,6 +94,7 @@ final class DenseTrainingPlan {
                 storedWeightGradient: stored ? weightOffset..<weightOffset + weightCount : nil,
                 storesInputGradient: float32 && inputGradient != nil
                     && ownKernelTakes(transA: false, m: batch, n: inputWidth, k: units),
+                fusedForward: float32 && ownKernelTakes(transA: false, m: batch, n: units, k: inputWidth),
                 fusedReLU: float32 && activation == .relu,
                 linear: graph.values[linear]!.pointer, linearGradient: graph.gradients[linear]!.pointer,
                 activated: graph.values[layer.output]!.pointer,
@@ -169,9 +176,13 @@ final class DenseTrainingPlan {
         graph.invalidateDependents(of: targetNode)
 
         for layer in layers {
-            Linear.forward(x: layer.input.assumingMemoryBound(to: T.self), weight: layer.weight.assumingMemoryBound(to: T.self),
-                           bias: layer.bias.assumingMemoryBound(to: T.self), into: layer.linear.assumingMemoryBound(to: T.self),
-                           batch: batch, inputs: layer.inputWidth, outputs: layer.outputWidth)
+            if layer.fusedForward, forwardInOwnProduct(layer, threads: threads) != nil {
+                if layer.activation == .relu { continue }
+            } else {
+                Linear.forward(x: layer.input.assumingMemoryBound(to: T.self), weight: layer.weight.assumingMemoryBound(to: T.self),
+                               bias: layer.bias.assumingMemoryBound(to: T.self), into: layer.linear.assumingMemoryBound(to: T.self),
+                               batch: batch, inputs: layer.inputWidth, outputs: layer.outputWidth)
+            }
             layer.activation.forward(layer.linear.assumingMemoryBound(to: T.self),
                                      into: layer.activated.assumingMemoryBound(to: T.self), count: batch * layer.outputWidth)
         }
@@ -259,6 +270,19 @@ final class DenseTrainingPlan {
                          b: layer.input.assumingMemoryBound(to: Float.self), ldb: layer.inputWidth, beta: 0,
                          c: layer.weightGradient.assumingMemoryBound(to: Float.self), ldc: layer.inputWidth,
                          threads: threads)
+    }
+
+    /// x Wᵀ + b in float32 through the library's own product, with ReLU of it stored as well
+    /// when that is the layer's activation: whether the sums are all finite, or nil when that
+    /// product cannot run.
+    private func forwardInOwnProduct(_ layer: Layer, threads: Int) -> Bool? {
+        ownKernelProduct(transA: false, transB: true, m: batch, n: layer.outputWidth, k: layer.inputWidth, alpha: 1,
+                         a: layer.input.assumingMemoryBound(to: Float.self), lda: layer.inputWidth,
+                         b: layer.weight.assumingMemoryBound(to: Float.self), ldb: layer.inputWidth, beta: 1,
+                         c: layer.linear.assumingMemoryBound(to: Float.self), ldc: layer.outputWidth, threads: threads,
+                         bias: layer.bias.assumingMemoryBound(to: Float.self),
+                         relu: layer.activation == .relu ? layer.activated.assumingMemoryBound(to: Float.self) : nil,
+                         ldr: layer.outputWidth)
     }
 
     /// dx = upstream W in float32 through the library's own product, stored whole: whether it

@@ -35,19 +35,24 @@ func ownKernelTakes(transA: Bool, m: Int, n: Int, k: Int) -> Bool {
 }
 
 /// C = alpha op(A) op(B) + beta C in the library's own kernel on `threads` threads: whether every
-/// value stored was checked finite (false: one is not, or it went unchecked), or nil when the
-/// kernel cannot run (no AVX2 and FMA, or, on one thread, no memory for its buffers). The same
-/// call serves `Float.gemm` and the training plan that must match it bit for bit.
+/// value stored in C was checked finite (false: one is not, or it went unchecked), or nil when
+/// the kernel cannot run (no AVX2 and FMA, or, on one thread, no memory for its buffers). The
+/// same call serves `Float.gemm` and the training plan that must match it bit for bit. With a
+/// bias and ReLU output (ldr floats between its rows), a dense layer's forward pass as it stores
+/// C (bpk_sgemm_packed_layer): C starts from the bias in every row, not beta C.
 func ownKernelProduct(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                       a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                      beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int) -> Bool? {
+                      beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int,
+                      bias: UnsafePointer<Float>? = nil, relu: UnsafeMutablePointer<Float>? = nil,
+                      ldr: Int = 0) -> Bool? {
     guard bpk_sgemm_packed_available() else { return nil }
     var finite = false
     if threads == 1 {
-        return bpk_sgemm_packed(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, &finite) ? finite : nil
+        return bpk_sgemm_packed_layer(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, relu, ldr,
+                                      &finite) ? finite : nil
     }
-    bpk_gemm_split(BPK_OWN_FLOAT, Int32(threads), transA, transB, m, n, k, Double(alpha), a, lda, b, ldb,
-                   Double(beta), c, ldc, &finite)
+    bpk_gemm_split_layer(Int32(threads), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, relu, ldr,
+                         &finite)
     return finite
 }
 

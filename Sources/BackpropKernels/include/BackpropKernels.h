@@ -52,6 +52,14 @@ void bpk_sgemm_small(bool trans_a, bool trans_b, long m, long n, long k, float a
 bool bpk_sgemm_packed(bool trans_a, bool trans_b, long m, long n, long k, float alpha,
                       const float *a, long lda, const float *b, long ldb,
                       float beta, float *c, long ldc, bool *finite);
+// bpk_sgemm_packed with a dense layer's forward pass folded into its stores. With a bias (n
+// floats), C starts from the bias in every row rather than from beta * C, and C is not read:
+// the bits of copying the bias into each row of C and running bpk_sgemm_packed with beta 1.
+// With relu, relu[i * ldr + j] = max(C(i, j), 0) too, +0 for NaN and -0: the bits of ReLU's op
+// on C. That saves the passes that copy the bias and compute ReLU apart from the product.
+bool bpk_sgemm_packed_layer(bool trans_a, bool trans_b, long m, long n, long k, float alpha,
+                            const float *a, long lda, const float *b, long ldb, float beta, float *c,
+                            long ldc, const float *bias, float *relu, long ldr, bool *finite);
 // Whether this CPU can run bpk_sgemm_packed.
 bool bpk_sgemm_packed_available(void);
 // Whether bpk_sgemm_packed is the faster choice on one thread for a product with n columns.
@@ -95,5 +103,9 @@ enum bpk_gemm_kernel {
 int bpk_gemm_split(enum bpk_gemm_kernel kernel, int threads, bool trans_a, bool trans_b, long m,
                     long n, long k, double alpha, const void *a, long lda, const void *b, long ldb,
                     double beta, void *c, long ldc, bool *finite);
+// bpk_gemm_split for BPK_OWN_FLOAT with a dense layer's forward stores (bpk_sgemm_packed_layer).
+int bpk_gemm_split_layer(int threads, bool trans_a, bool trans_b, long m, long n, long k, float alpha,
+                         const float *a, long lda, const float *b, long ldb, float beta, float *c,
+                         long ldc, const float *bias, float *relu, long ldr, bool *finite);
 
 #endif
