@@ -1,9 +1,9 @@
 // Single-thread float matrix products for CPUs with AVX2 and FMA, in the blocked layout of
 // BLIS (Van Zee and van de Geijn, "BLIS: A Framework for Rapidly Instantiating BLAS
-// Functionality", ACM TOMS 2015): op(A) is copied into panels of a few rows and op(B) into
-// panels of 16 columns that stay in cache while a block of C is summed in registers. A
-// row-major B already laid out as the kernel reads it is read in place, which saves the copy
-// and its memory; so is a row-major A whose rows lie an odd number of cache lines apart.
+// Functionality", ACM TOMS 2015): op(A) is read in panels of a few rows and op(B) in panels of
+// 16 columns that stay in cache while a block of C is summed in registers. Panels are copied
+// into that layout, except from a row-major A, and from a row-major B already laid out as the
+// kernel reads it: those are read in place, which saves the copy and its memory.
 //
 // Two kernels sum the same values in the same order, so they store the same bits: with AVX2,
 // 6 x 16 blocks in twelve 8-float registers; with AVX-512, 8 x 16 blocks in eight 16-float
@@ -30,16 +30,13 @@
 #define KC 256      // shared-dimension block: a 16-column panel of B is 16 KiB, in L1
 #define MC 96       // rows of op(A) copied at a time (96 KiB, in L2), a multiple of both MRs
 // Columns of op(B) copied at a time. For a row-major A, 256: the copied block of B (256 KiB)
-// stays in L2 beside A's, so that a panel the kernel moves on to comes from L2, not L3 (it
-// measured 10-20% faster on wide products than a 2 MiB block). A transposed A, the upstream
-// gradient of a weight gradient, is copied again for each block of B (unless whole, see
-// a_whole), and copying it costs more than the L3 reads it would save: there, 2048.
+// stays in L2 beside the rows of A, so that a panel the kernel moves on to comes from L2, not
+// L3 (it measured 10-20% faster on wide products than a 2 MiB block). A transposed A, the
+// upstream gradient of a weight gradient, is copied again for each block of B, and copying it
+// costs more than the L3 reads it would save: there, 2048.
 #define NC_ROW_MAJOR_A 256
 #define NC_TRANSPOSED_A 2048
 #define PREFETCH_MIN_FLOATS (1L << 20) // see prefetch_b
-// The most floats of op(A) copied whole (1 MiB: wide's 128 x 2048), see a_whole. Copied once
-// rather than for each of 8 blocks of B, it made wide's forward products 2-4% faster.
-#define WHOLE_A_MAX_FLOATS (1L << 18)
 
 #define AVX2_FMA __attribute__((target("avx2,fma")))
 #define AVX512 __attribute__((target("avx512f")))
@@ -114,10 +111,9 @@ AVX2_FMA static void store_transposed(const __m256 r[8], float *destination, lon
 
 // Copies rows [0, mc) x columns [0, kc) of op(A) into panels of mr rows (6 or 8), each laid
 // out column by column: panel[p * mr + r]. Rows past mc are zero. op(A)(i, p) is
-// a[i * lda + p], or a[p * lda + i] when A is stored transposed. Copied, a panel is one stream
-// for the kernel to read; mr rows read in place would be mr streams, which on a wide layer lie
-// a multiple of 4 KiB apart and so share one set of the L1 cache. Writes up to 8 - mr floats
-// past the last panel.
+// a[i * lda + p], or a[p * lda + i] when A is stored transposed. A transposed A is always
+// copied; a row-major one only for a last panel of fewer than mr rows (see bpk_sgemm_packed).
+// Writes up to 8 - mr floats past the last panel.
 AVX2_FMA static void pack_a(bool trans, const float *a, long lda, long mc, long kc, long mr,
                             float *restrict out) {
     const __m256i first_rows = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)mr),
@@ -400,23 +396,18 @@ bool bpk_sgemm_packed_layer(bool trans_a, bool trans_b, long m, long n, long k, 
     }
     // A row-major B whose rows lie an odd number of cache lines apart is read in place (rows
     // at other distances would share the few cache sets they map to and evict each other),
-    // but for a last panel narrower than NR, which is copied, padded with zeros. So is a
-    // row-major A (a network's input, 784 wide on mnist), but for a last panel of fewer than
-    // mr rows: the kernel broadcasts its values one by one, from mr rows as well as from one
-    // panel, and the copy, which transposes, is saved.
+    // but for a last panel narrower than NR, which is copied, padded with zeros. A row-major A
+    // is read in place at any distance, but for a last panel of fewer than mr rows: the kernel
+    // broadcasts its values one by one, from mr rows as well as from one panel, and the copy,
+    // which transposes, is saved. The kernel reads a panel of B as kc lines at once, which
+    // must not share sets, but only mr lines of A at a time, one per row.
     bool b_in_place = !trans_b && odd_cache_lines(ldb);
-    bool a_in_place = !trans_a && odd_cache_lines(lda);
+    bool a_in_place = !trans_a;
     long nc_max = trans_a ? NC_TRANSPOSED_A : NC_ROW_MAJOR_A;
     long b_floats = min_long(k, KC) * (b_in_place ? NR : round_up(min_long(n, nc_max), NR));
     bool avx512 = bpk_avx512_in_use();
     long mr = avx512 ? MR_AVX512 : MR_AVX2;
-    // With more than one block of B's columns, op(A) is copied once, whole, when it is small
-    // enough: otherwise each block copies it again. Copied whole, its blocks lie one after
-    // another, those of one block of the shared dimension together, and are copied in that
-    // order: what pack_a writes past one block is overwritten when the next is copied.
-    bool a_whole = !a_in_place && n > nc_max && round_up(m, mr) * k <= WHOLE_A_MAX_FLOATS;
-    long a_floats = (a_whole ? round_up(m, mr) * k : round_up(min_long(m, MC), mr) * min_long(k, KC))
-                  + 8; // pack_a writes past
+    long a_floats = round_up(min_long(m, MC), mr) * min_long(k, KC) + 8; // pack_a writes past
     float *b_panels = thread_workspace((size_t)(b_floats + a_floats));
     if (b_panels == NULL) {
         return false;
@@ -449,10 +440,9 @@ bool bpk_sgemm_packed_layer(bool trans_a, bool trans_b, long m, long n, long k, 
                 long mc = min_long(m - ic, MC);
                 // Rows [0, rows_in_place) of the block are read in place; the others are copied.
                 long rows_in_place = a_in_place ? mc / mr * mr : 0;
-                float *a_block = a_whole ? a_panels + pc * round_up(m, mr) + ic * kc : a_panels;
-                if (rows_in_place < mc && (!a_whole || jc == 0)) {
+                if (rows_in_place < mc) {
                     long i = ic + rows_in_place;
-                    pack_a(trans_a, trans_a ? a + pc * lda + i : a + i * lda + pc, lda, mc - rows_in_place, kc, mr, a_block);
+                    pack_a(trans_a, trans_a ? a + pc * lda + i : a + i * lda + pc, lda, mc - rows_in_place, kc, mr, a_panels);
                 }
                 for (long jr = 0; jr < nc; jr += NR) {
                     long columns = min_long(nc - jr, NR);
@@ -474,7 +464,7 @@ bool bpk_sgemm_packed_layer(bool trans_a, bool trans_b, long m, long n, long k, 
                             all_finite &= avx512 ? a_in_place_avx512(kc, a_rows, lda, panel, b_step, &out)
                                                  : a_in_place_avx2(kc, a_rows, lda, panel, b_step, &out);
                         } else {
-                            const float *a_panel = a_block + (ir - rows_in_place) * kc;
+                            const float *a_panel = a_panels + (ir - rows_in_place) * kc;
                             all_finite &= avx512 ? packed_a_avx512(kc, a_panel, panel, b_step, &out)
                                                  : packed_a_avx2(kc, a_panel, panel, b_step, &out);
                         }

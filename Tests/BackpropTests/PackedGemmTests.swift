@@ -5,10 +5,10 @@ import Testing
 /// The library's own product (BackpropKernels/packed_gemm.c) against a triple loop in double
 /// precision: each transpose; shapes at and past the edges of its 6 x 16 and 8 x 16 blocks and
 /// of its blocks of the shared dimension (256), rows (96) and columns (256 for a row-major A,
-/// 2048 for a transposed one); leading dimensions wider than the matrices, some that have A or B
-/// read in place; a B large enough to be prefetched; beta 0 (C not read), 1 and other. And what it
-/// reports: whether every value it stored is finite. On a CPU with AVX-512, both of its
-/// kernels, which must store the same bits.
+/// 2048 for a transposed one); leading dimensions wider than the matrices, some that have B read
+/// in place (a row-major A always is); a B large enough to be prefetched; beta 0 (C not read), 1
+/// and other. And what it reports: whether every value it stored is finite. On a CPU with
+/// AVX-512, both of its kernels, which must store the same bits.
 @Suite(.enabled(if: bpk_sgemm_packed_available(), "the CPU lacks AVX2 or FMA"))
 struct PackedGemmTests {
     static let shapes: [(m: Int, n: Int, k: Int)] = [
@@ -18,11 +18,10 @@ struct PackedGemmTests {
         (9, 45, 270), (20, 77, 40),
         // B of 1.1M floats: each next block is asked into cache as the one before is summed.
         (10, 1100, 1000),
-        // Two blocks of rows, of columns and three of the shared dimension: op(A) copied whole.
+        // Two blocks of rows, of columns and three of the shared dimension.
         (100, 270, 530),
-        // Leading dimensions of A (k + 3) an odd number of cache lines: a row-major A read in
-        // place but for its last, partial panel of rows; in two blocks of rows and of the
-        // shared dimension, or of columns.
+        // A row-major A read in place but for its last, partial panel of rows; in two blocks of
+        // rows and of the shared dimension, or of columns.
         (101, 40, 269), (20, 300, 45),
     ]
 
