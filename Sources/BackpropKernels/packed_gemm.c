@@ -226,7 +226,8 @@ store_lanes(float *target, float *relu_target, const float *bias, __m256 sums, f
         old = _mm256_mul_ps(_mm256_set1_ps(beta), old);
     }
     __m256 x = _mm256_add_ps(old, _mm256_mul_ps(_mm256_set1_ps(alpha), sums));
-    __m256 relu = _mm256_max_ps(x, _mm256_setzero_ps()); // max(NaN, 0) and max(-0, 0) are 0: the second
+    // max returns its second operand, +0, for a NaN or a zero of either sign.
+    __m256 relu = _mm256_max_ps(x, _mm256_setzero_ps());
     if (whole) {
         _mm256_storeu_ps(target, x);
         if (relu_target) _mm256_storeu_ps(relu_target, relu);
@@ -246,7 +247,7 @@ store_lanes(float *target, float *relu_target, const float *bias, __m256 sums, f
 __attribute__((always_inline)) AVX2_FMA static inline bool
 block_kernel_avx2(long kc, const float *restrict a, long a_row, long a_step, const float *restrict panel,
                   long b_step, const struct block_store *store) {
-    // A copy, so that the stores into C cannot be taken to change it: its fields stay in registers.
+    // A copy, which the stores into C cannot be taken to change: its fields stay in registers.
     const struct block_store out = *store;
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
@@ -442,7 +443,8 @@ bool bpk_sgemm_packed_layer(bool trans_a, bool trans_b, long m, long n, long k, 
                 long rows_in_place = a_in_place ? mc / mr * mr : 0;
                 if (rows_in_place < mc) {
                     long i = ic + rows_in_place;
-                    pack_a(trans_a, trans_a ? a + pc * lda + i : a + i * lda + pc, lda, mc - rows_in_place, kc, mr, a_panels);
+                    pack_a(trans_a, trans_a ? a + pc * lda + i : a + i * lda + pc, lda, mc - rows_in_place,
+                           kc, mr, a_panels);
                 }
                 for (long jr = 0; jr < nc; jr += NR) {
                     long columns = min_long(nc - jr, NR);
