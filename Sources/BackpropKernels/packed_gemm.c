@@ -86,6 +86,10 @@ static float *thread_workspace(size_t floats) {
     return workspace;
 }
 
+void bpk_poison_workspace(void) {
+    for (size_t i = 0; i < workspace_floats; i++) workspace[i] = __builtin_nanf("");
+}
+
 // Writes the 8 x 8 block whose rows are r[0..7] transposed: column c of the block becomes the 8
 // floats at destination + c * step. The columns are written in order and whole, so with a step
 // below 8 each one's last floats are overwritten by the next, and the last writes 8 - step

@@ -41,6 +41,7 @@ struct PackedGemmTests {
                 if beta == 0 { for i in c.indices where i % ldc < n { c[i] = .nan } } // must not be read
                 var finite = false
                 withAVX512(avx512) {
+                    bpk_poison_workspace() // nothing left by the previous case can stand in for a copy
                     #expect(bpk_sgemm_packed(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, &c, ldc, &finite))
                 }
                 #expect(finite)
@@ -124,6 +125,7 @@ struct PackedGemmTests {
         var c = [Float](repeating: .nan, count: m * ldc), relu = [Float](repeating: 7, count: m * ldr)
         var finite = true
         withAVX512(avx512) {
+            bpk_poison_workspace()
             #expect(bpk_sgemm_packed_layer(false, true, m, n, k, 1, a, lda, b, ldb, 1, &c, ldc, bias, &relu, ldr, &finite))
         }
         #expect(!finite) // the NaN of the bias

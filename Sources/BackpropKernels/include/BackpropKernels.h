@@ -60,6 +60,10 @@ bool bpk_sgemm_packed(bool trans_a, bool trans_b, long m, long n, long k, float 
 bool bpk_sgemm_packed_layer(bool trans_a, bool trans_b, long m, long n, long k, float alpha,
                             const float *a, long lda, const float *b, long ldb, float beta, float *c,
                             long ldc, const float *bias, float *relu, long ldr, bool *finite);
+// Fills the calling thread's packing buffers with NaN. For tests: a product that reads a part
+// of them it did not write then shows, where a copy left there by an earlier product of the
+// same matrices can hide it.
+void bpk_poison_workspace(void);
 // Whether this CPU can run bpk_sgemm_packed.
 bool bpk_sgemm_packed_available(void);
 // Whether bpk_sgemm_packed is the faster choice on one thread for a product with n columns.
