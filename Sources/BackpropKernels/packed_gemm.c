@@ -91,9 +91,7 @@ void bpk_poison_workspace(void) {
 }
 
 // Writes the 8 x 8 block whose rows are r[0..7] transposed: column c of the block becomes the 8
-// floats at destination + c * step. The columns are written in order and whole, so with a step
-// below 8 each one's last floats are overwritten by the next, and the last writes 8 - step
-// floats past its column.
+// floats at destination + c * step (step 8 or more).
 AVX2_FMA static void store_transposed(const __m256 r[8], float *destination, long step) {
     __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]),
            t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]),
@@ -116,8 +114,8 @@ AVX2_FMA static void store_transposed(const __m256 r[8], float *destination, lon
 // Copies rows [0, mc) x columns [0, kc) of op(A) into panels of mr rows (6 or 8), each laid
 // out column by column: panel[p * mr + r]. Rows past mc are zero. op(A)(i, p) is
 // a[i * lda + p], or a[p * lda + i] when A is stored transposed. A transposed A is always
-// copied; a row-major one only for a last panel of fewer than mr rows (see bpk_sgemm_packed).
-// Writes up to 8 - mr floats past the last panel.
+// copied; a row-major one only for a last panel of fewer than mr rows (see bpk_sgemm_packed),
+// which the plain loop below copies. Writes up to 8 - mr floats past the last panel.
 AVX2_FMA static void pack_a(bool trans, const float *a, long lda, long mc, long kc, long mr,
                             float *restrict out) {
     const __m256i first_rows = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)mr),
@@ -128,15 +126,6 @@ AVX2_FMA static void pack_a(bool trans, const float *a, long lda, long mc, long 
             // Each column of the panel is mr floats in a row of the stored A.
             for (; p < kc; p++) {
                 _mm256_storeu_ps(out + p * mr, _mm256_maskload_ps(a + p * lda + i, first_rows));
-            }
-        } else if (rows == mr) {
-            // Eight columns at a time: the mr rows, and 8 - mr of zeros, transposed.
-            __m256 r[8] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                           _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                           _mm256_setzero_ps(), _mm256_setzero_ps()};
-            for (; p + 8 <= kc; p += 8) {
-                for (long row = 0; row < mr; row++) r[row] = _mm256_loadu_ps(a + (i + row) * lda + p);
-                store_transposed(r, out + p * mr, mr);
             }
         }
         for (; p < kc; p++) {
@@ -246,8 +235,8 @@ store_lanes(float *target, float *relu_target, const float *bias, __m256 sums, f
 // where op(A) is a packed panel (a_row 1, a_step 6) or a row-major A read in place (a_row lda,
 // a_step 1), and the panel of B is packed (b_step NR) or a row-major B read in place (b_step
 // ldb). Then stores the block as `out` says. Returns whether every value stored in C is finite.
-// Inlined into two kernels, one for each way of reading A, so that a packed panel's offsets
-// stay constants.
+// Inlined twice into kernel_avx2, once for each way of reading A, so that a packed panel's
+// offsets stay constants.
 __attribute__((always_inline)) AVX2_FMA static inline bool
 block_kernel_avx2(long kc, const float *restrict a, long a_row, long a_step, const float *restrict panel,
                   long b_step, const struct block_store *store) {
@@ -332,22 +321,17 @@ block_kernel_avx512(long kc, const float *restrict a, long a_row, long a_step, c
     return nonfinite == 0;
 }
 
-// The kernels the loops call: op(A) packed, or a row-major A read in place (a_row lda).
-AVX2_FMA static bool packed_a_avx2(long kc, const float *a_panel, const float *panel, long b_step,
-                                   const struct block_store *out) {
-    return block_kernel_avx2(kc, a_panel, 1, MR_AVX2, panel, b_step, out);
+// The kernels the loops call, one per instruction set: `a` is a copied panel of op(A) when lda
+// is 0, else mr rows of a row-major A read in place, lda floats apart.
+AVX2_FMA static bool kernel_avx2(long kc, const float *a, long lda, const float *panel, long b_step,
+                                 const struct block_store *out) {
+    return lda == 0 ? block_kernel_avx2(kc, a, 1, MR_AVX2, panel, b_step, out)
+                    : block_kernel_avx2(kc, a, lda, 1, panel, b_step, out);
 }
-AVX2_FMA static bool a_in_place_avx2(long kc, const float *a, long lda, const float *panel, long b_step,
-                                     const struct block_store *out) {
-    return block_kernel_avx2(kc, a, lda, 1, panel, b_step, out);
-}
-AVX512 static bool packed_a_avx512(long kc, const float *a_panel, const float *panel, long b_step,
-                                   const struct block_store *out) {
-    return block_kernel_avx512(kc, a_panel, 1, MR_AVX512, panel, b_step, out);
-}
-AVX512 static bool a_in_place_avx512(long kc, const float *a, long lda, const float *panel, long b_step,
-                                     const struct block_store *out) {
-    return block_kernel_avx512(kc, a, lda, 1, panel, b_step, out);
+AVX512 static bool kernel_avx512(long kc, const float *a, long lda, const float *panel, long b_step,
+                                 const struct block_store *out) {
+    return lda == 0 ? block_kernel_avx512(kc, a, 1, MR_AVX512, panel, b_step, out)
+                    : block_kernel_avx512(kc, a, lda, 1, panel, b_step, out);
 }
 
 // The rows of a block of B still to be asked into cache: `rows` rows of `row_bytes` bytes from
@@ -464,16 +448,13 @@ bool bpk_sgemm_packed_layer(bool trans_a, bool trans_b, long m, long n, long k, 
                             .relu = relu && last ? relu + i * ldr + j : NULL, .ldr = ldr,
                             .rows = min_long(mc - ir, mr), .columns = columns,
                         };
+                        bool a_rows_in_place = ir < rows_in_place;
+                        const float *a_here = a_rows_in_place ? a + i * lda + pc
+                                                              : a_panels + (ir - rows_in_place) * kc;
+                        long a_stride = a_rows_in_place ? lda : 0;
                         prefetch_rows(&next);
-                        if (ir < rows_in_place) {
-                            const float *a_rows = a + i * lda + pc;
-                            all_finite &= avx512 ? a_in_place_avx512(kc, a_rows, lda, panel, b_step, &out)
-                                                 : a_in_place_avx2(kc, a_rows, lda, panel, b_step, &out);
-                        } else {
-                            const float *a_panel = a_panels + (ir - rows_in_place) * kc;
-                            all_finite &= avx512 ? packed_a_avx512(kc, a_panel, panel, b_step, &out)
-                                                 : packed_a_avx2(kc, a_panel, panel, b_step, &out);
-                        }
+                        all_finite &= avx512 ? kernel_avx512(kc, a_here, a_stride, panel, b_step, &out)
+                                             : kernel_avx2(kc, a_here, a_stride, panel, b_step, &out);
                     }
                 }
             }

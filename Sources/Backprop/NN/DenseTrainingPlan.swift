@@ -176,15 +176,17 @@ final class DenseTrainingPlan {
         graph.invalidateDependents(of: targetNode)
 
         for layer in layers {
-            if layer.fusedForward, forwardInOwnProduct(layer, threads: threads) != nil {
-                if layer.activation == .relu { continue }
-            } else {
+            // The own product stores ReLU as well; other activations run after it.
+            let fused = layer.fusedForward && forwardInOwnProduct(layer, threads: threads) != nil
+            if !fused {
                 Linear.forward(x: layer.input.assumingMemoryBound(to: T.self), weight: layer.weight.assumingMemoryBound(to: T.self),
                                bias: layer.bias.assumingMemoryBound(to: T.self), into: layer.linear.assumingMemoryBound(to: T.self),
                                batch: batch, inputs: layer.inputWidth, outputs: layer.outputWidth)
             }
-            layer.activation.forward(layer.linear.assumingMemoryBound(to: T.self),
-                                     into: layer.activated.assumingMemoryBound(to: T.self), count: batch * layer.outputWidth)
+            if !fused || layer.activation != .relu {
+                layer.activation.forward(layer.linear.assumingMemoryBound(to: T.self),
+                                         into: layer.activated.assumingMemoryBound(to: T.self), count: batch * layer.outputWidth)
+            }
         }
         let outputs = layers.last!.activated.assumingMemoryBound(to: T.self)
         let p = probabilities?.assumingMemoryBound(to: T.self)
