@@ -26,6 +26,9 @@ limit="${PERCENT_LIMIT:-1.5}"
 [ -x "$bench" ] || { echo "profile: $bench is missing: run make bench first" >&2; exit 1; }
 command -v perf >/dev/null || { echo "profile: perf is missing (apt-get install linux-perf)" >&2; exit 1; }
 unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
+# As the benchmark runs it (run.py): an OpenBLAS started with more threads keeps idle workers
+# that call sched_yield, which showed as 0.7% of a one-thread mnist-256 profile.
+export OPENBLAS_NUM_THREADS="$threads" OMP_NUM_THREADS="$threads"
 
 # Demangled Swift names, without perf's trailing padding.
 demangle() {
