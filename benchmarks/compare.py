@@ -11,21 +11,18 @@ round to round, and prints NEW's rate over OLD's. The median of those ratios is 
 this machine's speed drifts by several percent from one minute to the next, which moves both
 runs of a round alike, and alternating keeps either build from owning the fast minutes.
 
-One-thread runs are pinned to one CPU, with OpenBLAS at one thread, as `make bench` runs them.
-Needs the harness (`make build/bench/bench`).
+Each run goes through run.py's `run_json`, as `make bench` runs it: one-thread runs pinned to
+one CPU, the BLAS thread variables set to the thread count, OPENBLAS_CORETYPE and
+OPENBLAS_L2_SIZE removed. Needs the harness (`make build/bench/bench`).
 """
 import argparse
-import json
-import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCH = ROOT / "build" / "bench" / "bench"
+from run import BENCH, run_json
 
 
 def library_file(path):
@@ -47,22 +44,17 @@ def staged(library, folder):
 
 def rate(folder, args):
     """Steps per second of one run of the harness with the library in `folder`."""
-    env = dict(os.environ, LD_LIBRARY_PATH=str(folder))
-    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
-        env[name] = str(args.threads)
-    cpu = max(os.sched_getaffinity(0))
-    pin = (lambda: os.sched_setaffinity(0, {cpu})) if args.threads == 1 else None
     command = [str(BENCH), "train", "--layers", args.layers, "--batch", str(args.batch),
                "--threads", str(args.threads), "--seconds", "0.3", "--repeats", "3"]
-    run = subprocess.run(command, env=env, preexec_fn=pin, capture_output=True, text=True)
-    if run.returncode != 0:
-        sys.exit(f"compare: {' '.join(command)} failed:\n{run.stderr}")
-    result = json.loads(run.stdout.strip().splitlines()[-1])
-    return result["steps_per_timing"] / statistics.median(result["seconds"])
+    records = run_json(command, args.threads, {"LD_LIBRARY_PATH": str(folder)})
+    if not records or "error" in records[-1]:
+        sys.exit(f"compare: {' '.join(command)} failed: {records[-1]['error'] if records else 'no output'}")
+    return records[-1]["steps_per_timing"] / statistics.median(records[-1]["seconds"])
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("old")
     parser.add_argument("new")
     parser.add_argument("--layers", default="784,256,128,10")
