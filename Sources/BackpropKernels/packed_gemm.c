@@ -27,7 +27,8 @@
 #define MR_AVX2 6   // rows of C a call of block_kernel_avx2 sums
 #define MR_AVX512 8 // rows of C a call of block_kernel_avx512 sums
 #define NR 16       // columns of C a kernel call sums: two 8-float registers, or one of 16
-#define KC 256      // shared-dimension block: a 16-column panel of B is 16 KiB, in L1
+#define KC 256      // shared-dimension block, near enough (shared_block): a 16-column panel
+                    // of B is 16 KiB, in L1
 #define MC 96       // rows of op(A) copied at a time (96 KiB, in L2), a multiple of both MRs
 // Columns of op(B) copied at a time. For a row-major A, 256: the copied block of B (256 KiB)
 // stays in L2 beside the rows of A, so that a panel the kernel moves on to comes from L2, not
@@ -45,6 +46,15 @@ static long min_long(long x, long y) { return x < y ? x : y; }
 static long round_up(long x, long multiple) { return (x + multiple - 1) / multiple * multiple; }
 // Whether rows `ld` floats apart start an odd number of 64-byte cache lines apart.
 static bool odd_cache_lines(long ld) { return ld % 32 == 16; }
+
+// The shared dimension's block: k cut into the number of blocks of KC nearest k / KC, all but
+// the last of this size, the last at most as large. Blocks of KC and a remainder would leave
+// a short last block (784 is 3 x 256 + 16): the kernel's stores into C then cost as much as its
+// few sums, and a block of C is read and stored once more.
+static long shared_block(long k) {
+    long blocks = (k + KC / 2) / KC;
+    return blocks <= 1 ? k : (k + blocks - 1) / blocks;
+}
 
 bool bpk_sgemm_packed_available(void) { return bpk_has_avx2_fma(); }
 
@@ -344,14 +354,14 @@ struct rows_to_fetch {
 // The block of B that pack_b copies after block (jc, pc) (the next block of the shared
 // dimension, or the first of the next columns), spread over `calls` kernel calls.
 static struct rows_to_fetch block_after(bool trans, const float *b, long ldb, long n, long k,
-                                        long nc_max, long jc, long pc, long calls) {
-    pc += KC;
+                                        long kc_max, long nc_max, long jc, long pc, long calls) {
+    pc += kc_max;
     if (pc >= k) {
         pc = 0;
         jc += nc_max;
     }
     if (jc >= n) return (struct rows_to_fetch){NULL, 0, 0, 0, 0};
-    long kc = min_long(k - pc, KC), nc = min_long(n - jc, nc_max);
+    long kc = min_long(k - pc, kc_max), nc = min_long(n - jc, nc_max);
     const float *origin = trans ? b + jc * ldb + pc : b + pc * ldb + jc;
     long rows = trans ? nc : kc;
     return (struct rows_to_fetch){(const char *)origin, rows, (trans ? kc : nc) * (long)sizeof(float),
@@ -393,10 +403,11 @@ bool bpk_sgemm_packed_layer(bool trans_a, bool trans_b, long m, long n, long k, 
     bool b_in_place = !trans_b && odd_cache_lines(ldb);
     bool a_in_place = !trans_a;
     long nc_max = trans_a ? NC_TRANSPOSED_A : NC_ROW_MAJOR_A;
-    long b_floats = min_long(k, KC) * (b_in_place ? NR : round_up(min_long(n, nc_max), NR));
+    long kc_max = shared_block(k);
+    long b_floats = kc_max * (b_in_place ? NR : round_up(min_long(n, nc_max), NR));
     bool avx512 = bpk_avx512_in_use();
     long mr = avx512 ? MR_AVX512 : MR_AVX2;
-    long a_floats = round_up(min_long(m, MC), mr) * min_long(k, KC) + 8; // pack_a writes past
+    long a_floats = round_up(min_long(m, MC), mr) * kc_max + 8; // pack_a writes past
     float *b_panels = thread_workspace((size_t)(b_floats + a_floats));
     if (b_panels == NULL) {
         return false;
@@ -409,8 +420,8 @@ bool bpk_sgemm_packed_layer(bool trans_a, bool trans_b, long m, long n, long k, 
     bool all_finite = true;
     for (long jc = 0; jc < n; jc += nc_max) {
         long nc = min_long(n - jc, nc_max);
-        for (long pc = 0; pc < k; pc += KC) {
-            long kc = min_long(k - pc, KC);
+        for (long pc = 0; pc < k; pc += kc_max) {
+            long kc = min_long(k - pc, kc_max);
             const float *b_block = trans_b ? b + jc * ldb + pc : b + pc * ldb + jc;
             if (!b_in_place) {
                 pack_b(trans_b, b_block, ldb, kc, nc, b_panels);
@@ -423,7 +434,7 @@ bool bpk_sgemm_packed_layer(bool trans_a, bool trans_b, long m, long n, long k, 
             float beta_here = pc == 0 ? beta : 1.0f;
             bool first = pc == 0, last = pc + kc >= k;
             long calls = (m + mr - 1) / mr * ((nc + NR - 1) / NR);
-            struct rows_to_fetch next = prefetch_b ? block_after(trans_b, b, ldb, n, k, nc_max, jc, pc, calls)
+            struct rows_to_fetch next = prefetch_b ? block_after(trans_b, b, ldb, n, k, kc_max, nc_max, jc, pc, calls)
                                                    : (struct rows_to_fetch){NULL, 0, 0, 0, 0};
             for (long ic = 0; ic < m; ic += MC) {
                 long mc = min_long(m - ic, MC);

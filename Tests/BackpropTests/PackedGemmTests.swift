@@ -4,7 +4,7 @@ import Testing
 
 /// The library's own product (BackpropKernels/packed_gemm.c) against a triple loop in double
 /// precision: each transpose; shapes at and past the edges of its 6 x 16 and 8 x 16 blocks and
-/// of its blocks of the shared dimension (256), rows (96) and columns (256 for a row-major A,
+/// of its blocks of the shared dimension (k cut into blocks of about 256), rows (96) and columns (256 for a row-major A,
 /// 2048 for a transposed one); leading dimensions wider than the matrices, some that have B read
 /// in place (a row-major A always is); a B large enough to be prefetched; beta 0 (C not read), 1
 /// and other. And what it reports: whether every value it stored is finite. On a CPU with
@@ -18,8 +18,9 @@ struct PackedGemmTests {
         (9, 45, 270), (20, 77, 40),
         // B of 1.1M floats: each next block is asked into cache as the one before is summed.
         (10, 1100, 1000),
-        // Two blocks of rows, of columns and three of the shared dimension.
-        (100, 270, 530),
+        // Two blocks of rows, of columns and three of the shared dimension (262, 262 and 261):
+        // blocks of 256 would have left a last one of 17.
+        (100, 270, 785),
         // A row-major A read in place but for its last, partial panel of rows; in two blocks of
         // rows and of the shared dimension, or of columns.
         (101, 40, 269), (20, 300, 45),
@@ -63,7 +64,7 @@ struct PackedGemmTests {
     }
 
     private func reportsNonFinite(_ row: Int, _ column: Int, _ bad: Float) {
-        let (m, n, k) = (14, 41, 300)
+        let (m, n, k) = (14, 41, 600)
         var generator = Generator(seed: 7)
         var a = randomMatrix(rows: m, ld: k, &generator)
         let b = randomMatrix(rows: k, ld: n, &generator)
@@ -71,7 +72,7 @@ struct PackedGemmTests {
         var finite = false
         #expect(bpk_sgemm_packed(false, false, m, n, k, 1, a, k, b, n, 0, &c, n, &finite))
         #expect(finite)
-        a[row * k + 290] = bad // in the second block of the shared dimension: row `row` of C
+        a[row * k + 450] = bad // in the second block of the shared dimension: row `row` of C
         #expect(bpk_sgemm_packed(false, false, m, n, k, 1, a, k, b, n, 0, &c, n, &finite))
         #expect(!finite)
         #expect(!c[row * n + column].isFinite)
