@@ -100,10 +100,10 @@ struct PackedGemmTests {
 
     /// A dense layer's forward pass folded into the product's stores gives the bits of the
     /// passes it saves: the bias copied into every row of C, the product added (beta 1), then
-    /// ReLU's op on C. Over several blocks of the shared dimension (the bias enters in the
-    /// first, ReLU leaves from the last), edges of blocks, A read in place or copied, with
+    /// ReLU's op on C. Over one, two and three blocks of the shared dimension (the bias enters
+    /// in the first, ReLU leaves from the last), edges of blocks, A read in place or copied, with
     /// sums of exactly zero, negative zero and NaN; the ReLU output's padding untouched.
-    @Test(arguments: [(8, 16, 3), (13, 37, 300), (101, 40, 269), (20, 300, 45), (7, 270, 530)], avx512Choices)
+    @Test(arguments: [(8, 16, 3), (13, 37, 785), (101, 40, 269), (20, 300, 45), (7, 270, 530)], avx512Choices)
     func layerStoresGiveTheBitsOfSeparatePasses(shape: (m: Int, n: Int, k: Int), avx512: Bool) {
         let (m, n, k) = shape
         let lda = k + 3, ldb = k + 1, ldc = n + 2, ldr = n + 5
