@@ -16,6 +16,9 @@ struct PackedGemmTests {
         (64, 70, 13), (3, 2050, 5), (13, 300, 20),
         // Leading dimensions of B (n + 3) an odd number of cache lines: B read in place.
         (9, 45, 270), (20, 77, 40),
+        // 16 rows or fewer: B read in place at any distance but a multiple of 4 KiB (1024
+        // floats, copied); the last block of rows 4 or fewer (summed as half a block).
+        (10, 1021, 40), (12, 61, 70),
         // B of 1.1M floats: each next block is asked into cache as the one before is summed.
         (10, 1100, 1000),
         // Two blocks of rows, of columns and three of the shared dimension (262, 262 and 261):
