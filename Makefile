@@ -313,11 +313,15 @@ bench-baselines:
 	PYTHON=$(PYTHON) bash benchmarks/setup_baselines.sh
 
 # The harness itself, in a short run (part of make test): every measurement must run and
-# libbackprop must train as the numpy implementation does; and two rounds of compare.py, the
-# library against itself. The rates are not results.
+# libbackprop must train as the numpy implementation does; the report written again from the
+# raw results must be the same text; and two rounds of compare.py, the library against itself.
+# The rates are not results.
 bench-smoke: $(BENCH_TOOLS)
 	$(PYTHON) benchmarks/run.py --quick --strict --configs tiny,small --threads 1,2 --max-wait 0 \
 	  --output $(BENCH_DIR)/smoke.md --raw $(BENCH_DIR)/smoke.json
+	$(PYTHON) benchmarks/run.py --report-from $(BENCH_DIR)/smoke.json \
+	  --output $(BENCH_DIR)/smoke-again.md
+	cmp $(BENCH_DIR)/smoke.md $(BENCH_DIR)/smoke-again.md
 	$(PYTHON) benchmarks/compare.py $(LIB) $(LIB_DIR) --layers 2,16,2 --batch 4 --rounds 2
 
 $(BENCH_DIR)/bench: benchmarks/bench.c $(HEADER) $(LIB)

@@ -4,6 +4,10 @@ the same shapes, counts heap allocations per step, records peak RSS, checks that
 implementation computes the same thing, and writes benchmarks/RESULTS.md.
 
     python benchmarks/run.py [--quick] [--threads 1,2] [--configs tiny,small] [--output FILE]
+    python benchmarks/run.py --report-from build/bench/results.json   # no measuring
+
+The second form writes RESULTS.md again from the raw results of an earlier run, with the
+current report code and results_limits.md.
 
 Every measurement runs in a process of its own (so peak RSS and thread settings belong to one
 measurement). One-thread runs are pinned to one CPU. OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are
@@ -341,6 +345,39 @@ def snapshot_library():
     return f"built {built:%Y-%m-%d %H:%M:%S} UTC, sha256 {digest}"
 
 
+def ratio_text(ratio):
+    """A ratio to the best baseline, to 2 decimals, or 3 where 2 would round a ratio below the
+    target up to it (1.097x is not met, and 1.10x would read as if it were)."""
+    text = f"{ratio:.2f}x"
+    if ratio < OVER_BEST_BASELINE and float(text[:-1]) >= OVER_BEST_BASELINE:
+        text = f"{ratio:.3f}x"
+    return text
+
+
+def run_facts(args, started, finished):
+    """What build_report needs to know of a run besides its results, kept in the raw results so
+    that --report-from can write the report again."""
+    names = ("threads", "configs", "seconds", "warmup", "repeats", "passes", "rounds")
+    options = {name: getattr(args, name) for name in names}
+    return {"started": started.isoformat(), "finished": finished.isoformat(),
+            "commit": git_facts(), "options": options}
+
+
+def report_from(raw_path, output):
+    """Writes the report again from an earlier run's raw results (main's --report-from)."""
+    try:
+        raw = json.loads(Path(raw_path).read_text())
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"bench: cannot read {raw_path}: {error}")
+    if not isinstance(raw, dict) or "run" not in raw:
+        raise SystemExit(f"bench: {raw_path} predates --report-from (no \"run\" facts): "
+                         "measure again with make bench")
+    data = {k: v for k, v in raw.items() if k not in ("machine", "info", "run")}
+    report, _ = build_report(data, raw["run"], raw["machine"], raw["info"])
+    Path(output).write_text(report + "\n")
+    log(f"wrote {output} from {raw_path}")
+
+
 def git_facts():
     def git(*args):
         r = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
@@ -521,7 +558,11 @@ def reference_bytes(config):
     return 3 * 4 * parameters, 4 * activations
 
 
-def build_report(data, args, started, finished, machine, info):
+def build_report(data, run, machine, info):
+    """RESULTS.md's text from a run's results and `run` (run_facts)."""
+    args = argparse.Namespace(**run["options"])
+    started = datetime.datetime.fromisoformat(run["started"])
+    finished = datetime.datetime.fromisoformat(run["finished"])
     configs = [c for c in CONFIGS if c["name"] in args.configs]
     threads_list = args.threads
     lines = []
@@ -533,7 +574,7 @@ def build_report(data, args, started, finished, machine, info):
     add("")
     add(f"- Date: {started:%Y-%m-%d %H:%M} UTC, {(finished - started).total_seconds() / 60:.1f} "
         f"minutes; libbackprop {info.get('bp_version', '?')} ({info.get('library', '?')}), "
-        f"tree at commit {git_facts()}.")
+        f"tree at commit {run['commit']}.")
     cores = f"{machine['cores']} cores" if machine["cores"] else "cores unknown"
     add(f"- Machine: {machine['model']}, {machine['logical_cpus']} logical CPUs ({cores}, "
         f"{machine['usable_cpus']} usable here), {', '.join(machine['simd'])}; "
@@ -647,8 +688,8 @@ def build_report(data, args, started, finished, machine, info):
                                  else py_busy(fw, name, threads))
                 best = max((r for (r, _), (_, fw) in zip(rates, columns)
                             if fw in BASELINES and r), default=None)
-                c_over = f"{rates[0][0] / best:.2f}x" if best and rates[0][0] else "n/a"
-                p_over = f"{rates[1][0] / best:.2f}x" if best and rates[1][0] else "n/a"
+                c_over = ratio_text(rates[0][0] / best) if best and rates[0][0] else "n/a"
+                p_over = ratio_text(rates[1][0] / best) if best and rates[1][0] else "n/a"
                 add(f"| {name} ({'-'.join(map(str, config['layers']))}, batch {batch}) | "
                     f"{threads} | " + " | ".join(cell(r, s, scale, m)
                                                  for (r, s), m in zip(rates, marks)) +
@@ -677,7 +718,7 @@ def build_report(data, args, started, finished, machine, info):
                 ratios = [r for r, _ in rounds]
                 names += [n for _, n in rounds]
                 count = max(count, len(rounds))
-                cells.append(f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-"
+                cells.append(f"{ratio_text(statistics.median(ratios))} ({min(ratios):.2f}-"
                              f"{max(ratios):.2f})" if ratios else "n/a")
             if names:
                 paired_rows.append(f"| {config['name']} | {threads} | {count} | {cells[0]} | "
@@ -891,14 +932,14 @@ def build_report(data, args, started, finished, machine, info):
                     ("Python", py_rate("backprop", name, threads)[0],
                      py_busy("backprop", name, threads))):
                 if rate:
-                    parts.append(f"{label} {rate / best:.2f}x "
+                    parts.append(f"{label} {ratio_text(rate / best)} "
                                  f"{verdict(rate >= OVER_BEST_BASELINE * best, own_busy or baseline_busy)}")
             for label, own in (("C", "backprop-c"), ("Python", "backprop")):
                 rounds = paired_ratios(name, threads, own)
                 if rounds:
                     median = statistics.median(r for r, _ in rounds)
                     paired_busy = busy(data["paired"][f"{name}/{threads}"])
-                    parts.append(f"{label} in paired rounds {median:.2f}x (median of "
+                    parts.append(f"{label} in paired rounds {ratio_text(median)} (median of "
                                  f"{len(rounds)}) {verdict(median >= OVER_BEST_BASELINE, paired_busy)}")
             needed = OVER_BEST_BASELINE * best * batch
             bound = gemm_bound.get(f"{name}/{threads}")
@@ -1039,7 +1080,13 @@ def main():
                              "correctness check (make bench-smoke)")
     parser.add_argument("--output", default=str(HERE / "RESULTS.md"))
     parser.add_argument("--raw", default=str(ROOT / "build" / "bench" / "results.json"))
+    parser.add_argument("--report-from", metavar="RAW",
+                        help="measure nothing: write --output again from the raw results of an "
+                             "earlier run (after a change to the report or results_limits.md)")
     args = parser.parse_args()
+    if args.report_from:
+        report_from(args.report_from, args.output)
+        return 0
     args.threads = [int(t) for t in args.threads.split(",")]
     args.configs = args.configs.split(",")
     unknown = set(args.configs) - {c["name"] for c in CONFIGS}
@@ -1064,11 +1111,12 @@ def main():
     finished = datetime.datetime.now(datetime.timezone.utc)
     machine = cpu_facts()
     info["library"] = library
-    report, check_failed = build_report(data, args, started, finished, machine, info)
+    run = run_facts(args, started, finished)
+    report, check_failed = build_report(data, run, machine, info)
     Path(args.output).write_text(report + "\n")
     raw = Path(args.raw)
     raw.parent.mkdir(parents=True, exist_ok=True)
-    raw.write_text(json.dumps({"machine": machine, "info": info, **data}, indent=1,
+    raw.write_text(json.dumps({"machine": machine, "info": info, "run": run, **data}, indent=1,
                               default=str) + "\n")
     log(f"wrote {args.output} and {raw} in {(finished - started).total_seconds():.0f} s")
     print(report[report.index("## Samples per second"):report.index("## Memory")])
