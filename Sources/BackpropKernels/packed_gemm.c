@@ -359,12 +359,13 @@ AVX2_FMA static bool kernel_avx2(long kc, const float *a, long lda, const float 
 }
 AVX512 static bool kernel_avx512(long kc, const float *a, long lda, const float *panel, long b_step,
                                  const struct block_store *out) {
-    if (out->rows <= MR_AVX512 / 2) {
-        return lda == 0 ? block_kernel_avx512(kc, a, 1, MR_AVX512, panel, b_step, out, true)
-                        : block_kernel_avx512(kc, a, lda, 1, panel, b_step, out, true);
+    if (lda != 0) {
+        // Rows read in place are always a whole block (a partial one is copied).
+        return block_kernel_avx512(kc, a, lda, 1, panel, b_step, out, false);
     }
-    return lda == 0 ? block_kernel_avx512(kc, a, 1, MR_AVX512, panel, b_step, out, false)
-                    : block_kernel_avx512(kc, a, lda, 1, panel, b_step, out, false);
+    bool half = out->rows <= MR_AVX512 / 2;
+    return half ? block_kernel_avx512(kc, a, 1, MR_AVX512, panel, b_step, out, true)
+                : block_kernel_avx512(kc, a, 1, MR_AVX512, panel, b_step, out, false);
 }
 
 // The rows of a block of B still to be asked into cache: `rows` rows of `row_bytes` bytes from
