@@ -27,8 +27,8 @@
 #define MR_AVX2 6   // rows of C a call of block_kernel_avx2 sums
 #define MR_AVX512 8 // rows of C a call of block_kernel_avx512 sums
 #define NR 16       // columns of C a kernel call sums: two 8-float registers, or one of 16
-#define KC 256      // shared-dimension block, near enough (shared_block): a 16-column panel
-                    // of B is 16 KiB, in L1
+#define KC 256      // shared-dimension block, near enough (bpk_sgemm_packed_shared_block): a
+                    // 16-column panel of B is 16 KiB, in L1
 #define MC 96       // rows of op(A) copied at a time (96 KiB, in L2), a multiple of both MRs
 // Columns of op(B) copied at a time. For a row-major A, 256: the copied block of B (256 KiB)
 // stays in L2 beside the rows of A, so that a panel the kernel moves on to comes from L2, not
@@ -51,7 +51,7 @@ static bool odd_cache_lines(long ld) { return ld % 32 == 16; }
 // the last of this size, the last at most as large. Blocks of KC and a remainder would leave
 // a short last block (784 is 3 x 256 + 16): the kernel's stores into C then cost as much as its
 // few sums, and a block of C is read and stored once more.
-static long shared_block(long k) {
+long bpk_sgemm_packed_shared_block(long k) {
     long blocks = (k + KC / 2) / KC;
     return blocks <= 1 ? k : (k + blocks - 1) / blocks;
 }
@@ -79,7 +79,7 @@ static void make_workspace_key(void) {
 
 // A 64-byte aligned buffer of at least `floats` floats for this thread, or NULL when there is
 // no memory (the caller then leaves the product to BLAS).
-static float *thread_workspace(size_t floats) {
+float *bpk_thread_workspace(size_t floats) {
     if (floats <= workspace_floats) {
         return workspace;
     }
@@ -432,12 +432,12 @@ bool bpk_sgemm_packed_layer(bool trans_a, bool trans_b, long m, long n, long k, 
     bool b_in_place = !trans_b && (odd_cache_lines(ldb) || few_rows);
     bool a_in_place = !trans_a;
     long nc_max = trans_a ? NC_TRANSPOSED_A : NC_ROW_MAJOR_A;
-    long kc_max = shared_block(k);
+    long kc_max = bpk_sgemm_packed_shared_block(k);
     long b_floats = kc_max * (b_in_place ? NR : round_up(min_long(n, nc_max), NR));
     bool avx512 = bpk_avx512_in_use();
     long mr = avx512 ? MR_AVX512 : MR_AVX2;
     long a_floats = round_up(min_long(m, MC), mr) * kc_max + 8; // pack_a writes past
-    float *b_panels = thread_workspace((size_t)(b_floats + a_floats));
+    float *b_panels = bpk_thread_workspace((size_t)(b_floats + a_floats));
     if (b_panels == NULL) {
         return false;
     }

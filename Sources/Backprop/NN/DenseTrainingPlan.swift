@@ -22,6 +22,9 @@ import BackpropKernels
 ///   into the outputs first, nor computes ReLU after.
 /// - ReLU's backward in float32 stores its gradient and sums the bias gradient in the same
 ///   pass (bpk_relu_backward), where the walk zeroes, adds, and sums in a pass of its own.
+/// - Behind ReLU, a float32 weight gradient whose inputs are known to be finite skips the
+///   upstream gradient's zeros (bpk_sgemm_sparse_at, one thread), which leaves every sum as the
+///   product computes it.
 final class DenseTrainingPlan {
     struct Layer {
         let input: UnsafeMutableRawPointer
@@ -64,6 +67,11 @@ final class DenseTrainingPlan {
     /// (as in the graph's backward) describe this step only and are cleared first.
     private let computed: [NodeID]
     private let opGradients: [(pointer: UnsafeMutableRawPointer, bytes: Int)]
+    /// Whether each layer's input is known to be finite in the current step: the network's
+    /// inputs are checked before a step, and a layer's outputs are finite when its forward
+    /// product found its sums finite as it stored them. Written in place, so a step allocates
+    /// nothing.
+    private var inputKnownFinite: [Bool]
 
     /// The plan for `network`'s graph as planned now, or nil when a layer is not dense.
     init?(_ network: Network, graph: Graph, input inputNode: NodeID, target targetNode: NodeID,
@@ -119,6 +127,7 @@ final class DenseTrainingPlan {
         lossGradient = graph.gradients[lossNode]!.pointer
         probabilities = graph.scratch[lossNode]?.pointer
         self.computed = computed
+        inputKnownFinite = layers.indices.map { $0 == 0 }
         // Those that the step stores whole are not zeroed first.
         let stored = layers.filter(\.fusedReLU).map(\.linearGradient)
             + layers.filter(\.storesInputGradient).compactMap(\.inputGradient)
@@ -175,9 +184,11 @@ final class DenseTrainingPlan {
         graph.invalidateDependents(of: inputNode)
         graph.invalidateDependents(of: targetNode)
 
-        for layer in layers {
+        for (index, layer) in layers.enumerated() {
             // The own product stores ReLU as well; other activations run after it.
-            let fused = layer.fusedForward && forwardInOwnProduct(layer, threads: threads) != nil
+            let sumsFinite = layer.fusedForward ? forwardInOwnProduct(layer, threads: threads) : nil
+            let fused = sumsFinite != nil
+            if index + 1 < layers.count { inputKnownFinite[index + 1] = sumsFinite == true }
             if !fused {
                 Linear.forward(x: layer.input.assumingMemoryBound(to: T.self), weight: layer.weight.assumingMemoryBound(to: T.self),
                                bias: layer.bias.assumingMemoryBound(to: T.self), into: layer.linear.assumingMemoryBound(to: T.self),
@@ -225,7 +236,8 @@ final class DenseTrainingPlan {
                                    into: outputGradient, nil)
         }
         var storedFinite = storing
-        for layer in layers.reversed() {
+        for index in layers.indices.reversed() {
+            let layer = layers[index]
             let linearGradient = layer.linearGradient.assumingMemoryBound(to: T.self)
             if layer.fusedReLU {
                 bpk_relu_backward(layer.activated.assumingMemoryBound(to: Float.self),
@@ -239,7 +251,8 @@ final class DenseTrainingPlan {
             }
             var weightGradient: UnsafeMutablePointer<T>? = layer.weightGradient.assumingMemoryBound(to: T.self)
             if storing, let range = layer.storedWeightGradient {
-                if let finite = storeWeightGradient(layer, upstream: layer.linearGradient, threads: threads) {
+                if let finite = storeWeightGradient(layer, upstream: layer.linearGradient, threads: threads,
+                                                    inputFinite: inputKnownFinite[index]) {
                     storedFinite = storedFinite && finite
                     weightGradient = nil
                 } else {
@@ -265,9 +278,20 @@ final class DenseTrainingPlan {
     }
 
     /// dW = upstreamᵀ x in float32 through the library's own product, stored whole and checked
-    /// as it is stored: whether all of it is finite, or nil when that product cannot run.
-    private func storeWeightGradient(_ layer: Layer, upstream: UnsafeMutableRawPointer, threads: Int) -> Bool? {
-        ownKernelProduct(transA: true, transB: false, m: layer.outputWidth, n: layer.inputWidth, k: batch, alpha: 1,
+    /// as it is stored: whether all of it is finite, or nil when that product cannot run. Behind
+    /// ReLU, with x finite, on one thread, the product that skips the upstream's zeros may take
+    /// it: the same bits.
+    private func storeWeightGradient(_ layer: Layer, upstream: UnsafeMutableRawPointer, threads: Int,
+                                     inputFinite: Bool) -> Bool? {
+        if threads == 1 && inputFinite && layer.activation == .relu {
+            var finite = false
+            if bpk_sgemm_sparse_at(layer.outputWidth, layer.inputWidth, batch, upstream.assumingMemoryBound(to: Float.self),
+                                   layer.outputWidth, layer.input.assumingMemoryBound(to: Float.self), layer.inputWidth,
+                                   layer.weightGradient.assumingMemoryBound(to: Float.self), layer.inputWidth, &finite) {
+                return finite
+            }
+        }
+        return ownKernelProduct(transA: true, transB: false, m: layer.outputWidth, n: layer.inputWidth, k: batch, alpha: 1,
                          a: upstream.assumingMemoryBound(to: Float.self), lda: layer.outputWidth,
                          b: layer.input.assumingMemoryBound(to: Float.self), ldb: layer.inputWidth, beta: 0,
                          c: layer.weightGradient.assumingMemoryBound(to: Float.self), ldc: layer.inputWidth,

@@ -5,6 +5,7 @@
 #define BACKPROP_KERNELS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 // Whether the CPU has AVX2 and FMA; whether it has AVX-512 (avx512f); whether the calling
 // thread's kernels use AVX-512: when the CPU has it, unless bpk_allow_avx512(false) said not to
@@ -60,6 +61,22 @@ bool bpk_sgemm_packed(bool trans_a, bool trans_b, long m, long n, long k, float 
 bool bpk_sgemm_packed_layer(bool trans_a, bool trans_b, long m, long n, long k, float alpha,
                             const float *a, long lda, const float *b, long ldb, float beta, float *c,
                             long ldc, const float *bias, float *relu, long ldr, bool *finite);
+// The block of the shared dimension k that bpk_sgemm_packed sums in registers before adding to
+// C: k itself when the product sums each value of C as one chain of multiply-adds.
+long bpk_sgemm_packed_shared_block(long k);
+// The calling thread's buffer for the products' copies and lists, 64-byte aligned, grown to at
+// least `floats` floats and kept for the thread's next products (freed when it exits); NULL
+// when there is no memory.
+float *bpk_thread_workspace(size_t floats);
+// C = Aᵀ B, the weight gradient of a dense layer (A is k x m, the upstream gradient; B is k x n,
+// the layer's inputs; row-major), skipping A's zeros, on the calling thread in AVX-512: the bits
+// of bpk_sgemm_packed(true, false, m, n, k, 1, a, lda, b, ldb, 0, c, ldc, finite) when every
+// value of B is finite, which the caller must know (sparse_gemm.c). Returns false, having
+// stored nothing, where it would not be faster or cannot run: without AVX-512, when k is more
+// than one block of the packed kernel, when C has more than 2^18 values, when more than 60% of
+// A is not zero, or without memory.
+bool bpk_sgemm_sparse_at(long m, long n, long k, const float *a, long lda, const float *b, long ldb,
+                         float *c, long ldc, bool *finite);
 // Fills the calling thread's packing buffers with NaN. For tests: a product that reads a part
 // of them it did not write then shows, where a copy left there by an earlier product of the
 // same matrices can hide it.
