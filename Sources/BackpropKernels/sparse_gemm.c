@@ -6,16 +6,17 @@
 // starting from +0. Adding a product of zero and a finite number leaves such a chain as it was
 // (the chain is never -0: it starts at +0, and in round-to-nearest x + -x is +0), so a chain
 // that skips those products ends on the same bits. Hence the condition that B be finite, which
-// the caller knows (the network's checked inputs, or a layer's outputs whose sums were checked
-// as they were stored); NaN and infinity in A are kept, as they are not zero.
+// the caller knows (the network's checked inputs, or a layer's inputs when its forward sums
+// were checked finite as they were stored); NaN and infinity in A are kept, as they are not
+// zero.
 //
 // Each unit (a row of C) then sums its own rows of B: every multiply-add loads its own 16
 // floats of B, where the packed kernel shares each load among 8 rows of C. So B is taken in
 // blocks of 64 rows x 64 columns (16 KiB), kept in L1 while every unit sums its rows in the block
-// into four registers; a unit's chains are carried from block to block through C. At half
-// zeros this ran the mnist weight gradient (256 x 784 x 256) in 745 us against the packed
-// kernel's 905, the lists included; with no zeros it takes 1.5x as long, hence the density
-// limit.
+// into four registers, two units in turn; their chains are carried from block to block through
+// C. At half zeros this ran the mnist weight gradient (256 x 784 x 256)
+// in 705 us against the packed kernel's 900, the lists included; with no zeros it takes 1.5x as
+// long, hence the density limit.
 #include "BackpropKernels.h"
 
 #include <immintrin.h>
@@ -30,7 +31,7 @@
 #define MAX_DENSITY 0.6
 // C is read and stored again for every block of rows, 256 bytes of a row at a time; beyond
 // L2's size that traffic goes to memory, and wide's 2048 x 2048 weight gradient made its steps
-// 0.70x as fast (mnist's first layer, 800 KB, 1.06x).
+// 0.70x as fast (mnist's first layer, 800 KB, 1.07x).
 #define MAX_C_FLOATS (1L << 18)
 
 // Where a unit's nonzero values are listed: for each, the byte offset of its row of B and the
@@ -84,8 +85,7 @@ AVX512 static void copy_columns(const float *a, long lda, long k, long u, long u
     }
 }
 
-// Lists the nonzero values of `column` (k floats, then zeros to a multiple of 16) in `list`.
-// Returns how many there are.
+// Lists the nonzero values of `column` (k floats) in `list`. Returns how many there are.
 AVX512 static long list_column(const float *column, long k, long ldb, struct unit_list list) {
     const __m512i step = _mm512_set1_epi32((int32_t)(16 * ldb * (long)sizeof(float)));
     __m512i offsets = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
@@ -93,9 +93,10 @@ AVX512 static long list_column(const float *column, long k, long ldb, struct uni
     long count = 0;
     for (long p = 0; p < k; p += 16) {
         if (p % BLOCK_ROWS == 0) list.starts[p / BLOCK_ROWS] = (int32_t)count;
-        __m512 v = _mm512_loadu_ps(column + p);
-        // Not equal, unordered: NaN is listed. The zeros past k are not.
-        __mmask16 listed = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+        __mmask16 lanes = k - p >= 16 ? 0xFFFF : (__mmask16)((1u << (k - p)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(lanes, column + p);
+        // Not equal, unordered: NaN is listed.
+        __mmask16 listed = _mm512_mask_cmp_ps_mask(lanes, v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
         _mm512_storeu_ps(list.values + count, _mm512_maskz_compress_ps(listed, v));
         _mm512_storeu_si512(list.offsets + count, _mm512_maskz_compress_epi32(listed, offsets));
         count += __builtin_popcount(listed);
@@ -111,51 +112,101 @@ AVX512 static inline __mmask16 nonfinite_lanes(__m512 x) {
     return _mm512_cmp_ps_mask(zero_if_finite, zero_if_finite, _CMP_UNORD_Q);
 }
 
-// Sums unit u's entries of one block into C's row at `c` (4 x 16 columns of B at `b`), carrying
-// the chains from C unless this is the first block; the last block checks what it stores.
-AVX512 static __mmask16 sum_block(const char *b, const int32_t *offsets, const float *values, long entries,
-                                  float *c, bool first, bool last) {
-    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-    if (!first) {
-        s0 = _mm512_loadu_ps(c), s1 = _mm512_loadu_ps(c + 16);
-        s2 = _mm512_loadu_ps(c + 32), s3 = _mm512_loadu_ps(c + 48);
+// A unit's entries in one block of rows.
+struct entries {
+    const int32_t *offsets;
+    const float *values;
+    long count;
+};
+
+// A unit's chains over up to 64 columns of C, 16 to a register.
+struct chains {
+    __m512 s[4];
+};
+
+// The code below is inlined with `registers` a constant: the chains stay in registers.
+#define INLINE __attribute__((always_inline)) AVX512 static inline
+
+// The chains as C holds them after earlier blocks, or +0 for the first. The last register
+// takes the columns in `lanes`.
+INLINE struct chains start_chains(const float *c, int registers, __mmask16 lanes, bool first) {
+    struct chains x;
+    for (int r = 0; r < registers; r++) {
+        __mmask16 here = r == registers - 1 ? lanes : 0xFFFF;
+        x.s[r] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(here, c + 16 * r);
     }
-    for (long e = 0; e < entries; e++) {
-        const float *row = (const float *)(b + offsets[e]);
-        __m512 v = _mm512_set1_ps(values[e]);
-        s0 = _mm512_fmadd_ps(v, _mm512_loadu_ps(row), s0);
-        s1 = _mm512_fmadd_ps(v, _mm512_loadu_ps(row + 16), s1);
-        s2 = _mm512_fmadd_ps(v, _mm512_loadu_ps(row + 32), s2);
-        s3 = _mm512_fmadd_ps(v, _mm512_loadu_ps(row + 48), s3);
-    }
-    if (last) {
-        // As the packed kernel stores them: +0 + sums.
-        const __m512 zero = _mm512_setzero_ps();
-        s0 = _mm512_add_ps(zero, s0), s1 = _mm512_add_ps(zero, s1);
-        s2 = _mm512_add_ps(zero, s2), s3 = _mm512_add_ps(zero, s3);
-    }
-    _mm512_storeu_ps(c, s0), _mm512_storeu_ps(c + 16, s1);
-    _mm512_storeu_ps(c + 32, s2), _mm512_storeu_ps(c + 48, s3);
-    if (!last) return 0;
-    return nonfinite_lanes(s0) | nonfinite_lanes(s1) | nonfinite_lanes(s2) | nonfinite_lanes(s3);
+    return x;
 }
 
-// sum_block for the last columns, fewer than 64: 16 at a time, the last under a mask.
-AVX512 static __mmask16 sum_block_narrow(const char *b, const int32_t *offsets, const float *values, long entries,
-                                         float *c, long columns, bool first, bool last) {
+// Adds entry e's value times its row of B (from `b`) to the chains.
+INLINE void add_entry(struct chains *x, const char *b, struct entries list, long e, int registers,
+                      __mmask16 lanes) {
+    const float *row = (const float *)(b + list.offsets[e]);
+    __m512 v = _mm512_set1_ps(list.values[e]);
+    for (int r = 0; r < registers; r++) {
+        __mmask16 here = r == registers - 1 ? lanes : 0xFFFF;
+        x->s[r] = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(here, row + 16 * r), x->s[r]);
+    }
+}
+
+// Stores the chains into C; after the last block as the packed kernel stores them (+0 + sums),
+// returning the lanes that are not finite.
+INLINE __mmask16 store_chains(float *c, struct chains x, int registers, __mmask16 lanes, bool last) {
     __mmask16 nonfinite = 0;
-    for (long j = 0; j < columns; j += 16) {
-        __mmask16 lanes = columns - j >= 16 ? 0xFFFF : (__mmask16)((1u << (columns - j)) - 1);
-        __m512 s = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(lanes, c + j);
-        for (long e = 0; e < entries; e++) {
-            const float *row = (const float *)(b + offsets[e]) + j;
-            s = _mm512_fmadd_ps(_mm512_set1_ps(values[e]), _mm512_maskz_loadu_ps(lanes, row), s);
-        }
-        if (last) s = _mm512_add_ps(_mm512_setzero_ps(), s);
-        _mm512_mask_storeu_ps(c + j, lanes, s);
-        if (last) nonfinite |= nonfinite_lanes(s) & lanes;
+    for (int r = 0; r < registers; r++) {
+        __mmask16 here = r == registers - 1 ? lanes : 0xFFFF;
+        __m512 sums = last ? _mm512_add_ps(_mm512_setzero_ps(), x.s[r]) : x.s[r];
+        _mm512_mask_storeu_ps(c + 16 * r, here, sums);
+        if (last) nonfinite |= nonfinite_lanes(sums) & here;
     }
     return nonfinite;
+}
+
+// Sums two units' entries of one block into their rows of C (16 x `registers` columns of B at
+// `b`, the last register's in `lanes`), carrying the chains from C unless this is the first
+// block; the last block checks what it stores. The units take turns while both have entries:
+// each multiply-add waits for the one before on its chain (4 cycles), and eight chains hide
+// that where four left the loop at 0.6 multiply-adds a cycle. With c1 NULL, the first alone.
+INLINE __mmask16 sum_units(const char *b, struct entries list0, struct entries list1, float *c0, float *c1,
+                           int registers, __mmask16 lanes, bool first, bool last) {
+    struct chains x0 = start_chains(c0, registers, lanes, first), x1 = x0;
+    long both = list0.count < list1.count ? list0.count : list1.count, e = 0;
+    if (c1) {
+        x1 = start_chains(c1, registers, lanes, first);
+        for (; e < both; e++) {
+            add_entry(&x0, b, list0, e, registers, lanes);
+            add_entry(&x1, b, list1, e, registers, lanes);
+        }
+        for (long f = e; f < list1.count; f++) add_entry(&x1, b, list1, f, registers, lanes);
+    }
+    for (; e < list0.count; e++) add_entry(&x0, b, list0, e, registers, lanes);
+    __mmask16 nonfinite = store_chains(c0, x0, registers, lanes, last);
+    if (c1) nonfinite |= store_chains(c1, x1, registers, lanes, last);
+    return nonfinite;
+}
+
+// sum_units for 64 columns, and for the last ones (1 to 63), each with its registers a
+// constant.
+AVX512 static __mmask16 sum_block(const char *b, struct entries list0, struct entries list1, float *c0,
+                                  float *c1, long columns, bool first, bool last) {
+    __mmask16 lanes = columns % 16 == 0 ? 0xFFFF : (__mmask16)((1u << (columns % 16)) - 1);
+    switch ((columns + 15) / 16) {
+    case 4:
+        return lanes == 0xFFFF ? sum_units(b, list0, list1, c0, c1, 4, 0xFFFF, first, last)
+                               : sum_units(b, list0, list1, c0, c1, 4, lanes, first, last);
+    case 3: return sum_units(b, list0, list1, c0, c1, 3, lanes, first, last);
+    case 2: return sum_units(b, list0, list1, c0, c1, 2, lanes, first, last);
+    default: return sum_units(b, list0, list1, c0, c1, 1, lanes, first, last);
+    }
+}
+
+// Unit u's entries in block `block` of rows.
+static struct entries block_entries(const int32_t *offsets, const float *values, const int32_t *starts,
+                                    long list_floats, long blocks, long u, long block) {
+    const int32_t *unit_starts = starts + u * (blocks + 1);
+    long begin = unit_starts[block];
+    return (struct entries){offsets + u * list_floats + begin, values + u * list_floats + begin,
+                            unit_starts[block + 1] - begin};
 }
 
 AVX512 static bool sparse_product(long m, long n, long k, const float *a, long lda, const float *b, long ldb,
@@ -183,15 +234,13 @@ AVX512 static bool sparse_product(long m, long n, long k, const float *a, long l
         const char *b_columns = (const char *)(b + j);
         for (long block = 0; block < blocks; block++) {
             bool first = block == 0, last = block == blocks - 1;
-            for (long u = 0; u < m; u++) {
-                const int32_t *unit_starts = starts + u * (blocks + 1);
-                long begin = unit_starts[block], entries = unit_starts[block + 1] - begin;
-                const int32_t *unit_offsets = offsets + u * list_floats + begin;
-                const float *unit_values = values + u * list_floats + begin;
-                float *c_row = c + u * ldc + j;
-                nonfinite |= columns == BLOCK_COLUMNS
-                    ? sum_block(b_columns, unit_offsets, unit_values, entries, c_row, first, last)
-                    : sum_block_narrow(b_columns, unit_offsets, unit_values, entries, c_row, columns, first, last);
+            for (long u = 0; u < m; u += 2) {
+                struct entries list0 = block_entries(offsets, values, starts, list_floats, blocks, u, block);
+                bool pair = u + 1 < m;
+                struct entries list1 = pair ? block_entries(offsets, values, starts, list_floats, blocks, u + 1, block)
+                                            : (struct entries){NULL, NULL, 0};
+                nonfinite |= sum_block(b_columns, list0, list1, c + u * ldc + j, pair ? c + (u + 1) * ldc + j : NULL,
+                                       columns, first, last);
             }
         }
     }

@@ -23,8 +23,14 @@ struct PlannedStepTests {
         return out
     }
 
-    @Test(arguments: avx512Choices)
-    func thePlannedStepGivesTheWalksBits(avx512: Bool) throws {
+    /// On one thread the planned step's ReLU layers skip the upstream's zeros in their weight
+    /// gradients (bpk_sgemm_sparse_at); on two they do not. The cases run one at a
+    /// time, as the thread count is the process's.
+    @Test(.serialized, arguments: avx512Choices, [1, 2])
+    func thePlannedStepGivesTheWalksBits(avx512: Bool, threads: Int) throws {
+        let threadsBefore = Parallelism.threadCount
+        Parallelism.setThreadCount(threads)
+        defer { Parallelism.setThreadCount(threadsBefore) }
         let (inputs, batch, classes) = (37, 19, 5)
         func network() throws -> Network {
             let net = try Network(inputWidth: inputs, seed: 9)

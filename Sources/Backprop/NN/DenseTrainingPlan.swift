@@ -292,10 +292,10 @@ final class DenseTrainingPlan {
             }
         }
         return ownKernelProduct(transA: true, transB: false, m: layer.outputWidth, n: layer.inputWidth, k: batch, alpha: 1,
-                         a: upstream.assumingMemoryBound(to: Float.self), lda: layer.outputWidth,
-                         b: layer.input.assumingMemoryBound(to: Float.self), ldb: layer.inputWidth, beta: 0,
-                         c: layer.weightGradient.assumingMemoryBound(to: Float.self), ldc: layer.inputWidth,
-                         threads: threads)
+                                a: upstream.assumingMemoryBound(to: Float.self), lda: layer.outputWidth,
+                                b: layer.input.assumingMemoryBound(to: Float.self), ldb: layer.inputWidth, beta: 0,
+                                c: layer.weightGradient.assumingMemoryBound(to: Float.self), ldc: layer.inputWidth,
+                                threads: threads)
     }
 
     /// x Wᵀ + b in float32 through the library's own product, with ReLU of it stored as well
