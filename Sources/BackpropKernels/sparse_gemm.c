@@ -10,19 +10,20 @@
 // were checked finite as they were stored); NaN and infinity in A are kept, as they are not
 // zero.
 //
-// Each unit (a row of C) then sums its own rows of B: every multiply-add loads its own 16
-// floats of B, where the packed kernel shares each load among 8 rows of C. So B is taken in
-// blocks of 64 rows x 64 columns (16 KiB), kept in L1 while every unit sums its rows in the block
-// into four registers, two units in turn; their chains are carried from block to block through
-// C. At half zeros this ran the mnist weight gradient (256 x 784 x 256)
-// in 705 us against the packed kernel's 900, the lists included; with no zeros it takes 1.5x as
-// long, hence the density limit.
+// Each unit (a row of C) then sums its own rows of B: every multiply-add loads its own 16 floats of
+// B, where the packed kernel shares each load among 8 rows of C. So B is taken in blocks of 64 rows
+// x 64 columns (16 KiB), kept in L1 while every unit sums its rows in the block into four
+// registers, two units in turn; their chains are carried from block to block through C. Without
+// AVX-512, one unit at a time in eight 8-float registers. At half zeros this ran the mnist weight
+// gradient (256 x 784 x 256) in 705 us against the packed kernel's 900, the lists included (in AVX2
+// on the same CPU, 822 against 956); with no zeros it takes 1.5x as long, hence the density limit.
 #include "BackpropKernels.h"
 
 #include <immintrin.h>
 #include <stdint.h>
 
 #define AVX512 __attribute__((target("avx512f")))
+#define AVX2_FMA __attribute__((target("avx2,fma")))
 
 #define BLOCK_ROWS 64    // rows of B in a block
 #define BLOCK_COLUMNS 64 // columns of C a unit sums at a time: four 16-float registers
@@ -200,51 +201,147 @@ AVX512 static __mmask16 sum_block(const char *b, struct entries list0, struct en
     }
 }
 
-// Unit u's entries in block `block` of rows.
-static struct entries block_entries(const int32_t *offsets, const float *values, const int32_t *starts,
-                                    long list_floats, long blocks, long u, long block) {
-    const int32_t *unit_starts = starts + u * (blocks + 1);
-    long begin = unit_starts[block];
-    return (struct entries){offsets + u * list_floats + begin, values + u * list_floats + begin,
-                            unit_starts[block + 1] - begin};
+// Without AVX-512: copy_columns by plain loops, row by row (16 floats, one cache line, of a
+// row of A at a time, each to its own column).
+static void copy_columns_plain(const float *a, long lda, long k, long u, long units, float *columns, long stride) {
+    for (long p = 0; p < k; p++) {
+        for (long i = 0; i < units; i++) columns[i * stride + p] = a[p * lda + u + i];
+    }
 }
 
-AVX512 static bool sparse_product(long m, long n, long k, const float *a, long lda, const float *b, long ldb,
-                                  float *c, long ldc, float *workspace, bool *finite) {
-    long blocks = (k + BLOCK_ROWS - 1) / BLOCK_ROWS, stride = (k + 15) / 16 * 16;
-    long list_floats = k + LIST_SLACK;
-    float *columns = workspace;
-    int32_t *offsets = (int32_t *)(columns + 16 * stride);
-    float *values = (float *)(offsets + m * list_floats);
-    int32_t *starts = (int32_t *)(values + m * list_floats);
-    long listed = 0;
-    for (long u = 0; u < m; u += 16) {
-        long units = m - u < 16 ? m - u : 16;
-        copy_columns(a, lda, k, u, units, columns, stride);
-        for (long i = 0; i < units; i++) {
-            struct unit_list list = {offsets + (u + i) * list_floats, values + (u + i) * list_floats,
-                                     starts + (u + i) * (blocks + 1)};
-            listed += list_column(columns + i * stride, k, ldb, list);
+// Without AVX-512: list_column by a plain loop that writes every value and moves on past the
+// nonzero ones, with no branch to mispredict (half the values are zero, at random).
+static long list_column_plain(const float *column, long k, long ldb, struct unit_list list) {
+    long count = 0;
+    for (long p = 0; p < k; p++) {
+        if (p % BLOCK_ROWS == 0) list.starts[p / BLOCK_ROWS] = (int32_t)count;
+        list.offsets[count] = (int32_t)(p * ldb * (long)sizeof(float));
+        list.values[count] = column[p];
+        count += column[p] != 0.0f; // NaN is listed
+    }
+    list.starts[(k + BLOCK_ROWS - 1) / BLOCK_ROWS] = (int32_t)count;
+    return count;
+}
+
+// Without AVX-512 (AVX2 and FMA): one unit's entries of one block into its row of C, 64
+// columns in eight 8-float registers, eight chains as in sum_units; columns past 64 - 8 *
+// (registers - 1) under `last_lanes`. Inlined for 8 registers, and for 1 (the last columns, 8 at
+// a time).
+__attribute__((always_inline)) AVX2_FMA static inline bool
+sum_unit_avx2(const char *b, struct entries list, float *c, int registers, __m256i last_lanes, bool first, bool last) {
+    const __m256i all = _mm256_set1_epi32(-1);
+    __m256 s[8];
+    for (int r = 0; r < registers; r++) {
+        __m256i lanes = r == registers - 1 ? last_lanes : all;
+        s[r] = first ? _mm256_setzero_ps() : _mm256_maskload_ps(c + 8 * r, lanes);
+    }
+    for (long e = 0; e < list.count; e++) {
+        const float *row = (const float *)(b + list.offsets[e]);
+        __m256 v = _mm256_broadcast_ss(list.values + e);
+        for (int r = 0; r < registers; r++) {
+            __m256i lanes = r == registers - 1 ? last_lanes : all;
+            s[r] = _mm256_fmadd_ps(v, _mm256_maskload_ps(row + 8 * r, lanes), s[r]);
         }
     }
-    if ((double)listed > MAX_DENSITY * (double)m * (double)k) return false;
+    __m256 nonfinite = _mm256_setzero_ps();
+    for (int r = 0; r < registers; r++) {
+        __m256i lanes = r == registers - 1 ? last_lanes : all;
+        __m256 sums = last ? _mm256_add_ps(_mm256_setzero_ps(), s[r]) : s[r];
+        _mm256_maskstore_ps(c + 8 * r, lanes, sums);
+        // x - x is NaN where x is not finite; the lanes outside the mask are dropped.
+        nonfinite = _mm256_or_ps(nonfinite, _mm256_and_ps(_mm256_sub_ps(sums, sums), _mm256_castsi256_ps(lanes)));
+    }
+    return !last || _mm256_movemask_ps(_mm256_cmp_ps(nonfinite, nonfinite, _CMP_UNORD_Q)) == 0;
+}
+
+AVX2_FMA static bool sum_block_avx2(const char *b, struct entries list, float *c, long columns, bool first, bool last) {
+    const __m256i all = _mm256_set1_epi32(-1);
+    if (columns == BLOCK_COLUMNS) return sum_unit_avx2(b, list, c, 8, all, first, last);
+    bool finite = true;
+    for (long j = 0; j < columns; j += 8) {
+        __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(columns - j)),
+                                           _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        finite &= sum_unit_avx2(b + j * (long)sizeof(float), list, c + j, 1, lanes, first, last);
+    }
+    return finite;
+}
+
+// Every unit's lists, laid out in the workspace: unit u's entries at u * list_floats, its
+// starts at u * (blocks + 1).
+struct lists {
+    int32_t *offsets;
+    float *values;
+    int32_t *starts;
+    long list_floats, blocks;
+};
+
+// Unit u's entries in block `block` of rows.
+static struct entries block_entries(const struct lists *lists, long u, long block) {
+    const int32_t *unit_starts = lists->starts + u * (lists->blocks + 1);
+    long begin = unit_starts[block];
+    return (struct entries){lists->offsets + u * lists->list_floats + begin,
+                            lists->values + u * lists->list_floats + begin, unit_starts[block + 1] - begin};
+}
+
+// Sums every block into C, two units in turn: whether all of C is finite.
+AVX512 static bool sum_blocks_avx512(long m, long n, const float *b, float *c, long ldc, const struct lists *lists) {
     __mmask16 nonfinite = 0;
     for (long j = 0; j < n; j += BLOCK_COLUMNS) {
         long columns = n - j < BLOCK_COLUMNS ? n - j : BLOCK_COLUMNS;
-        const char *b_columns = (const char *)(b + j);
-        for (long block = 0; block < blocks; block++) {
-            bool first = block == 0, last = block == blocks - 1;
+        for (long block = 0; block < lists->blocks; block++) {
+            bool first = block == 0, last = block == lists->blocks - 1;
             for (long u = 0; u < m; u += 2) {
-                struct entries list0 = block_entries(offsets, values, starts, list_floats, blocks, u, block);
                 bool pair = u + 1 < m;
-                struct entries list1 = pair ? block_entries(offsets, values, starts, list_floats, blocks, u + 1, block)
-                                            : (struct entries){NULL, NULL, 0};
-                nonfinite |= sum_block(b_columns, list0, list1, c + u * ldc + j, pair ? c + (u + 1) * ldc + j : NULL,
-                                       columns, first, last);
+                struct entries list1 = pair ? block_entries(lists, u + 1, block) : (struct entries){NULL, NULL, 0};
+                nonfinite |= sum_block((const char *)(b + j), block_entries(lists, u, block), list1, c + u * ldc + j,
+                                       pair ? c + (u + 1) * ldc + j : NULL, columns, first, last);
             }
         }
     }
-    if (finite) *finite = nonfinite == 0;
+    return nonfinite == 0;
+}
+
+// sum_blocks_avx512 in AVX2, a unit at a time.
+AVX2_FMA static bool sum_blocks_avx2(long m, long n, const float *b, float *c, long ldc, const struct lists *lists) {
+    bool finite = true;
+    for (long j = 0; j < n; j += BLOCK_COLUMNS) {
+        long columns = n - j < BLOCK_COLUMNS ? n - j : BLOCK_COLUMNS;
+        for (long block = 0; block < lists->blocks; block++) {
+            bool first = block == 0, last = block == lists->blocks - 1;
+            for (long u = 0; u < m; u++) {
+                finite &= sum_block_avx2((const char *)(b + j), block_entries(lists, u, block), c + u * ldc + j,
+                                         columns, first, last);
+            }
+        }
+    }
+    return finite;
+}
+
+static bool sparse_product(long m, long n, long k, const float *a, long lda, const float *b, long ldb,
+                           float *c, long ldc, float *workspace, bool *finite) {
+    bool avx512 = bpk_avx512_in_use();
+    long stride = (k + 15) / 16 * 16;
+    float *columns = workspace;
+    struct lists lists = {.list_floats = k + LIST_SLACK, .blocks = (k + BLOCK_ROWS - 1) / BLOCK_ROWS};
+    lists.offsets = (int32_t *)(columns + 16 * stride);
+    lists.values = (float *)(lists.offsets + m * lists.list_floats);
+    lists.starts = (int32_t *)(lists.values + m * lists.list_floats);
+    long listed = 0;
+    for (long u = 0; u < m; u += 16) {
+        long units = m - u < 16 ? m - u : 16;
+        if (avx512) copy_columns(a, lda, k, u, units, columns, stride);
+        else copy_columns_plain(a, lda, k, u, units, columns, stride);
+        for (long i = 0; i < units; i++) {
+            struct unit_list list = {lists.offsets + (u + i) * lists.list_floats,
+                                     lists.values + (u + i) * lists.list_floats,
+                                     lists.starts + (u + i) * (lists.blocks + 1)};
+            const float *column = columns + i * stride;
+            listed += avx512 ? list_column(column, k, ldb, list) : list_column_plain(column, k, ldb, list);
+        }
+    }
+    if ((double)listed > MAX_DENSITY * (double)m * (double)k) return false;
+    bool all_finite = avx512 ? sum_blocks_avx512(m, n, b, c, ldc, &lists) : sum_blocks_avx2(m, n, b, c, ldc, &lists);
+    if (finite) *finite = all_finite;
     return true;
 }
 
@@ -252,7 +349,7 @@ bool bpk_sgemm_sparse_at(long m, long n, long k, const float *a, long lda, const
                          float *c, long ldc, bool *finite) {
     // One chain per value of C in the packed kernel too (see bpk_sgemm_packed_shared_block), and
     // the rows' byte offsets within 32 bits.
-    if (m <= 0 || n <= 0 || k <= 0 || m * n > MAX_C_FLOATS || !bpk_avx512_in_use()
+    if (m <= 0 || n <= 0 || k <= 0 || m * n > MAX_C_FLOATS || !bpk_has_avx2_fma()
         || bpk_sgemm_packed_shared_block(k) != k
         || (double)k * (double)ldb * sizeof(float) >= (double)INT32_MAX) {
         return false;

@@ -69,12 +69,12 @@ long bpk_sgemm_packed_shared_block(long k);
 // when there is no memory.
 float *bpk_thread_workspace(size_t floats);
 // C = Aᵀ B, the weight gradient of a dense layer (A is k x m, the upstream gradient; B is k x n,
-// the layer's inputs; row-major), skipping A's zeros, on the calling thread in AVX-512: the bits
-// of bpk_sgemm_packed(true, false, m, n, k, 1, a, lda, b, ldb, 0, c, ldc, finite) when every
-// value of B is finite, which the caller must know (sparse_gemm.c). Returns false, having
-// stored nothing, where it would not be faster or cannot run: without AVX-512, when k is more
-// than one block of the packed kernel, when C has more than 2^18 values, when more than 60% of
-// A is not zero, or without memory.
+// the layer's inputs; row-major), skipping A's zeros, on the calling thread in AVX-512 where the
+// CPU has it, else in AVX2 and FMA: the bits of bpk_sgemm_packed(true, false, m, n, k, 1, a, lda,
+// b, ldb, 0, c, ldc, finite) when every value of B is finite, which the caller must know
+// (sparse_gemm.c). Returns false, having stored nothing, where it would not be faster or cannot
+// run: without AVX2 and FMA, when k is more than one block of the packed kernel, when C has more
+// than 2^18 values, when more than 60% of A is not zero, or without memory.
 bool bpk_sgemm_sparse_at(long m, long n, long k, const float *a, long lda, const float *b, long ldb,
                          float *c, long ldc, bool *finite);
 // Fills the calling thread's packing buffers with NaN. For tests: a product that reads a part
