@@ -275,12 +275,17 @@ struct lists {
     long list_floats, blocks;
 };
 
+// Unit u's list.
+static struct unit_list unit_list(const struct lists *lists, long u) {
+    return (struct unit_list){lists->offsets + u * lists->list_floats, lists->values + u * lists->list_floats,
+                              lists->starts + u * (lists->blocks + 1)};
+}
+
 // Unit u's entries in block `block` of rows.
 static struct entries block_entries(const struct lists *lists, long u, long block) {
-    const int32_t *unit_starts = lists->starts + u * (lists->blocks + 1);
-    long begin = unit_starts[block];
-    return (struct entries){lists->offsets + u * lists->list_floats + begin,
-                            lists->values + u * lists->list_floats + begin, unit_starts[block + 1] - begin};
+    struct unit_list list = unit_list(lists, u);
+    long begin = list.starts[block];
+    return (struct entries){list.offsets + begin, list.values + begin, list.starts[block + 1] - begin};
 }
 
 // Sums every block into C, two units in turn: whether all of C is finite.
@@ -317,12 +322,22 @@ AVX2_FMA static bool sum_blocks_avx2(long m, long n, const float *b, float *c, l
     return finite;
 }
 
-static bool sparse_product(long m, long n, long k, const float *a, long lda, const float *b, long ldb,
-                           float *c, long ldc, float *workspace, bool *finite) {
-    bool avx512 = bpk_avx512_in_use();
+bool bpk_sgemm_sparse_at(long m, long n, long k, const float *a, long lda, const float *b, long ldb,
+                         float *c, long ldc, bool *finite) {
+    // One chain per value of C in the packed kernel too (see bpk_sgemm_packed_shared_block), and
+    // the rows' byte offsets within 32 bits.
+    if (m <= 0 || n <= 0 || k <= 0 || n > MAX_C_FLOATS / m || !bpk_has_avx2_fma()
+        || bpk_sgemm_packed_shared_block(k) != k
+        || (double)k * (double)ldb * sizeof(float) >= (double)INT32_MAX) {
+        return false;
+    }
+    // The workspace: 16 columns of A copied (stride floats each), then every unit's lists.
     long stride = (k + 15) / 16 * 16;
-    float *columns = workspace;
     struct lists lists = {.list_floats = k + LIST_SLACK, .blocks = (k + BLOCK_ROWS - 1) / BLOCK_ROWS};
+    float *columns = bpk_thread_workspace((size_t)(16 * stride + 2 * m * lists.list_floats
+                                                   + m * (lists.blocks + 1)));
+    if (columns == NULL) return false;
+    bool avx512 = bpk_avx512_in_use();
     lists.offsets = (int32_t *)(columns + 16 * stride);
     lists.values = (float *)(lists.offsets + m * lists.list_floats);
     lists.starts = (int32_t *)(lists.values + m * lists.list_floats);
@@ -332,9 +347,7 @@ static bool sparse_product(long m, long n, long k, const float *a, long lda, con
         if (avx512) copy_columns(a, lda, k, u, units, columns, stride);
         else copy_columns_plain(a, lda, k, u, units, columns, stride);
         for (long i = 0; i < units; i++) {
-            struct unit_list list = {lists.offsets + (u + i) * lists.list_floats,
-                                     lists.values + (u + i) * lists.list_floats,
-                                     lists.starts + (u + i) * (lists.blocks + 1)};
+            struct unit_list list = unit_list(&lists, u + i);
             const float *column = columns + i * stride;
             listed += avx512 ? list_column(column, k, ldb, list) : list_column_plain(column, k, ldb, list);
         }
@@ -343,19 +356,4 @@ static bool sparse_product(long m, long n, long k, const float *a, long lda, con
     bool all_finite = avx512 ? sum_blocks_avx512(m, n, b, c, ldc, &lists) : sum_blocks_avx2(m, n, b, c, ldc, &lists);
     if (finite) *finite = all_finite;
     return true;
-}
-
-bool bpk_sgemm_sparse_at(long m, long n, long k, const float *a, long lda, const float *b, long ldb,
-                         float *c, long ldc, bool *finite) {
-    // One chain per value of C in the packed kernel too (see bpk_sgemm_packed_shared_block), and
-    // the rows' byte offsets within 32 bits.
-    if (m <= 0 || n <= 0 || k <= 0 || m * n > MAX_C_FLOATS || !bpk_has_avx2_fma()
-        || bpk_sgemm_packed_shared_block(k) != k
-        || (double)k * (double)ldb * sizeof(float) >= (double)INT32_MAX) {
-        return false;
-    }
-    long list_floats = k + LIST_SLACK, blocks = (k + BLOCK_ROWS - 1) / BLOCK_ROWS;
-    long column_floats = 16 * ((k + 15) / 16 * 16);
-    float *workspace = bpk_thread_workspace((size_t)(column_floats + 2 * m * list_floats + m * (blocks + 1)));
-    return workspace != NULL && sparse_product(m, n, k, a, lda, b, ldb, c, ldc, workspace, finite);
 }

@@ -24,8 +24,8 @@ struct PlannedStepTests {
     }
 
     /// On one thread the planned step's ReLU layers skip the upstream's zeros in their weight
-    /// gradients (bpk_sgemm_sparse_at); on two they do not. The cases run one at a
-    /// time, as the thread count is the process's.
+    /// gradients (bpk_sgemm_sparse_at); on two they do not. The cases run one at a time, as the
+    /// thread count is the process's.
     @Test(.serialized, arguments: avx512Choices, [1, 2])
     func thePlannedStepGivesTheWalksBits(avx512: Bool, threads: Int) throws {
         let threadsBefore = Parallelism.threadCount
